@@ -1,0 +1,51 @@
+"""The ``cap`` command line: one sub-command per workflow step.
+
+Each sub-command lives in its own module under ``cap.cli`` and exposes
+``register(subparsers)``; the Snakemake rules call these sub-commands, so the
+workflow stays a thin layer over the library.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+
+from cap.errors import CapError
+
+#: Modules under ``cap.cli`` that each contribute sub-commands.
+COMMAND_MODULES: tuple[str, ...] = ("embed", "fetch", "evaluate", "render")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Assemble the parser from every module in :data:`COMMAND_MODULES`."""
+    parser = argparse.ArgumentParser(
+        prog="cap", description="CAP anomaly-detection benchmark (capbench)."
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    subparsers = parser.add_subparsers(dest="command", required=True)
+    for name in COMMAND_MODULES:
+        importlib.import_module(f"cap.cli.{name}").register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``cap`` console script; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        args.handler(args)
+    except CapError as error:
+        print(f"cap {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,60 @@
+"""One run of the benchmark: a detector built from a variant's settings, fitted on one
+normal class with the precomputed neighbours, then scored on the test split.
+
+The workflow's ``train`` and ``score`` rules call these through the ``cap`` CLI.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Mapping
+
+import numpy as np
+
+from cap.detectors import DETECTORS, BaseDetector, make_detector
+from cap.errors import ConfigError
+from cap.protocol import Neighbors, OneClassSplit
+
+
+def build_detector(method: str, settings: Mapping[str, object], seed: int) -> BaseDetector:
+    """Instantiate ``method`` with ``settings``; ``seed`` only where the method takes one."""
+    if method not in DETECTORS:
+        raise ConfigError(f"unknown method {method!r}; valid: {sorted(DETECTORS)}")
+    accepted = inspect.signature(DETECTORS[method]).parameters
+    unknown = sorted(set(settings) - set(accepted))
+    if unknown:
+        raise ConfigError(
+            f"method {method!r} takes no setting(s) {unknown}; valid: {sorted(accepted)}"
+        )
+    params = dict(settings)
+    if "seed" in accepted:
+        params["seed"] = seed
+    return make_detector(method, **params)
+
+
+def is_trainable(method: str) -> bool:
+    """Whether ``method`` learns parameters (and so has a model file to save)."""
+    return hasattr(DETECTORS[method], "save")
+
+
+def fit_on_split(
+    detector: BaseDetector, split: OneClassSplit, neighbors: Neighbors, *, monitor: bool = False
+) -> BaseDetector:
+    """Fit on the split's bank; with ``monitor``, record test scores after every epoch."""
+    k = detector.get_params().get("k")
+    train_indices = neighbors.train_indices[:, :k] if k else None
+    if monitor:
+        test_indices = neighbors.test_indices[:, :k] if k else None
+        return detector.fit(
+            split.bank,
+            neighbors=train_indices,
+            monitor=(split.test, split.is_anomaly, test_indices),
+        )
+    return detector.fit(split.bank, neighbors=train_indices)
+
+
+def score_split(detector: BaseDetector, split: OneClassSplit, neighbors: Neighbors) -> np.ndarray:
+    """Anomaly scores (M,) of the split's test items, higher = more anomalous."""
+    k = detector.get_params().get("k")
+    test_indices = neighbors.test_indices[:, :k] if k else None
+    return detector.anomaly_score(split.test, neighbors=test_indices)

@@ -1,0 +1,126 @@
+"""The one-class protocol: which embeddings form the normal bank and which are anomalies.
+
+Semantic benchmarks (CIFAR-10/100, Fashion-MNIST, image folders) train on the
+training images of one *normal class* and test on the whole test split, label 1 =
+any other class. MVTec AD ships one folder per category whose training images are
+all defect-free, so there the bank is the whole training split and the test labels
+(0 = good, 1 = defect) are already the anomaly labels.
+
+The k nearest neighbours of every bank item (self excluded) and of every test item
+are searched once per (dataset, class) at the largest K any experiment needs and
+stored with :func:`save_neighbors`; every K ablation slices the first K columns.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import h5py
+import numpy as np
+
+from cap.embeddings import Embeddings
+from cap.errors import ConfigError, DataError
+from cap.io import atomic_path
+
+
+@dataclass(frozen=True)
+class OneClassSplit:
+    """Features of one normal class against the whole test split.
+
+    N = normal training items (the memory bank), M = test items, D = feature dim.
+    """
+
+    bank: np.ndarray  # (N, D) float32 features of normal training images
+    bank_ids: list[str]  # (N,) image ids of the bank rows
+    test: np.ndarray  # (M, D) float32 features of all test images
+    test_ids: list[str]  # (M,) image ids of the test rows
+    test_labels: np.ndarray  # (M,) int64 labels in the dataset's own class space
+    is_anomaly: np.ndarray  # (M,) int64, 1 = anomaly, 0 = normal
+
+
+def one_class_split(train: Embeddings, test: Embeddings, normal_class: int | None) -> OneClassSplit:
+    """Select the bank and the anomaly labels for ``normal_class``.
+
+    ``normal_class=None`` means the training split is all normal (MVTec AD): the
+    test labels are used as anomaly labels directly.
+    """
+    if train.features.shape[1] != test.features.shape[1]:
+        raise DataError(
+            f"train and test embeddings differ in dimension: "
+            f"{train.features.shape[1]} vs {test.features.shape[1]}"
+        )
+    if normal_class is None:
+        in_bank = np.ones(len(train.labels), dtype=bool)
+        is_anomaly = (test.labels != 0).astype(np.int64)
+    else:
+        if normal_class not in set(np.unique(train.labels).tolist()):
+            valid = sorted(set(np.unique(train.labels).tolist()))
+            raise ConfigError(
+                f"normal class {normal_class} has no training images; classes present: {valid}"
+            )
+        in_bank = train.labels == normal_class
+        is_anomaly = (test.labels != normal_class).astype(np.int64)
+    if is_anomaly.min(initial=1) == is_anomaly.max(initial=0):
+        raise DataError(
+            "the test split must hold both normal and anomalous images to measure AUROC; "
+            f"it holds only label {int(is_anomaly[0]) if len(is_anomaly) else 'none'}"
+        )
+    return OneClassSplit(
+        bank=train.features[in_bank],
+        bank_ids=[i for i, keep in zip(train.ids, in_bank) if keep],
+        test=test.features,
+        test_ids=list(test.ids),
+        test_labels=test.labels,
+        is_anomaly=is_anomaly,
+    )
+
+
+@dataclass(frozen=True)
+class Neighbors:
+    """Top-``k_max`` cosine neighbours in the bank, sorted by decreasing similarity."""
+
+    train_indices: np.ndarray  # (N, k_max) int64, bank rows, self excluded
+    test_indices: np.ndarray  # (M, k_max) int64, bank rows
+
+    @property
+    def k_max(self) -> int:
+        return int(self.train_indices.shape[1])
+
+
+def search_split_neighbors(split: OneClassSplit, k_max: int) -> Neighbors:
+    """Search the bank once for train (self excluded) and test neighbours."""
+    from cap.neighbors import knn_search
+
+    if k_max >= len(split.bank):
+        raise ConfigError(
+            f"k_max={k_max} needs at least {k_max + 1} normal training images, "
+            f"the bank has {len(split.bank)}: lower the largest K or use more images"
+        )
+    _, train_indices = knn_search(split.bank, k=k_max)
+    _, test_indices = knn_search(split.bank, split.test, k=k_max)
+    return Neighbors(train_indices=train_indices, test_indices=test_indices)
+
+
+def save_neighbors(path: str | os.PathLike[str], neighbors: Neighbors, **attrs: object) -> None:
+    """Write the neighbour indices to HDF5 atomically."""
+    with atomic_path(path) as temporary, h5py.File(temporary, "w") as handle:
+        handle.create_dataset("train_indices", data=neighbors.train_indices)
+        handle.create_dataset("test_indices", data=neighbors.test_indices)
+        for key, value in attrs.items():
+            handle.attrs[key] = "" if value is None else value
+
+
+def load_neighbors(path: str | os.PathLike[str], *, k: int | None = None) -> Neighbors:
+    """Read neighbour indices, keeping the first ``k`` columns when given."""
+    with h5py.File(path, "r") as handle:
+        train_indices = handle["train_indices"][()]
+        test_indices = handle["test_indices"][()]
+    if k is not None:
+        if k > train_indices.shape[1]:
+            raise ConfigError(
+                f"K={k} exceeds the {train_indices.shape[1]} neighbours searched in {path}: "
+                "raise k_max in the config"
+            )
+        train_indices, test_indices = train_indices[:, :k], test_indices[:, :k]
+    return Neighbors(train_indices=train_indices, test_indices=test_indices)

@@ -1,0 +1,23 @@
+rule train:
+    """Fit CAP on one normal class from cached features (no backbone in the loop); the
+    history records test-score summaries after every epoch (Figures 3 and 6)."""
+    input:
+        unpack(get_run_inputs),
+    output:
+        model=MODEL,
+        history=HISTORY,
+    log:
+        f"results/logs/train/{RUN}.log",
+    benchmark:
+        f"results/benchmarks/train/{RUN}.tsv"
+    params:
+        args=get_run_args,
+    threads: 1
+    resources:
+        gpu=1,
+    conda:
+        CONDA_ENV
+    shell:
+        "OMP_NUM_THREADS={threads} cap train {params.args} --train-emb {input.train_emb} "
+        "--test-emb {input.test_emb} --neighbors {input.neighbors} "
+        "--out-model {output.model} --out-history {output.history} > {log} 2>&1"
