@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from cap.errors import CapError
 
 #: Modules under ``cap.cli`` that each contribute sub-commands.
-COMMAND_MODULES: tuple[str, ...] = ("embed", "fetch", "evaluate", "render")
+COMMAND_MODULES: tuple[str, ...] = ("fetch", "embed", "evaluate")
 
 
 def build_parser() -> argparse.ArgumentParser:

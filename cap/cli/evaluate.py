@@ -126,7 +126,10 @@ def run_score(args: argparse.Namespace) -> None:
 def run_auroc(args: argparse.Namespace) -> None:
     from cap.evaluation import read_scores, write_auroc_record
 
-    tags = parse_assignments(args.tags)
+    # Tags stay text (class ids mix numbers and MVTec names), except the seed.
+    tags = {key: str(value) for key, value in parse_assignments(args.tags).items()}
+    if "seed" in tags:
+        tags["seed"] = int(tags["seed"])
     record = write_auroc_record(args.out, read_scores(args.scores), tags)
     log.info("AUROC %.4f (%s)", record["auroc"], json.dumps(tags, sort_keys=True))
 

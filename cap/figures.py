@@ -1,0 +1,251 @@
+"""The paper's figures: score curves (Figs. 3, 6), attention weights (Figs. 2, 7) and
+anomaly maps (Figs. 4, 5).
+
+Every plot writes ``{prefix}.png`` (for the report, :data:`DPI` dots per inch) and
+``{prefix}.pdf`` (for papers) atomically and returns both paths. Figures are built
+with matplotlib's object API (no pyplot state, no display needed) at a fixed size,
+so the PNG's pixel size is known in advance: inches × :data:`DPI`.
+
+In this module D is the feature dimension, K the number of neighbours shown and
+H × W the backbone's spatial feature grid (7 × 7 for 224 × 224 inputs).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import seaborn as sns
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.ticker import MaxNLocator
+from PIL import Image
+
+from cap.errors import DataError
+from cap.io import atomic_path
+
+DPI = 150
+#: Size (inches) of the score-curve figure.
+SCORE_CURVES_SIZE: tuple[float, float] = (6.4, 4.0)
+#: Side (inches) of one image panel in the attention and anomaly-map figures.
+PANEL_IN = 1.2
+#: Height (inches) of the weight bar chart under each attention row.
+BAR_IN = 1.1
+#: Side (inches) of one panel in the anomaly-map figure.
+MAP_PANEL_IN = 2.2
+#: Keys of a ``CAPDetector.history_`` epoch record that the score curves read.
+HISTORY_KEYS: tuple[str, ...] = ("epoch", "score_normal_mean", "score_anomaly_mean")
+
+
+@dataclass(frozen=True)
+class AttentionExample:
+    """One row of the attention figure: a test image and its K nearest normal images."""
+
+    test_image: Image.Image  # the query, as loaded (RGB)
+    neighbor_images: list[Image.Image]  # (K,) nearest normal training images, nearest first
+    weights_attention: np.ndarray  # (K,) weight of each neighbour with the reformed attention
+    weights_uniform: np.ndarray  # (K,) weight of each neighbour without it (1/k)
+    title: str  # row caption
+
+
+@dataclass(frozen=True)
+class AnomalyMapExample:
+    """One row of the anomaly-map figure."""
+
+    image: Image.Image  # the 224 × 224 centre crop the backbone saw
+    heatmap: np.ndarray  # (224, 224) anomaly map from :func:`anomaly_map`
+    mask: np.ndarray | None  # (224, 224) bool ground-truth defect mask (MVTec), else None
+    title: str  # row caption
+
+
+def plot_score_curves(
+    histories: Mapping[str, Sequence[Mapping[str, float]]],
+    out_prefix: str | os.PathLike[str],
+    *,
+    title: str,
+) -> list[Path]:
+    """Mean test anomaly score per epoch, normal (solid) vs anomalous (dashed), one colour per λ.
+
+    ``histories`` maps a label (the λ of eq. 7) to ``CAPDetector.history_``: one
+    record per epoch with at least :data:`HISTORY_KEYS`.
+    """
+    if not histories:
+        raise DataError("no training histories to plot")
+    figure = Figure(figsize=SCORE_CURVES_SIZE, layout="constrained")
+    axes = figure.add_subplot()
+    colors = sns.color_palette("colorblind", len(histories))
+    for color, (label, history) in zip(colors, histories.items()):
+        epochs, normal, anomalous = _history_columns(label, history)
+        axes.plot(epochs, normal, color=color, linestyle="-", label=f"λ = {label}")
+        axes.plot(epochs, anomalous, color=color, linestyle="--")
+    style = [
+        Line2D([], [], color="grey", linestyle="-", label="normal"),
+        Line2D([], [], color="grey", linestyle="--", label="anomaly"),
+    ]
+    axes.legend(handles=axes.get_legend_handles_labels()[0] + style, fontsize="small", ncols=2)
+    axes.set(xlabel="epoch", ylabel="mean anomaly score (eq. 8)", title=title)
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+    axes.grid(alpha=0.3)
+    return _save(figure, out_prefix)
+
+
+def attention_figure_size(n_examples: int, n_neighbors: int) -> tuple[float, float]:
+    """Figure size (inches) of :func:`plot_attention` for its number of rows and neighbours."""
+    return PANEL_IN * (n_neighbors + 1), n_examples * (PANEL_IN + BAR_IN)
+
+
+def plot_attention(
+    examples: Sequence[AttentionExample], out_prefix: str | os.PathLike[str]
+) -> list[Path]:
+    """Per row: the test image, its K nearest normal images and their weights (Figs. 2, 7).
+
+    Under the neighbours, grouped bars compare each neighbour's weight in the
+    adaptive normal representation without attention (the plain mean, eq. 4 with
+    A = 0) and with the reformed self-attention (eqs. 3–4).
+    """
+    if not examples:
+        raise DataError("no attention examples to plot")
+    k = len(examples[0].neighbor_images)
+    for example in examples:
+        lengths = (example.neighbor_images, example.weights_attention, example.weights_uniform)
+        if {len(items) for items in lengths} != {k}:
+            raise DataError(
+                f"attention example {example.title!r}: expected {k} neighbour images and "
+                f"weights, got {len(example.neighbor_images)} images, "
+                f"{len(example.weights_attention)} and {len(example.weights_uniform)} weights"
+            )
+    figure = Figure(figsize=attention_figure_size(len(examples), k), layout="constrained")
+    grid = figure.add_gridspec(
+        2 * len(examples), k + 1, height_ratios=[PANEL_IN, BAR_IN] * len(examples)
+    )
+    uniform_color, attention_color = sns.color_palette("colorblind", 2)
+    positions = np.arange(k)
+    for row, example in enumerate(examples):
+        _show_image(figure.add_subplot(grid[2 * row, 0]), example.test_image, example.title)
+        for j, image in enumerate(example.neighbor_images):
+            _show_image(figure.add_subplot(grid[2 * row, j + 1]), image, f"#{j + 1}")
+        bars = figure.add_subplot(grid[2 * row + 1, 1:])
+        bars.bar(positions - 0.2, example.weights_uniform, width=0.4, color=uniform_color,
+                 label="no attention")
+        bars.bar(positions + 0.2, example.weights_attention, width=0.4, color=attention_color,
+                 label="attention")
+        bars.set_xlim(-0.5, k - 0.5)
+        bars.set_xticks(positions, [f"#{j + 1}" for j in positions], fontsize="x-small")
+        bars.tick_params(axis="y", labelsize="x-small")
+        bars.set_ylabel("weight", fontsize="x-small")
+        legend_axes = figure.add_subplot(grid[2 * row + 1, 0])
+        legend_axes.axis("off")
+        legend_axes.legend(*bars.get_legend_handles_labels(), loc="center", fontsize="x-small")
+    return _save(figure, out_prefix)
+
+
+def anomaly_map(
+    z: np.ndarray, z_hat_n: np.ndarray, feature_map: np.ndarray, size: int = 224
+) -> np.ndarray:
+    """Anomaly region of §4.6: |cos(z, f_hw) − cos(ẑⁿ, f_hw)| per position, upsampled.
+
+    Parameters
+    ----------
+    z : ndarray of shape (D,)
+        Pretrained (global-average-pooled) feature of the image.
+    z_hat_n : ndarray of shape (D,)
+        Its adaptive normal representation ẑⁿ (eq. 4).
+    feature_map : ndarray of shape (H, W, D)
+        The backbone's last feature map f before pooling.
+    size : int
+        Side of the bilinear upsampled output (the 224 × 224 crop).
+
+    Returns
+    -------
+    ndarray of shape (size, size), float32
+    """
+    import torch
+    import torch.nn.functional as F
+
+    features = np.asarray(feature_map, dtype=np.float32)  # (H, W, D)
+    z, z_hat_n = (np.asarray(v, dtype=np.float32).reshape(-1) for v in (z, z_hat_n))  # (D,)
+    if features.ndim != 3 or not features.shape[2] == len(z) == len(z_hat_n):
+        raise DataError(
+            f"anomaly_map needs z (D,), ẑⁿ (D,) and a feature map (H, W, D); "
+            f"got {z.shape}, {z_hat_n.shape} and {features.shape}"
+        )
+    eps = np.finfo(np.float32).eps
+    feature_norms = np.maximum(np.linalg.norm(features, axis=-1), eps)  # (H, W)
+
+    def cosine(vector: np.ndarray) -> np.ndarray:
+        return features @ vector / (feature_norms * max(np.linalg.norm(vector), eps))  # (H, W)
+
+    coarse = np.abs(cosine(z) - cosine(z_hat_n))  # (H, W)
+    upsampled = F.interpolate(
+        torch.from_numpy(coarse)[None, None], size=(size, size), mode="bilinear", align_corners=False
+    )  # (1, 1, size, size)
+    return upsampled[0, 0].numpy()
+
+
+def anomaly_maps_figure_size(n_examples: int, with_masks: bool) -> tuple[float, float]:
+    """Figure size (inches) of :func:`plot_anomaly_maps`."""
+    columns = 3 if with_masks else 2
+    return MAP_PANEL_IN * columns + 0.6, (MAP_PANEL_IN + 0.3) * n_examples
+
+
+def plot_anomaly_maps(
+    examples: Sequence[AnomalyMapExample], out_prefix: str | os.PathLike[str]
+) -> list[Path]:
+    """Per row: the image, the anomaly map over it and, where any exists, the ground-truth mask.
+
+    All maps share one colour scale (0 to the largest value shown), so normal and
+    anomalous rows can be compared.
+    """
+    if not examples:
+        raise DataError("no anomaly-map examples to plot")
+    with_masks = any(example.mask is not None for example in examples)
+    figure = Figure(figsize=anomaly_maps_figure_size(len(examples), with_masks), layout="constrained")
+    axes = figure.subplots(len(examples), 3 if with_masks else 2, squeeze=False)
+    vmax = max(float(np.max(example.heatmap)) for example in examples) or 1.0
+    for row, example in zip(axes, examples):
+        _show_image(row[0], example.image, example.title)
+        _show_image(row[1], example.image, "anomaly map")
+        overlay = row[1].imshow(example.heatmap, cmap="viridis", alpha=0.55, vmin=0.0, vmax=vmax)
+        if with_masks:
+            row[2].axis("off")
+            if example.mask is not None:
+                row[2].imshow(np.asarray(example.mask, dtype=float), cmap="gray", vmin=0.0, vmax=1.0)
+                row[2].set_title("ground truth", fontsize="x-small")
+    figure.colorbar(
+        overlay, ax=axes.ravel().tolist(), shrink=0.8, label="|cos(z, f) − cos(ẑⁿ, f)|"
+    )
+    return _save(figure, out_prefix)
+
+
+def _history_columns(label: str, history: Sequence[Mapping[str, float]]) -> tuple[list[float], ...]:
+    """Epochs and the normal/anomalous mean scores of one history, checked."""
+    if not history:
+        raise DataError(f"history {label!r} is empty")
+    missing = [key for key in HISTORY_KEYS if key not in history[0]]
+    if missing:
+        raise DataError(
+            f"history {label!r} lacks key(s) {missing}: train with a monitor set; "
+            f"it has {sorted(history[0])}"
+        )
+    return tuple([float(record[key]) for record in history] for key in HISTORY_KEYS)
+
+
+def _show_image(axes: Axes, image: Image.Image, title: str) -> None:
+    axes.imshow(np.asarray(image.convert("RGB")))
+    axes.set_title(title, fontsize="x-small")
+    axes.axis("off")
+
+
+def _save(figure: Figure, out_prefix: str | os.PathLike[str]) -> list[Path]:
+    """Write ``{prefix}.png`` and ``{prefix}.pdf`` atomically at the figure's fixed size."""
+    paths = []
+    for extension in ("png", "pdf"):
+        path = Path(f"{out_prefix}.{extension}")
+        with atomic_path(path) as temporary:
+            figure.savefig(temporary, format=extension, dpi=DPI)
+        paths.append(path)
+    return paths

@@ -1,0 +1,125 @@
+"""The CAP paper's own numbers (Tables 1–4), read from ``config/paper_results.yaml``.
+
+The file is the single place the paper's values live: tables and the report read
+them from here, never from literals in code. Values are average AUROC in percent;
+``None`` stands for a cell the paper leaves empty ("-").
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from numbers import Real
+from typing import Any
+
+import yaml
+
+from cap.errors import ConfigError
+
+#: Row label → dataset → AUROC (%) or None.
+PaperRows = dict[str, dict[str, float | None]]
+
+#: Tables whose rows split into ``computed`` (we compute them too) and ``reported``.
+SPLIT_TABLES: tuple[str, ...] = ("table1",)
+#: Every table the file must hold.
+TABLES: tuple[str, ...] = ("table1", "table2", "table3", "table4")
+
+
+def load_paper_results(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read and validate the paper-results file.
+
+    Returns ``{"backbones": {dataset: backbone}, "table1": {"computed": rows,
+    "reported": rows}, "table2": rows, ...}`` where ``rows`` is :data:`PaperRows`.
+    Raises ConfigError naming the bad entry when the structure is off.
+    """
+    try:
+        with open(path) as handle:
+            raw = yaml.safe_load(handle)
+    except yaml.YAMLError as error:
+        raise ConfigError(f"paper results {path}: not valid YAML: {error}") from error
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"paper results {path}: expected a mapping at the top level")
+    expected = {"backbones", *TABLES}
+    if set(raw) != expected:
+        raise ConfigError(
+            f"paper results {path}: expected keys {sorted(expected)}, "
+            f"got {sorted(map(str, raw))}"
+        )
+    backbones = _check_backbones(raw["backbones"], path)
+    paper: dict[str, Any] = {"backbones": backbones}
+    for table in TABLES:
+        where = f"paper results {path}: {table}"
+        if table in SPLIT_TABLES:
+            parts = raw[table]
+            if not isinstance(parts, Mapping) or set(parts) != {"computed", "reported"}:
+                raise ConfigError(f"{where}: expected exactly the keys 'computed' and 'reported'")
+            paper[table] = {
+                part: _check_rows(parts[part], backbones, f"{where}.{part}") for part in parts
+            }
+        else:
+            paper[table] = _check_rows(raw[table], backbones, where)
+    return paper
+
+
+def paper_rows(paper: Mapping[str, Any], key: str) -> PaperRows:
+    """The rows of table ``key`` that we also compute (Table 1: its ``computed`` part)."""
+    _check_key(paper, key)
+    return paper[key]["computed"] if key in SPLIT_TABLES else paper[key]
+
+
+def reported_rows(paper: Mapping[str, Any], key: str) -> PaperRows:
+    """Every row of table ``key`` as the paper prints it, in the file's order.
+
+    Table 1's ``reported`` rows come first, then its ``computed`` ones, which the
+    paper reports too; other tables have no reported-only rows, so this is their
+    whole table.
+    """
+    _check_key(paper, key)
+    if key in SPLIT_TABLES:
+        return {**paper[key]["reported"], **paper[key]["computed"]}
+    return dict(paper[key])
+
+
+def _check_key(paper: Mapping[str, Any], key: str) -> None:
+    if key not in TABLES:
+        raise ConfigError(f"unknown paper table {key!r}; valid: {list(TABLES)}")
+
+
+def _check_backbones(backbones: object, path: object) -> dict[str, str]:
+    if not isinstance(backbones, Mapping) or not backbones:
+        raise ConfigError(f"paper results {path}: 'backbones' must map dataset → backbone name")
+    for dataset, backbone in backbones.items():
+        if not isinstance(backbone, str):
+            raise ConfigError(
+                f"paper results {path}: backbone of {dataset!r} must be a name, got {backbone!r}"
+            )
+    return {str(dataset): backbone for dataset, backbone in backbones.items()}
+
+
+def _check_rows(rows: object, backbones: Mapping[str, str], where: str) -> PaperRows:
+    """Row label → dataset → value in [0, 100] or None, datasets known from ``backbones``."""
+    if not isinstance(rows, Mapping) or not rows:
+        raise ConfigError(f"{where}: expected a mapping of row label → {{dataset: AUROC %}}")
+    checked: PaperRows = {}
+    for label, cells in rows.items():
+        if not isinstance(label, str):
+            raise ConfigError(f"{where}: row label {label!r} must be a string (quote it)")
+        if not isinstance(cells, Mapping) or not cells:
+            raise ConfigError(f"{where}: row {label!r} must map dataset → AUROC %")
+        checked[label] = {}
+        for dataset, value in cells.items():
+            if dataset not in backbones:
+                raise ConfigError(
+                    f"{where}: row {label!r} names dataset {dataset!r}; "
+                    f"valid (from 'backbones'): {sorted(backbones)}"
+                )
+            valid = value is None or (
+                isinstance(value, Real) and not isinstance(value, bool) and 0 <= value <= 100
+            )
+            if not valid:
+                raise ConfigError(
+                    f"{where}: row {label!r}, {dataset}: expected an AUROC in % "
+                    f"(0–100) or null, got {value!r}"
+                )
+            checked[label][dataset] = None if value is None else float(value)
+    return checked

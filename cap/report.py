@@ -1,0 +1,373 @@
+"""The reproduction report: our tables beside the paper's, its claims, runtimes and setup.
+
+Every table cell is compared with the paper's value (from ``config/paper_results.yaml``)
+and flagged when they differ by more than ``tolerance`` AUROC points — but only
+where our backbone is the paper's for that dataset; with another backbone (the
+demo) the paper's value is context, never a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from cap.io import write_text_atomic
+from cap.paper import paper_rows
+from cap.tables import read_table
+
+HOLDS, FAILS, NOT_RUN = "holds", "does not hold", "not run"
+#: Distributions whose versions the report records, by display name (first installed wins).
+PACKAGES: dict[str, tuple[str, ...]] = {
+    "torch": ("torch",),
+    "torchvision": ("torchvision",),
+    "faiss": ("faiss-cpu", "faiss-gpu", "faiss"),
+    "numpy": ("numpy",),
+    "scikit-learn": ("scikit-learn",),
+    "snakemake": ("snakemake",),
+    "cap (capbench)": ("capbench",),
+}
+
+
+@dataclass(frozen=True)
+class PairClaim:
+    """A claim that one table entry scores above another on every dataset."""
+
+    text: str  # the claim as the paper states it
+    table: str  # table name (file stem)
+    higher: str  # entry label expected to score higher
+    lower: str  # entry label expected to score lower
+    strict: bool  # '>' rather than '>='
+
+
+#: The paper's comparisons between two entries of one table (§4.1, §4.3, §4.5).
+PAIR_CLAIMS: tuple[PairClaim, ...] = (
+    PairClaim("CAP > CAP without adaptation (§4.1)", "table1", "CAP", "CAP (no adaptation)", True),
+    PairClaim("λ = 0 below no adaptation (§4.5)", "table4", "no adaptation", "0", True),
+    PairClaim(
+        "attention ≥ no attention, linear head (§4.3)", "table2", "L", "L, no attention", False
+    ),
+)
+#: The K trend of §4.4 per dataset: the paper makes it for these datasets only.
+K_TREND: dict[str, str] = {
+    "cifar10": "larger K better",
+    "cifar100": "larger K better",
+    "mvtec": "K = 4 best",
+}
+
+
+def write_report(
+    out_md: str | os.PathLike[str],
+    *,
+    summary: pd.DataFrame,
+    tables: Mapping[str, pd.DataFrame | str | os.PathLike[str]],
+    paper: Mapping[str, Any],
+    backbones_used: Mapping[str, str],
+    tolerance: float = 1.0,
+    figures: Sequence[str | os.PathLike[str]] = (),
+    benchmarks: Sequence[str | os.PathLike[str]] = (),
+    config: Mapping[str, Any],
+    environment: Mapping[str, str] | None = None,
+) -> None:
+    """Write the Markdown reproduction report to ``out_md`` atomically.
+
+    Parameters
+    ----------
+    summary : DataFrame
+        One row per run (``cap aggregate``), for the overview.
+    tables : mapping
+        Table name → its cells (:func:`cap.tables.read_table` frame) or table CSV path;
+        a Markdown rendering beside a CSV path (same stem) is embedded.
+    paper : mapping
+        From :func:`cap.paper.load_paper_results`.
+    backbones_used : mapping
+        Dataset → backbone of this run.
+    tolerance : float
+        AUROC points beyond which a difference from the paper is flagged.
+    figures : sequence of paths
+        PNGs to embed, linked relative to the report's folder.
+    benchmarks : sequence of paths
+        Snakemake benchmark TSVs under ``.../benchmarks/<rule>/...``.
+    config : mapping
+        The workflow config used, shown verbatim.
+    environment : mapping, optional
+        Extra provenance (backbone weight hashes, the run's device, ...); its
+        entries override the detected ones.
+    """
+    out_md = Path(out_md)
+    cells = {
+        name: source if isinstance(source, pd.DataFrame) else read_table(source)
+        for name, source in sorted(tables.items())
+    }
+    comparison = compare_with_paper(cells, paper, backbones_used, tolerance)
+    sections = [
+        "# CAP reproduction report",
+        _overview(summary, comparison, tolerance),
+        "## Datasets and backbones",
+        _markdown(_backbone_frame(summary, paper, backbones_used)),
+        "## Tables against the paper",
+        _tables_section(tables, comparison, tolerance),
+        "## The paper's claims in this run",
+        _markdown(evaluate_claims(cells, paper)),
+        "## Figures",
+        _figures_section(figures, out_md.parent),
+        "## Runtime per rule",
+        _markdown(runtime_summary(benchmarks)) if benchmarks else "No benchmark files.",
+        "## Environment",
+        _markdown(pd.DataFrame(
+            list({**detect_environment(), **(environment or {})}.items()), columns=["item", "value"]
+        )),
+        "## Config",
+        "```yaml\n" + yaml.safe_dump(dict(config), sort_keys=False, allow_unicode=True) + "```",
+    ]
+    write_text_atomic(out_md, "\n\n".join(sections) + "\n")
+
+
+def compare_with_paper(
+    cells: Mapping[str, pd.DataFrame],
+    paper: Mapping[str, Any],
+    backbones_used: Mapping[str, str],
+    tolerance: float,
+) -> pd.DataFrame:
+    """One row per computed cell: paper value, ours, difference and whether it is flagged.
+
+    ``compared`` is True where both values exist and our backbone is the paper's;
+    ``flagged`` where, in addition, |ours − paper| > ``tolerance``.
+    """
+    paper_backbones = paper["backbones"]
+    rows = []
+    for name, frame in cells.items():
+        for cell in frame[frame["kind"] == "computed"].itertuples():
+            ours, theirs = cell.auroc_pct, cell.paper_pct
+            used, expected = backbones_used.get(cell.dataset), paper_backbones.get(cell.dataset)
+            difference = ours - theirs if not (pd.isna(ours) or pd.isna(theirs)) else np.nan
+            compared = not pd.isna(difference) and used is not None and used == expected
+            rows.append({
+                "table": name, "entry": cell.entry, "dataset": cell.dataset,
+                "backbone": used, "paper_backbone": expected,
+                "paper_pct": theirs, "auroc_pct": ours, "auroc_pct_std": cell.auroc_pct_std,
+                "difference": difference, "compared": compared,
+                "flagged": compared and abs(difference) > tolerance,
+            })
+    return pd.DataFrame.from_records(rows)
+
+
+def evaluate_claims(cells: Mapping[str, pd.DataFrame], paper: Mapping[str, Any]) -> pd.DataFrame:
+    """Which of the paper's qualitative claims hold: one row per (claim, dataset).
+
+    A claim is judged only where the cells it needs were computed; otherwise it
+    is "not run".
+    """
+    rows = []
+    for claim in PAIR_CLAIMS:
+        values = _computed_values(cells.get(claim.table))
+        for dataset in _claim_datasets(claim.table, cells, paper):
+            high, low = values.get((claim.higher, dataset)), values.get((claim.lower, dataset))
+            if high is None or low is None:
+                rows.append(_claim_row(claim.text, dataset, "", NOT_RUN))
+                continue
+            holds = high > low if claim.strict else high >= low
+            evidence = f"{claim.higher}: {high:.1f} vs {claim.lower}: {low:.1f}"
+            rows.append(_claim_row(claim.text, dataset, evidence, HOLDS if holds else FAILS))
+    values = _computed_values(cells.get("table3"))
+    for dataset, trend in K_TREND.items():
+        by_k = {
+            int(label): value
+            for (label, d), value in values.items()
+            if d == dataset and label.isdigit()
+        }
+        rows.append(_k_trend_row(dataset, trend, by_k))
+    return pd.DataFrame.from_records(rows, columns=["claim", "dataset", "evidence", "verdict"])
+
+
+def runtime_summary(benchmarks: Sequence[str | os.PathLike[str]]) -> pd.DataFrame:
+    """Per rule: job count, total and longest wall time (s), largest max RSS (MB)."""
+    frames = []
+    for path in benchmarks:
+        frame = pd.read_csv(path, sep="\t")
+        frames.append(pd.DataFrame({
+            "rule": _rule_of(Path(path)),
+            "s": pd.to_numeric(frame["s"], errors="coerce"),
+            "max_rss": (
+                pd.to_numeric(frame["max_rss"], errors="coerce") if "max_rss" in frame else np.nan
+            ),
+        }))
+    table = pd.concat(frames).groupby("rule", sort=True).agg(
+        jobs=("s", "size"), total_s=("s", "sum"), max_s=("s", "max"), max_rss_mb=("max_rss", "max")
+    )
+    return table.round(1).reset_index()
+
+
+def detect_environment() -> dict[str, str]:
+    """Versions of the packages that shape the numbers, Python, platform and compute device."""
+    info = {f"{name} version": _installed_version(dists) for name, dists in PACKAGES.items()}
+    info["python"] = platform.python_version()
+    info["platform"] = platform.platform()
+    info["device"] = _device()
+    return info
+
+
+def _installed_version(distributions: Sequence[str]) -> str:
+    for distribution in distributions:
+        try:
+            return metadata.version(distribution)
+        except metadata.PackageNotFoundError:
+            continue
+    return "not installed"
+
+
+def _device() -> str:
+    try:
+        import torch
+    except ImportError:
+        return "unknown (torch not installed)"
+    if torch.cuda.is_available():
+        return f"CUDA: {torch.cuda.get_device_name(0)}"
+    return f"CPU ({platform.machine()}, {os.cpu_count()} cores)"
+
+
+def _overview(summary: pd.DataFrame, comparison: pd.DataFrame, tolerance: float) -> str:
+    compared = comparison[comparison["compared"]] if not comparison.empty else comparison
+    flagged = int(compared["flagged"].sum()) if not compared.empty else 0
+    seeds = sorted(summary["seed"].dropna().unique().tolist()) if "seed" in summary else []
+    lines = [
+        f"- Runs: {len(summary)} ({summary['dataset'].nunique()} dataset(s), seeds {seeds}).",
+        f"- Cells compared with the paper (same backbone): {len(compared)}; "
+        f"differing by more than {tolerance:g} AUROC points: **{flagged}**.",
+    ]
+    if len(compared) < len(comparison):
+        lines.append(
+            "- Other cells use another backbone than the paper, or lack a value on one side: "
+            "the paper's number is shown as context only."
+        )
+    return "\n".join(lines)
+
+
+def _backbone_frame(
+    summary: pd.DataFrame, paper: Mapping[str, Any], backbones_used: Mapping[str, str]
+) -> pd.DataFrame:
+    datasets = list(dict.fromkeys([*backbones_used, *summary["dataset"].unique()]))
+    paper_backbones = paper["backbones"]
+    return pd.DataFrame({
+        "dataset": datasets,
+        "backbone (this run)": [backbones_used.get(d, "–") for d in datasets],
+        "backbone (paper)": [paper_backbones.get(d, "–") for d in datasets],
+        "compared with the paper": [
+            "yes" if d in paper_backbones and backbones_used.get(d) == paper_backbones[d]
+            else "context only"
+            for d in datasets
+        ],
+    })
+
+
+def _tables_section(
+    tables: Mapping[str, pd.DataFrame | str | os.PathLike[str]],
+    comparison: pd.DataFrame,
+    tolerance: float,
+) -> str:
+    parts = []
+    for name in sorted(tables):
+        parts.append(f"### {name}")
+        source = tables[name]
+        rendered = None if isinstance(source, pd.DataFrame) else Path(source).with_suffix(".md")
+        if rendered is not None and rendered.is_file():
+            parts.append(rendered.read_text().strip())
+        rows = comparison[comparison["table"] == name] if not comparison.empty else comparison
+        parts.append(
+            _markdown(_comparison_frame(rows, tolerance)) if not rows.empty else "No computed cells."
+        )
+    return "\n\n".join(parts)
+
+
+def _comparison_frame(rows: pd.DataFrame, tolerance: float) -> pd.DataFrame:
+    def verdict(row: Any) -> str:
+        if pd.isna(row.auroc_pct):
+            return "not run"
+        if pd.isna(row.paper_pct):
+            return "no paper value"
+        if not row.compared:
+            return f"context ({row.backbone} ≠ paper's {row.paper_backbone})"
+        return f"⚠ off by > {tolerance:g}" if row.flagged else "ok"
+
+    return pd.DataFrame({
+        "entry": rows["entry"],
+        "dataset": rows["dataset"],
+        "paper": rows["paper_pct"].map(_number),
+        "ours": [
+            _number(mean) + ("" if pd.isna(std) else f" ± {std:.1f}")
+            for mean, std in zip(rows["auroc_pct"], rows["auroc_pct_std"])
+        ],
+        "difference": rows["difference"].map(lambda d: "–" if pd.isna(d) else f"{d:+.1f}"),
+        "flag": [verdict(row) for row in rows.itertuples()],
+    })
+
+
+def _figures_section(figures: Sequence[str | os.PathLike[str]], folder: Path) -> str:
+    if not figures:
+        return "No figures."
+    links = []
+    for figure in figures:
+        relative = Path(os.path.relpath(Path(figure).resolve(), folder.resolve())).as_posix()
+        links.append(f"### {Path(figure).stem}\n\n![{Path(figure).stem}]({relative})")
+    return "\n\n".join(links)
+
+
+def _computed_values(frame: pd.DataFrame | None) -> dict[tuple[str, str], float]:
+    """(entry, dataset) → our AUROC (%), for the cells that were computed."""
+    if frame is None:
+        return {}
+    computed = frame[(frame["kind"] == "computed") & frame["auroc_pct"].notna()]
+    keys = zip(computed["entry"], computed["dataset"])
+    return {key: float(value) for key, value in zip(keys, computed["auroc_pct"])}
+
+
+def _claim_datasets(
+    table: str, cells: Mapping[str, pd.DataFrame], paper: Mapping[str, Any]
+) -> list[str]:
+    """The paper's datasets for ``table``, then any other dataset our table holds."""
+    paper_datasets = [d for row in paper_rows(paper, table).values() for d in row]
+    ours = cells[table]["dataset"].tolist() if table in cells else []
+    return list(dict.fromkeys([*paper_datasets, *ours]))
+
+
+def _k_trend_row(dataset: str, trend: str, by_k: Mapping[int, float]) -> dict[str, str]:
+    text = f"K trend: {trend} (§4.4)"
+    judge: dict[str, Callable[[Mapping[int, float]], bool | None]] = {
+        "larger K better": lambda v: v[max(v)] > v[min(v)] if len(v) >= 2 else None,
+        "K = 4 best": lambda v: (
+            round(v[4], 1) >= round(max(v.values()), 1) if 4 in v and len(v) >= 2 else None
+        ),
+    }
+    holds = judge[trend](by_k)
+    if holds is None:
+        return _claim_row(text, dataset, "", NOT_RUN)
+    evidence = ", ".join(f"K={k}: {by_k[k]:.1f}" for k in sorted(by_k))
+    return _claim_row(text, dataset, evidence, HOLDS if holds else FAILS)
+
+
+def _claim_row(claim: str, dataset: str, evidence: str, verdict: str) -> dict[str, str]:
+    return {"claim": claim, "dataset": dataset, "evidence": evidence, "verdict": verdict}
+
+
+def _rule_of(path: Path) -> str:
+    """The rule a benchmark file belongs to: the folder after ``benchmarks``."""
+    parts = path.parts
+    if "benchmarks" in parts[:-2]:
+        return parts[parts.index("benchmarks") + 1]
+    return path.parent.name
+
+
+def _number(value: float) -> str:
+    return "–" if pd.isna(value) else f"{value:.1f}"
+
+
+def _markdown(frame: pd.DataFrame) -> str:
+    return frame.to_markdown(index=False, disable_numparse=True) if not frame.empty else "(none)"

@@ -1,0 +1,200 @@
+"""Examples for the attention and anomaly-map figures, built from a trained run's files.
+
+The workflow's figure scripts load a trained CAP detector, its split and
+neighbours with :func:`load_trained_run`, pick the images to show here, and hand
+the examples to :mod:`cap.figures`. Rows of ``split.test`` are the rows of the test
+embedding file, so one position ``i`` indexes features, ids, labels and
+neighbours alike.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from cap.errors import DataError
+from cap.figures import AnomalyMapExample, AttentionExample, anomaly_map
+
+if TYPE_CHECKING:
+    from cap.data.base import ImageDataset
+    from cap.embeddings import Embeddings
+    from cap.protocol import Neighbors, OneClassSplit
+
+#: How many normal test items (the first ones) compete to appear in the attention figure.
+ATTENTION_CANDIDATES = 256
+
+
+@dataclass(frozen=True)
+class TrainedRun:
+    """What a figure of one trained CAP run needs besides the images."""
+
+    detector: Any  # a fitted CAPDetector
+    split: OneClassSplit  # bank and test features of the normal class
+    neighbors: Neighbors  # precomputed bank neighbours (k_max columns)
+    test_embeddings: Embeddings  # the test file, with its feature maps
+
+
+def load_trained_run(
+    *,
+    model: str | os.PathLike[str],
+    train_emb: str | os.PathLike[str],
+    test_emb: str | os.PathLike[str],
+    neighbors: str | os.PathLike[str],
+    normal_class: int | None,
+    backbone: str | None,
+) -> TrainedRun:
+    """Load the split, neighbours and a CAPDetector saved without its bank."""
+    from cap.detectors import CAPDetector
+    from cap.embeddings import load_embeddings
+    from cap.protocol import load_neighbors, one_class_split
+
+    test_embeddings = load_embeddings(test_emb, expect_backbone=backbone)
+    split = one_class_split(
+        load_embeddings(train_emb, expect_backbone=backbone), test_embeddings, normal_class
+    )
+    return TrainedRun(
+        detector=CAPDetector.load(model, bank=split.bank),
+        split=split,
+        neighbors=load_neighbors(neighbors),
+        test_embeddings=test_embeddings,
+    )
+
+
+def load_images(dataset: Mapping[str, Any], split: str) -> ImageDataset:
+    """One split of the images behind a run: ``dataset`` = {"source", "root", "category"}."""
+    from cap.data import load_dataset
+
+    return load_dataset(dataset["source"], dataset["root"], split, category=dataset.get("category"))
+
+
+def attention_examples(
+    detector: Any,
+    split: OneClassSplit,
+    neighbors: Neighbors,
+    train_images: ImageDataset,
+    test_images: ImageDataset,
+    *,
+    n_examples: int,
+    n_neighbors: int = 8,
+) -> list[AttentionExample]:
+    """Normal test images whose neighbours the reformed attention weighs most unevenly.
+
+    Among the first :data:`ATTENTION_CANDIDATES` normal test items, the
+    ``n_examples`` whose attention weights (over all k neighbours) lie furthest
+    from uniform in total variation are shown, in test order; the choice is
+    deterministic. Each shows its first ``n_neighbors`` of the k neighbours.
+    """
+    k = _neighbor_count(detector, neighbors)
+    candidates = np.flatnonzero(split.is_anomaly == 0)[:ATTENTION_CANDIDATES]  # (C,)
+    if len(candidates) == 0:
+        raise DataError("the test split holds no normal images to show")
+    weights = detector.neighbor_weights(
+        split.test[candidates], neighbors=neighbors.test_indices[candidates, :k]
+    )  # (C, k)
+    distance = 0.5 * np.abs(weights - 1.0 / k).sum(axis=1)  # (C,) total variation from uniform
+    chosen = np.sort(np.argsort(-distance, kind="stable")[:n_examples])
+    shown = min(n_neighbors, k)
+    examples = []
+    for c in chosen:
+        i = candidates[c]
+        bank_rows = neighbors.test_indices[i, :shown]
+        examples.append(AttentionExample(
+            test_image=test_images[test_images.index_of(split.test_ids[i])][0],
+            neighbor_images=[
+                train_images[train_images.index_of(split.bank_ids[j])][0] for j in bank_rows
+            ],
+            weights_attention=np.asarray(weights[c, :shown]),
+            weights_uniform=np.full(shown, 1.0 / k),
+            title=split.test_ids[i],
+        ))
+    return examples
+
+
+def anomaly_map_examples(
+    detector: Any,
+    split: OneClassSplit,
+    neighbors: Neighbors,
+    test_embeddings: Embeddings,
+    test_images: ImageDataset,
+    *,
+    n_examples: int,
+) -> list[AnomalyMapExample]:
+    """Normal and anomalous test images with their anomaly maps (§4.6, Figs. 4–5).
+
+    Only images whose feature map was stored qualify. Half the rows (rounded up)
+    are the first normal ones; the rest are anomalies taken in turn from each
+    anomaly type (MVTec defect type, else class), so that the figure shows
+    several; a short group is filled from the other.
+    """
+    from cap.data.transforms import resize_and_crop, transform_mask
+
+    if test_embeddings.feature_maps is None or not test_embeddings.feature_map_ids:
+        raise DataError("the test embeddings hold no feature maps: extract them to draw anomaly maps")
+    map_row = {identifier: row for row, identifier in enumerate(test_embeddings.feature_map_ids)}
+    rows = _pick_map_rows(split, test_embeddings, set(map_row), n_examples)
+    k = _neighbor_count(detector, neighbors)
+    z_hat, z_hat_n = detector.project(
+        split.test[rows], neighbors=neighbors.test_indices[rows, :k]
+    )  # (n, D) each
+    scores = 1.0 - _cosine(z_hat, z_hat_n)  # (n,) eq. (8)
+    examples = []
+    for position, i in enumerate(rows):
+        index = test_images.index_of(split.test_ids[i])
+        mask = test_images.mask(index)
+        feature_map = test_embeddings.feature_maps[map_row[split.test_ids[i]]]  # (7, 7, D)
+        kind = "anomaly" if split.is_anomaly[i] else "normal"
+        examples.append(AnomalyMapExample(
+            image=resize_and_crop(test_images[index][0]),
+            heatmap=anomaly_map(split.test[i], z_hat_n[position], feature_map),
+            mask=None if mask is None else transform_mask(mask),
+            title=f"{kind}: {_group_name(test_embeddings, i)}, s = {scores[position]:.3f}",
+        ))
+    return examples
+
+
+def _neighbor_count(detector: Any, neighbors: Neighbors) -> int:
+    k = int(detector.get_params()["k"])
+    if k > neighbors.k_max:
+        raise DataError(f"the detector uses k={k} neighbours but only {neighbors.k_max} were searched")
+    return k
+
+
+def _pick_map_rows(
+    split: OneClassSplit, embeddings: Embeddings, with_maps: set[str], n_examples: int
+) -> np.ndarray:
+    """Test rows to show: normal ones first, then anomalies round-robin over their groups."""
+    eligible = np.array([i for i, identifier in enumerate(split.test_ids) if identifier in with_maps])
+    if len(eligible) == 0:
+        raise DataError("no test image has a stored feature map")
+    normal = eligible[split.is_anomaly[eligible] == 0]
+    anomalous = _round_robin(eligible[split.is_anomaly[eligible] == 1], embeddings)
+    n_normal = min(len(normal), max(n_examples - len(anomalous), (n_examples + 1) // 2))
+    return np.concatenate([normal[:n_normal], anomalous[: n_examples - n_normal]]).astype(np.int64)
+
+
+def _round_robin(rows: np.ndarray, embeddings: Embeddings) -> np.ndarray:
+    """``rows`` reordered so that the first of every group come first, then the second, ..."""
+    seen: dict[str, int] = {}
+    rank = []
+    for i in rows:
+        group = _group_name(embeddings, i)
+        rank.append(seen.get(group, 0))
+        seen[group] = rank[-1] + 1
+    return rows[np.lexsort((rows, rank))] if len(rows) else rows
+
+
+def _group_name(embeddings: Embeddings, i: int) -> str:
+    if embeddings.defect_type is not None:
+        return embeddings.defect_type[i]
+    return embeddings.class_names[int(embeddings.labels[i])]
+
+
+def _cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Row-wise cosine similarity of (n, D) arrays → (n,)."""
+    eps = np.finfo(np.float32).eps
+    norms = np.maximum(np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1), eps)
+    return (a * b).sum(axis=1) / norms

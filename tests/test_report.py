@@ -1,0 +1,149 @@
+"""The reproduction report: comparison with the paper, flags, claims, runtimes, setup."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from cap.paper import load_paper_results
+from cap.report import compare_with_paper, evaluate_claims, runtime_summary, write_report
+from cap.tables import build_table, write_table
+
+PAPER_FILE = Path(__file__).resolve().parents[1] / "config" / "paper_results.yaml"
+PAPER_BACKBONES = {"cifar10": "resnet152", "cifar100": "resnet152", "fmnist": "resnet152", "mvtec": "wide_resnet50_2"}
+
+
+@pytest.fixture(scope="module")
+def paper() -> dict:
+    return load_paper_results(PAPER_FILE)
+
+
+def table_cells(paper: dict, name: str, values: dict[tuple[str, str], float], **spec_extra) -> pd.DataFrame:
+    """Cells of table ``name`` whose entry ``label`` on ``dataset`` scored ``values[label, dataset]`` %."""
+    labels = list(dict.fromkeys(label for label, _ in values))
+    datasets = list(dict.fromkeys(dataset for _, dataset in values))
+    summary = pd.DataFrame([
+        {"dataset": d, "backbone": "bb", "cls": 0, "variant": label, "method": "m", "seed": 0, "auroc": v / 100}
+        for (label, d), v in values.items()
+    ])
+    spec = {"name": name, "title": name, "layout": "variants_as_rows", "datasets": datasets, "paper_key": name,
+            "entries": [{"label": label, "variants": {d: label for d in datasets}} for label in labels], **spec_extra}
+    return build_table(summary, spec, paper).cells
+
+
+def test_flags_only_differences_beyond_tolerance_with_the_papers_backbone(paper):
+    cells = {"table1": table_cells(paper, "table1", {("CAP", "cifar10"): 95.5, ("CAP", "fmnist"): 95.0})}
+    # paper: CAP cifar10 97.0 (−1.5), fmnist 95.5 (−0.5)
+    same = compare_with_paper(cells, paper, PAPER_BACKBONES, tolerance=1.0).set_index("dataset")
+    assert same.loc["cifar10", "flagged"] and not same.loc["fmnist", "flagged"]
+    assert same.loc["cifar10", "difference"] == pytest.approx(-1.5)
+    other = compare_with_paper(cells, paper, {"cifar10": "tflite", "fmnist": "tflite"}, tolerance=1.0)
+    assert not other["flagged"].any() and not other["compared"].any()
+    loose = compare_with_paper(cells, paper, PAPER_BACKBONES, tolerance=2.0)
+    assert not loose["flagged"].any()
+
+
+def claims_by_key(frame: pd.DataFrame) -> dict[tuple[str, str], str]:
+    return {(row.claim.split(" (")[0], row.dataset): row.verdict for row in frame.itertuples()}
+
+
+def test_claims_are_judged_where_their_cells_exist(paper):
+    cells = {
+        "table1": table_cells(paper, "table1", {
+            ("CAP", "cifar10"): 97.0, ("CAP (no adaptation)", "cifar10"): 96.0,
+            ("CAP", "fmnist"): 94.0, ("CAP (no adaptation)", "fmnist"): 95.0,
+        }),
+        "table2": table_cells(paper, "table2", {("L", "mvtec"): 89.8, ("L, no attention", "mvtec"): 89.8}),
+        "table3": table_cells(paper, "table3", {
+            ("1", "cifar10"): 96.0, ("4", "cifar10"): 96.5, ("64", "cifar10"): 97.0,
+            ("1", "mvtec"): 89.0, ("4", "mvtec"): 88.0, ("16", "mvtec"): 89.5,
+        }),
+        "table4": table_cells(paper, "table4", {("0", "cifar10"): 95.0, ("no adaptation", "cifar10"): 96.6}),
+    }
+    verdicts = claims_by_key(evaluate_claims(cells, paper))
+    assert verdicts["CAP > CAP without adaptation", "cifar10"] == "holds"
+    assert verdicts["CAP > CAP without adaptation", "fmnist"] == "does not hold"
+    assert verdicts["CAP > CAP without adaptation", "cifar100"] == "not run"
+    assert verdicts["λ = 0 below no adaptation", "cifar10"] == "holds"
+    assert verdicts["attention ≥ no attention, linear head", "mvtec"] == "holds"  # a tie counts
+    assert verdicts["attention ≥ no attention, linear head", "cifar10"] == "not run"
+    assert verdicts["K trend: larger K better", "cifar10"] == "holds"
+    assert verdicts["K trend: larger K better", "cifar100"] == "not run"
+    assert verdicts["K trend: K = 4 best", "mvtec"] == "does not hold"
+
+
+def test_claims_without_any_tables_are_not_run(paper):
+    verdicts = evaluate_claims({}, paper)["verdict"]
+    assert set(verdicts) == {"not run"} and len(verdicts) > 0
+
+
+def write_benchmark(path: Path, seconds: float, rss: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"s\th:m:s\tmax_rss\tmax_vms\n{seconds}\t0:00:01\t{rss}\t10\n")
+    return path
+
+
+def test_runtime_summary_per_rule(tmp_path):
+    root = tmp_path / "results" / "benchmarks"
+    paths = [
+        write_benchmark(root / "train" / "cifar10" / "a.tsv", 10.0, "100.5"),
+        write_benchmark(root / "train" / "cifar10" / "b.tsv", 30.0, "300.0"),
+        write_benchmark(root / "embed" / "c.tsv", 5.0, "NA"),
+    ]
+    summary = runtime_summary(paths).set_index("rule")
+    assert summary.loc["train"].tolist() == [2, 40.0, 30.0, 300.0]
+    assert summary.loc["embed", "jobs"] == 1 and pd.isna(summary.loc["embed", "max_rss_mb"])
+
+
+@pytest.fixture
+def report_inputs(tmp_path, paper):
+    """Table files, a figure and a benchmark laid out as the workflow writes them."""
+    results = tmp_path / "results"
+    summary = pd.DataFrame([
+        {"dataset": "cifar10", "backbone": "bb", "cls": c, "variant": v, "method": "m", "seed": 0, "auroc": a}
+        for c in (0, 1) for v, a in (("cap", 0.95), ("no_adaptation", 0.94))
+    ])
+    spec = {"name": "table1", "title": "Table 1 (test)", "layout": "variants_as_rows", "datasets": ["cifar10"],
+            "paper_key": "table1", "reported_rows": True,
+            "entries": [{"label": "CAP", "variants": {"cifar10": "cap"}},
+                        {"label": "CAP (no adaptation)", "variants": {"cifar10": "no_adaptation"}}]}
+    write_table(build_table(summary, spec, paper), results / "tables" / "table1")
+    figure = results / "figures" / "attention" / "cifar10.png"
+    figure.parent.mkdir(parents=True)
+    figure.write_bytes(b"png")
+    benchmark = write_benchmark(results / "benchmarks" / "train" / "x.tsv", 12.0, "50")
+    return {"summary": summary, "tables": {"table1": results / "tables" / "table1.csv"}, "paper": paper,
+            "figures": [figure], "benchmarks": [benchmark], "config": {"seeds": [0], "report": {"tolerance": 1.0}},
+            "out": results / "report" / "reproduction.md"}
+
+
+def render(report_inputs: dict, backbones_used: dict, **extra) -> str:
+    inputs = dict(report_inputs)
+    out = inputs.pop("out")
+    write_report(out, backbones_used=backbones_used, **inputs, **extra)
+    return out.read_text()
+
+
+def test_report_with_the_papers_backbone_flags_differences(report_inputs):
+    text = render(report_inputs, {"cifar10": "resnet152"})
+    cap_row = next(line for line in text.splitlines() if re.match(r"\| CAP +\| cifar10", line))
+    assert "97.0" in cap_row and "95.0" in cap_row and "-2.0" in cap_row and "⚠" in cap_row
+    assert "more than 1 AUROC points: **2**" in text
+    assert "| CAP (reported)" in text  # the rendered table is embedded
+
+
+def test_report_with_another_backbone_shows_the_paper_as_context(report_inputs):
+    text = render(report_inputs, {"cifar10": "tflite"}, environment={"resnet152 weights sha256": "abc123"})
+    assert "⚠" not in text
+    assert "context (tflite ≠ paper's resnet152)" in text
+    assert re.search(r"\| CAP > CAP without adaptation \(§4\.1\) +\| cifar10 +\| .+ \| holds", text)
+    assert "![cifar10](../figures/attention/cifar10.png)" in text
+    assert re.search(r"\| train +\| 1 +\| 12\.0", text)
+    assert re.search(r"torch version +\| \d", text) and "| device" in text
+    assert re.search(r"\| resnet152 weights sha256 +\| abc123", text)
+    config_block = text.split("```yaml\n")[1].split("```")[0]
+    assert yaml.safe_load(config_block) == report_inputs["config"]

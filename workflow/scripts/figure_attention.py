@@ -1,0 +1,21 @@
+"""Snakemake script: Figures 2/7, nearest normal images and their attention weights."""
+
+import logging
+from pathlib import Path
+
+from cap.figures import plot_attention
+from cap.visualize import attention_examples, load_images, load_trained_run
+
+logging.basicConfig(filename=snakemake.log[0], level=logging.INFO)  # noqa: F821
+
+inputs, params = snakemake.input, snakemake.params  # noqa: F821
+run = load_trained_run(
+    model=inputs.model, train_emb=inputs.train_emb, test_emb=inputs.test_emb,
+    neighbors=inputs.neighbors, normal_class=params.normal_class, backbone=params.backbone,
+)
+examples = attention_examples(
+    run.detector, run.split, run.neighbors,
+    load_images(params.dataset, "train"), load_images(params.dataset, "test"),
+    n_examples=params.n_examples, n_neighbors=params.n_neighbors,
+)
+plot_attention(examples, Path(snakemake.output.png).with_suffix(""))  # noqa: F821

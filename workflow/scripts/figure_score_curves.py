@@ -1,0 +1,16 @@
+"""Snakemake script: Figures 3/6, mean test anomaly scores over training, one pair per λ."""
+
+import json
+import logging
+from pathlib import Path
+
+from cap.figures import plot_score_curves
+
+logging.basicConfig(filename=snakemake.log[0], level=logging.INFO)  # noqa: F821
+
+histories = [json.loads(Path(path).read_text()) for path in snakemake.input.histories]  # noqa: F821
+plot_score_curves(
+    dict(zip(snakemake.params.labels, histories, strict=True)),  # noqa: F821
+    Path(snakemake.output.png).with_suffix(""),  # noqa: F821
+    title=snakemake.params.title,  # noqa: F821
+)

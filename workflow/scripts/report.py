@@ -1,0 +1,25 @@
+"""Snakemake script: the reproduction report (results/report/reproduction.md)."""
+
+import logging
+from pathlib import Path
+
+import pandas as pd
+
+from cap.paper import load_paper_results
+from cap.report import write_report
+
+logging.basicConfig(filename=snakemake.log[0], level=logging.INFO)  # noqa: F821
+
+inputs, params = snakemake.input, snakemake.params  # noqa: F821
+write_report(
+    snakemake.output.md,  # noqa: F821
+    summary=pd.read_csv(inputs.summary),
+    tables={Path(path).stem: Path(path) for path in inputs.tables},
+    paper=load_paper_results(inputs.paper),
+    backbones_used=params.backbones_used,
+    tolerance=params.tolerance,
+    figures=[Path(path) for path in inputs.figures],
+    benchmarks=sorted(Path(params.benchmark_dir).rglob("*.tsv")),
+    config=params.config,
+    environment=getattr(params, "environment", None),
+)

@@ -1,0 +1,20 @@
+"""Snakemake script: one paper table (CSV, Markdown, LaTeX, per-class CSV) from AUROC records.
+
+``write_table`` names its files from the CSV's prefix: {prefix}.md, .tex, _per_class.csv.
+"""
+
+import logging
+from pathlib import Path
+
+from cap.evaluation import summarize_records
+from cap.paper import load_paper_results
+from cap.tables import build_table, write_table
+
+logging.basicConfig(filename=snakemake.log[0], level=logging.INFO)  # noqa: F821
+
+table = build_table(
+    summarize_records(snakemake.input.records),  # noqa: F821
+    snakemake.params.spec,  # noqa: F821
+    load_paper_results(snakemake.input.paper),  # noqa: F821
+)
+write_table(table, Path(snakemake.output.csv).with_suffix(""))  # noqa: F821
