@@ -1,0 +1,137 @@
+"""The detector interface (scikit-learn conventions) and the registry of detectors.
+
+A detector is fitted on a memory bank of normal features and scores queries with
+``anomaly_score(X)``: **higher = more anomalous** (the opposite sign of
+scikit-learn's ``score_samples``). ``__init__`` only stores keyword-only settings;
+``fit`` validates them and the data, sets attributes ending in ``_`` and returns
+``self``; every scoring method first checks that the detector is fitted.
+"""
+
+from __future__ import annotations
+
+import inspect
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar
+
+import numpy as np
+
+from cap.errors import ConfigError, NotFittedError
+from cap.neighbors import knn_search
+from cap.validation import (
+    check_bank_size,
+    check_features,
+    check_neighbors,
+    check_number,
+    check_same_dim,
+)
+
+#: Registered detectors by method name; filled by subclassing with ``name=...``.
+DETECTORS: dict[str, type[BaseDetector]] = {}
+
+
+class BaseDetector(ABC):
+    """Anomaly detector on pretrained features; higher scores = more anomalous.
+
+    Subclasses register under a method name with ``class X(BaseDetector, name="x")``,
+    implement :meth:`fit` and :meth:`_anomaly_score`, and take their settings
+    as keyword-only ``__init__`` arguments stored unchanged under the same names.
+    """
+
+    #: Method name in :data:`DETECTORS`.
+    name: ClassVar[str]
+
+    def __init_subclass__(cls, *, name: str | None = None, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if name is not None:
+            cls.name = name
+            DETECTORS[name] = cls
+
+    @classmethod
+    def _param_names(cls) -> list[str]:
+        return [
+            parameter.name
+            for parameter in inspect.signature(cls.__init__).parameters.values()
+            if parameter.kind is parameter.KEYWORD_ONLY
+        ]
+
+    def get_params(self) -> dict[str, Any]:
+        """The ``__init__`` settings, by name."""
+        return {name: getattr(self, name) for name in self._param_names()}
+
+    def set_params(self, **params: Any) -> BaseDetector:
+        """Change settings (validated at the next ``fit``); returns ``self``."""
+        valid = self._param_names()
+        for key, value in params.items():
+            if key not in valid:
+                raise ConfigError(
+                    f"{type(self).__name__} has no setting {key!r}; valid: {', '.join(valid)}"
+                )
+            setattr(self, key, value)
+        return self
+
+    def __repr__(self) -> str:
+        settings = ", ".join(f"{key}={value!r}" for key, value in self.get_params().items())
+        return f"{type(self).__name__}({settings})"
+
+    @abstractmethod
+    def fit(self, bank: np.ndarray, *, neighbors: np.ndarray | None = None) -> BaseDetector:
+        """Fit on a memory bank (N, D) of normal features; returns ``self``.
+
+        ``neighbors`` (N, >=k), optional: precomputed training neighbours of each
+        bank item (self excluded, by decreasing cosine similarity).
+        """
+
+    def anomaly_score(self, X: np.ndarray, *, neighbors: np.ndarray | None = None) -> np.ndarray:
+        """Anomaly scores of shape (n,) for queries ``X`` (n, D); higher = more anomalous.
+
+        ``neighbors`` (n, >=k), optional: precomputed indices of each query's
+        nearest bank items by decreasing cosine similarity; searched when omitted.
+        """
+        check_is_fitted(self)
+        X = self._check_queries(X)
+        return self._anomaly_score(X, neighbors)
+
+    @abstractmethod
+    def _anomaly_score(self, X: np.ndarray, neighbors: np.ndarray | None) -> np.ndarray:
+        """Scores (n,) of validated queries ``X`` (n, D)."""
+
+    def _check_bank(self, bank: object, *, exclude_self: bool) -> np.ndarray:
+        """Validated float32 bank (N, D) big enough for ``self.k`` neighbours."""
+        check_number(self.k, "k", integer=True, minimum=1)
+        bank = check_features(bank, "bank")
+        check_bank_size(len(bank), self.k, exclude_self=exclude_self)
+        return bank
+
+    def _check_queries(self, X: object) -> np.ndarray:
+        """Validated float32 queries (n, D) with the bank's dimension."""
+        X = check_features(X, "X")
+        check_same_dim(X, self.n_features_in_, "X")
+        return X
+
+    def _test_neighbors(self, X: np.ndarray, neighbors: np.ndarray | None) -> np.ndarray:
+        """Indices (n, k) of each query's k most cosine-similar bank items."""
+        if neighbors is None:
+            return knn_search(self.bank_, X, k=self.k)[1]
+        return check_neighbors(neighbors, len(X), len(self.bank_), self.k)
+
+
+def check_is_fitted(detector: BaseDetector) -> None:
+    """Raise :class:`NotFittedError` unless ``fit`` has run on ``detector``."""
+    if not hasattr(detector, "bank_"):
+        raise NotFittedError(
+            f"this {type(detector).__name__} is not fitted yet: call fit(bank) first"
+        )
+
+
+def make_detector(method: str, **params: Any) -> BaseDetector:
+    """Build the detector registered as ``method`` with settings ``params``."""
+    if method not in DETECTORS:
+        raise ConfigError(f"unknown method {method!r}; valid: {', '.join(sorted(DETECTORS))}")
+    cls = DETECTORS[method]
+    unknown = sorted(set(params) - set(cls._param_names()))
+    if unknown:
+        raise ConfigError(
+            f"method {method!r} has no setting(s) {', '.join(unknown)}; "
+            f"valid: {', '.join(cls._param_names())}"
+        )
+    return cls(**params)

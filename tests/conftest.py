@@ -1,0 +1,77 @@
+"""Shared pytest fixtures."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import NamedTuple
+
+import numpy as np
+import pytest
+
+# --- Synthetic features for the core library tests ---------------------------------
+# (test_model, test_neighbors, test_detectors, test_collapse)
+
+
+class Blobs(NamedTuple):
+    """Normal training bank, test items and their labels (1 = anomaly)."""
+
+    bank: np.ndarray  # (N, D) float32
+    test: np.ndarray  # (M, D) float32
+    is_anomaly: np.ndarray  # (M,) int
+
+
+def _make_blobs(
+    n_bank: int = 300, n_test: int = 100, dim: int = 16, *, n_clusters: int = 4, seed: int = 0
+) -> Blobs:
+    """Gaussian blobs: normal items around ``n_clusters`` centres, anomalies around two others.
+
+    Centres are random directions (norm ~2√D), noise has unit variance, so normal
+    test items are close in cosine to the bank and anomalies are not.
+    """
+    rng = np.random.default_rng(seed)
+    centres = 2.0 * rng.normal(size=(n_clusters + 2, dim))
+    normal_centres, anomalous_centres = centres[:n_clusters], centres[n_clusters:]
+
+    def sample(centre_pool: np.ndarray, n: int) -> np.ndarray:
+        picks = rng.integers(len(centre_pool), size=n)
+        return (centre_pool[picks] + rng.normal(size=(n, dim))).astype(np.float32)
+
+    n_anomalous = n_test // 2
+    test = np.concatenate(
+        [sample(normal_centres, n_test - n_anomalous), sample(anomalous_centres, n_anomalous)]
+    )
+    is_anomaly = np.r_[np.zeros(n_test - n_anomalous, int), np.ones(n_anomalous, int)]
+    return Blobs(sample(normal_centres, n_bank), test, is_anomaly)
+
+
+@pytest.fixture(scope="session")
+def make_blobs() -> Callable[..., Blobs]:
+    """Factory of synthetic :class:`Blobs` (sizes and seed as arguments)."""
+    return _make_blobs
+
+
+@pytest.fixture
+def blobs() -> Blobs:
+    """Small default blobs: 300 bank items, 100 test items, 16-d."""
+    return _make_blobs()
+
+
+@pytest.fixture(scope="module")
+def single_thread_math() -> Iterator[None]:
+    """Run torch and faiss on one thread for a module, then restore their settings.
+
+    The tests' tiny matrices gain nothing from more threads, and on a busy 2-core
+    machine OpenMP thread contention made them up to 10x slower.
+    """
+    import faiss
+    import torch
+
+    torch_threads, faiss_threads = torch.get_num_threads(), faiss.omp_get_max_threads()
+    torch.set_num_threads(1)
+    faiss.omp_set_num_threads(1)
+    yield
+    torch.set_num_threads(torch_threads)
+    faiss.omp_set_num_threads(faiss_threads)
+
+
+# --- end of the core library fixtures ------------------------------------------------
