@@ -1,0 +1,136 @@
+"""Dataset registry: every dataset is a name, a loader and its class names.
+
+>>> train = load_dataset("imagefolder", "resources/data/cifar10-jpg.zip", "train")
+>>> image, label = train[0]  # PIL RGB image, int in range(len(train.class_names))
+
+Adding a dataset is one entry in :data:`DATASETS`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from cap.data.base import ImageDataset
+from cap.data.cifar import CIFAR10_CLASSES, CIFAR100_COARSE_CLASSES, CifarDataset
+from cap.data.fmnist import FMNIST_CLASSES, FashionMNISTDataset
+from cap.data.imagefolder import ImageFolderDataset
+from cap.data.mvtec import MVTEC_CATEGORIES, MVTEC_CLASSES, MVTecDataset
+from cap.errors import ConfigError
+
+__all__ = ["DATASETS", "SPLITS", "ImageDataset", "list_classes", "load_dataset"]
+
+SPLITS: tuple[str, ...] = ("train", "test")
+Root = str | os.PathLike[str]
+#: (root, split, category, download, offline) → one split of the dataset.
+Loader = Callable[[Path, str, str | None, bool, bool | None], ImageDataset]
+#: (root or None, category or None) → class names in label order.
+ClassNames = Callable[[Path | None, str | None], Sequence[str]]
+
+
+@dataclass(frozen=True)
+class DatasetEntry:
+    """How to load one dataset and name its classes."""
+
+    load: Loader  # builds one split
+    classes: ClassNames  # class names without loading images where possible
+    description: str  # one line for help texts
+
+
+def _imagefolder_classes(root: Path | None, category: str | None) -> Sequence[str]:
+    if root is None:
+        raise ConfigError("imagefolder class names come from its folders: give the data root")
+    return ImageFolderDataset(root, "train").class_names
+
+
+DATASETS: dict[str, DatasetEntry] = {
+    "cifar10": DatasetEntry(
+        lambda root, split, category, download, offline: CifarDataset(
+            "cifar10", root, split, download=download, offline=offline
+        ),
+        lambda root, category: CIFAR10_CLASSES,
+        "CIFAR-10 through torchvision (10 classes)",
+    ),
+    "cifar100": DatasetEntry(
+        lambda root, split, category, download, offline: CifarDataset(
+            "cifar100", root, split, download=download, offline=offline
+        ),
+        lambda root, category: CIFAR100_COARSE_CLASSES,
+        "CIFAR-100 through torchvision, 20 coarse superclasses",
+    ),
+    "fmnist": DatasetEntry(
+        lambda root, split, category, download, offline: FashionMNISTDataset(
+            root, split, download=download, offline=offline
+        ),
+        lambda root, category: FMNIST_CLASSES,
+        "Fashion-MNIST idx files (torchvision download or Debian's dataset-fashion-mnist)",
+    ),
+    "mvtec": DatasetEntry(
+        lambda root, split, category, download, offline: MVTecDataset(
+            root, split, category=category
+        ),
+        lambda root, category: MVTEC_CATEGORIES if category is None else MVTEC_CLASSES,
+        "MVTec AD, one category at a time (downloaded by the user)",
+    ),
+    "imagefolder": DatasetEntry(
+        lambda root, split, category, download, offline: ImageFolderDataset(root, split),
+        _imagefolder_classes,
+        "<root>/{train,test}/<class>/*.{png,jpg,jpeg}, a folder or a .zip",
+    ),
+}
+
+
+def _check_name(name: str, category: str | None) -> DatasetEntry:
+    if name not in DATASETS:
+        raise ConfigError(f"unknown dataset {name!r}; valid: {', '.join(DATASETS)}")
+    if category is not None and name != "mvtec":
+        raise ConfigError(
+            f"dataset {name!r} has no categories (category={category!r}); only mvtec has"
+        )
+    return DATASETS[name]
+
+
+def load_dataset(
+    name: str,
+    root: Root,
+    split: str,
+    *,
+    category: str | None = None,
+    download: bool = False,
+    offline: bool | None = None,
+) -> ImageDataset:
+    """Load one split of a registered dataset, with all of its classes.
+
+    Parameters
+    ----------
+    name : str
+        A key of :data:`DATASETS`.
+    root : path
+        The dataset's folder (or zip, for ``imagefolder``).
+    split : {"train", "test"}
+    category : str, optional
+        The MVTec AD category (required for ``mvtec``, refused elsewhere).
+    download : bool
+        Let torchvision download a missing CIFAR/Fashion-MNIST; never in offline mode.
+    offline : bool, optional
+        The config's offline flag (see :func:`cap.offline.is_offline`).
+    """
+    entry = _check_name(name, category)
+    if split not in SPLITS:
+        raise ConfigError(f"unknown split {split!r}; valid: {', '.join(SPLITS)}")
+    if name == "mvtec" and category is None:
+        raise ConfigError(f"mvtec needs a category; valid: {', '.join(MVTEC_CATEGORIES)}")
+    return entry.load(Path(root), split, category, download, offline)
+
+
+def list_classes(name: str, root: Root | None = None, category: str | None = None) -> list[str]:
+    """Class names of a dataset, in label order.
+
+    For ``mvtec`` without a category these are the 15 categories (each one a
+    one-class task); with a category, its label space ``["good", "defect"]``.
+    ``imagefolder`` reads them from the folders under ``root``.
+    """
+    entry = _check_name(name, category)
+    return list(entry.classes(None if root is None else Path(root), category))

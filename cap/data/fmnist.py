@@ -1,0 +1,108 @@
+"""Fashion-MNIST from its original idx files; grayscale is replicated to RGB.
+
+The root may be a folder that directly holds the idx files, gzipped or not (such
+as Debian's ``dataset-fashion-mnist``, ``/usr/share/datasets/fashion-mnist``), or
+torchvision's layout ``<root>/FashionMNIST/raw``, which torchvision's download fills.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from cap.data.base import ImageDataset
+from cap.errors import DataError, MissingResourceError
+from cap.offline import is_offline
+
+#: Path-safe class names, in label order (torchvision's ``T-shirt/top`` holds a slash).
+FMNIST_CLASSES: tuple[str, ...] = (
+    "tshirt_top", "trouser", "pullover", "dress", "coat",
+    "sandal", "shirt", "sneaker", "bag", "ankle_boot",
+)  # fmt: skip
+
+#: (images, labels) idx file stems of each split.
+IDX_FILES: dict[str, tuple[str, str]] = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+HOW_TO_OBTAIN = (
+    "install Debian's package (`apt-get install dataset-fashion-mnist`, files in "
+    "/usr/share/datasets/fashion-mnist) and point the data root there, or run "
+    "`cap fetch --torchvision fmnist --destination {root}` on a machine with network access"
+)
+
+
+def read_idx(path: Path) -> np.ndarray:
+    """Read an idx file of unsigned bytes (``.gz`` or plain) into an array of its shape."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as handle:
+            data = handle.read()
+    except OSError as error:
+        raise DataError(f"cannot read idx file {path}: {error}") from error
+    if len(data) < 4 or data[:3] != b"\x00\x00\x08":
+        raise DataError(f"{path} is not an idx file of unsigned bytes (magic {data[:4].hex()})")
+    ndim = data[3]
+    shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
+    offset = 4 + 4 * ndim
+    if len(data) - offset != int(np.prod(shape)):
+        raise DataError(f"{path}: header says shape {shape}, but {len(data) - offset} bytes follow")
+    return np.frombuffer(data, dtype=np.uint8, offset=offset).reshape(shape)
+
+
+def find_idx_files(root: Path, split: str) -> tuple[Path, Path] | None:
+    """The (images, labels) files of ``split`` in ``root`` or torchvision's layout under it."""
+    for folder in (root, root / "FashionMNIST" / "raw"):
+        found = []
+        for stem in IDX_FILES[split]:
+            candidates = [folder / stem, folder / f"{stem}.gz"]
+            found.append(next((path for path in candidates if path.is_file()), None))
+        if all(found):
+            return found[0], found[1]
+    return None
+
+
+class FashionMNISTDataset(ImageDataset):
+    """One Fashion-MNIST split; ids are the image's index in the split."""
+
+    def __init__(
+        self,
+        root: str | os.PathLike[str],
+        split: str,
+        *,
+        download: bool = False,
+        offline: bool | None = None,
+    ) -> None:
+        root = Path(root).expanduser()
+        files = find_idx_files(root, split)
+        if files is None and download and not is_offline(offline):
+            import torchvision.datasets
+
+            torchvision.datasets.FashionMNIST(root=str(root), train=split == "train", download=True)
+            files = find_idx_files(root, split)
+        if files is None:
+            expected = ", ".join(f"{stem}[.gz]" for stem in IDX_FILES[split])
+            raise MissingResourceError(
+                f"Fashion-MNIST {split} split not found: expected {expected} in {root} or in "
+                f"{root / 'FashionMNIST' / 'raw'}; " + HOW_TO_OBTAIN.format(root=root)
+            )
+        self.images = read_idx(files[0])  # (N, 28, 28) uint8
+        labels = read_idx(files[1]).astype(np.int64)
+        if self.images.ndim != 3 or len(self.images) != len(labels):
+            raise DataError(
+                f"{files[0]} and {files[1]} disagree: {self.images.shape} vs {labels.shape}"
+            )
+        super().__init__(
+            name="fmnist",
+            split=split,
+            ids=[str(index) for index in range(len(labels))],
+            labels=labels,
+            class_names=FMNIST_CLASSES,
+        )
+
+    def _load(self, index: int) -> Image.Image:
+        return Image.fromarray(self.images[index])  # (28, 28) uint8 → mode "L"

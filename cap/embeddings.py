@@ -1,0 +1,333 @@
+"""The embedding store: one HDF5 file per (dataset, backbone, split).
+
+Extracted once and shared by every normal class and every ablation. Layout:
+
+- ``features`` (N, D) float32 — pooled backbone features, the memory items of §3.1
+- ``labels`` (N,) int64 — in the dataset's class space (CIFAR-100: coarse ids;
+  MVTec: 0 = good, 1 = defect)
+- ``ids`` (N,) str — lets later steps reload the exact image (``dataset.index_of``)
+- ``defect_type`` (N,) str — MVTec only
+- ``feature_maps`` (n, 7, 7, D) float16 and ``feature_map_ids`` (n,) str — the last
+  feature maps of the first few images of each class, for the anomaly-map figure
+- ``skipped_ids`` (s,) str — corrupt images skipped on request
+
+Attributes: ``dataset``, ``split``, ``category``, ``backbone``, ``weights``,
+``preprocessing``, ``image_count``, ``dim``, ``package_version``, ``class_names``
+(JSON list), ``limit_per_class`` (0 = all), ``skipped_count``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cap import __version__
+from cap.backbones.base import Backbone
+from cap.data.base import ImageDataset
+from cap.errors import ConfigError, DataError, MissingResourceError
+from cap.io import atomic_path
+
+log = logging.getLogger(__name__)
+
+REQUIRED_DATASETS: tuple[str, ...] = ("features", "labels", "ids")
+
+
+@dataclass
+class Embeddings:
+    """Everything one embedding file holds (see the module docstring)."""
+
+    features: np.ndarray  # (N, D) float32 pooled features
+    labels: np.ndarray  # (N,) int64 class index into class_names
+    ids: list[str]  # (N,) image ids, as in the dataset
+    class_names: list[str]  # the dataset's class space
+    attrs: dict[str, Any]  # provenance attributes (dataset, backbone, weights, ...)
+    feature_maps: np.ndarray | None = None  # (n, 7, 7, D) float16 last feature maps
+    feature_map_ids: list[str] = field(default_factory=list)  # (n,) ids of those images
+    defect_type: list[str] | None = None  # (N,) MVTec defect folder names, else None
+
+
+def first_per_class(labels: np.ndarray, limit: int | None) -> np.ndarray:
+    """Positions of the first ``limit`` items of each class, in their original order.
+
+    Parameters
+    ----------
+    labels : ndarray of shape (N,)
+    limit : int or None
+        None keeps everything.
+
+    Returns
+    -------
+    ndarray of shape (M,), int64, increasing
+    """
+    labels = np.asarray(labels)
+    if limit is None:
+        return np.arange(len(labels), dtype=np.int64)
+    keep = [np.flatnonzero(labels == label)[:limit] for label in np.unique(labels)]
+    return np.sort(np.concatenate(keep)).astype(np.int64) if keep else np.empty(0, dtype=np.int64)
+
+
+class _BackboneInputs:
+    """Map-style dataset for the DataLoader: position → (position, input or None, error or None).
+
+    A corrupt image comes back as its error message instead of raising in the
+    worker, so that the main process can skip it or raise a clean DataError.
+    """
+
+    def __init__(self, dataset: ImageDataset, backbone: Backbone, indices: np.ndarray) -> None:
+        self.dataset = dataset
+        self.transform = backbone.transform
+        self.indices = indices
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, position: int) -> tuple[int, Any, str | None]:
+        try:
+            return position, self.transform(self.dataset.image(int(self.indices[position]))), None
+        except DataError as error:
+            return position, None, str(error)
+
+
+def _collate(
+    items: list[tuple[int, Any, str | None]],
+) -> tuple[list[int], Any, list[tuple[int, str]]]:
+    """Stack the readable inputs; keep (position, message) of the unreadable ones."""
+    from torch.utils.data import default_collate
+
+    readable = [(position, value) for position, value, error in items if error is None]
+    failed = [(position, error) for position, _, error in items if error is not None]
+    inputs = default_collate([value for _, value in readable]) if readable else None
+    return [position for position, _ in readable], inputs, failed
+
+
+def default_num_workers() -> int:
+    """DataLoader workers: leave one core to the backbone, use at most four."""
+    return max(1, min(4, (os.cpu_count() or 1) - 1))
+
+
+class _StoreWriter:
+    """Appends embedded rows to an open HDF5 file and finally writes the index datasets.
+
+    Datasets are allocated for every selected image and shrunk at the end, when
+    skipped images are known.
+    """
+
+    def __init__(self, store: Any, rows: int, dim: int, map_rows: int) -> None:
+        self.store = store
+        self.map_rows = map_rows
+        self.features = store.create_dataset(
+            "features", (rows, dim), np.float32, maxshape=(None, dim), chunks=(min(rows, 256), dim)
+        )
+        self.maps: Any = None  # created with the first maps, whose grid it takes
+        self.kept: list[int] = []  # positions (into the selection) of the embedded rows
+        self.map_kept: list[int] = []  # positions of the rows whose maps are stored
+
+    def add(
+        self, positions: list[int], pooled: np.ndarray, maps: np.ndarray | None, wanted: np.ndarray
+    ) -> None:
+        """Append (B, D) pooled features; of (B, 7, 7, D) maps, the rows flagged in ``wanted``."""
+        self.features[len(self.kept) : len(self.kept) + len(positions)] = pooled
+        self.kept.extend(positions)
+        if maps is None:
+            return
+        if self.maps is None:
+            grid = maps.shape[1:]  # (7, 7, D)
+            self.maps = self.store.create_dataset(
+                "feature_maps",
+                (self.map_rows, *grid),
+                np.float16,
+                maxshape=(None, *grid),
+                chunks=(1, *grid),
+            )
+        chosen = maps[wanted].astype(np.float16)  # (b, 7, 7, D)
+        self.maps[len(self.map_kept) : len(self.map_kept) + len(chosen)] = chosen
+        self.map_kept.extend(np.asarray(positions)[wanted].tolist())
+
+    def finish(
+        self, dataset: ImageDataset, selection: np.ndarray, skipped: list[str], attrs: dict
+    ) -> None:
+        """Shrink to the embedded rows, write labels, ids and the attributes."""
+        import h5py
+
+        text = h5py.string_dtype()
+        rows = selection[self.kept]  # dataset positions of the embedded rows
+        self.features.resize((len(rows), self.features.shape[1]))
+        self.store.create_dataset("labels", data=dataset.labels[rows].astype(np.int64))
+        self.store.create_dataset("ids", data=[dataset.ids[i] for i in rows], dtype=text)
+        if dataset.defect_types is not None:
+            defect_types = [dataset.defect_types[i] for i in rows]
+            self.store.create_dataset("defect_type", data=defect_types, dtype=text)
+        if self.maps is not None:
+            self.maps.resize((len(self.map_kept), *self.maps.shape[1:]))
+            map_ids = [dataset.ids[i] for i in selection[self.map_kept]]
+            self.store.create_dataset("feature_map_ids", data=map_ids, dtype=text)
+        self.store.create_dataset("skipped_ids", data=skipped, dtype=text)
+        self.store.attrs.update({**attrs, "image_count": len(rows), "skipped_count": len(skipped)})
+
+
+def _check_settings(
+    batch_size: int, limit_per_class: int | None, feature_maps_per_class: int
+) -> None:
+    if batch_size < 1:
+        raise ConfigError(f"batch_size must be positive, got {batch_size}")
+    if limit_per_class is not None and limit_per_class < 1:
+        raise ConfigError(f"limit_per_class must be positive or None, got {limit_per_class}")
+    if feature_maps_per_class < 0:
+        raise ConfigError(f"feature_maps_per_class must be 0 or more, got {feature_maps_per_class}")
+
+
+def extract_embeddings(
+    dataset: ImageDataset,
+    backbone: Backbone,
+    out: str | os.PathLike[str],
+    *,
+    batch_size: int = 64,
+    num_workers: int | None = None,
+    limit_per_class: int | None = None,
+    feature_maps_per_class: int = 0,
+    skip_corrupt: bool = False,
+    dataset_name: str | None = None,
+    split: str | None = None,
+    progress: bool = True,
+) -> Path:
+    """Embed a dataset split with a backbone and write the HDF5 store atomically.
+
+    Parameters
+    ----------
+    dataset : ImageDataset
+        One split, all classes.
+    backbone : Backbone
+    out : path
+        The ``.h5`` file; written to a temporary file and renamed on success, so an
+        interrupted run never leaves a complete-looking file.
+    batch_size, num_workers : int
+        DataLoader settings (decoding and preprocessing run in the workers;
+        ``num_workers`` defaults to :func:`default_num_workers`).
+    limit_per_class : int, optional
+        Keep the first N images of each class, in dataset order (reproducible subsets).
+    feature_maps_per_class : int
+        Also store the (7, 7, D) maps of the first N kept images of each class.
+    skip_corrupt : bool
+        Skip unreadable images (counted in ``skipped_count``) instead of raising DataError.
+    dataset_name, split : str, optional
+        Recorded attributes; default to ``dataset.name`` and ``dataset.split``.
+    progress : bool
+        Show a tqdm bar with images/s.
+
+    Returns
+    -------
+    Path of the written file.
+    """
+    import h5py
+    import torch
+    from tqdm.auto import tqdm
+
+    _check_settings(batch_size, limit_per_class, feature_maps_per_class)
+    selection = first_per_class(dataset.labels, limit_per_class)  # (M,) dataset positions
+    if len(selection) == 0:
+        raise DataError(f"{dataset!r} holds no image to embed")
+    with_maps = np.zeros(len(selection), dtype=bool)  # (M,) store this row's feature map
+    if feature_maps_per_class:
+        with_maps[first_per_class(dataset.labels[selection], feature_maps_per_class)] = True
+    loader = torch.utils.data.DataLoader(
+        _BackboneInputs(dataset, backbone, selection),
+        batch_size=batch_size,
+        num_workers=default_num_workers() if num_workers is None else num_workers,
+        collate_fn=_collate,
+        pin_memory=backbone.device.startswith("cuda"),
+    )
+    attrs = {
+        "dataset": dataset_name or dataset.name,
+        "split": split or dataset.split,
+        "category": dataset.category or "",
+        "backbone": backbone.name,
+        "weights": backbone.weights_id,
+        "preprocessing": backbone.preprocessing,
+        "dim": backbone.dim,
+        "package_version": __version__,
+        "class_names": json.dumps(dataset.class_names),
+        "limit_per_class": limit_per_class or 0,
+    }
+    skipped: list[str] = []
+    out = Path(out)
+    with atomic_path(out) as temporary, h5py.File(temporary, "w") as store:
+        writer = _StoreWriter(store, len(selection), backbone.dim, int(with_maps.sum()))
+        description = f"embed {attrs['dataset']}/{attrs['split']} {backbone.name}"
+        with tqdm(total=len(selection), unit="img", desc=description, disable=not progress) as bar:
+            for positions, inputs, failed in loader:
+                for position, message in failed:
+                    if not skip_corrupt:
+                        raise DataError(
+                            f"{message} (set skip_corrupt / --skip-corrupt to skip such files)"
+                        )
+                    log.warning("skipping %s", message)
+                    skipped.append(dataset.ids[selection[position]])
+                if positions:
+                    wanted = with_maps[positions]  # (B,)
+                    pooled, maps = backbone.embed(
+                        inputs, return_maps=bool(wanted.any())
+                    )  # (B, D), (B, 7, 7, D)
+                    writer.add(positions, pooled, maps, wanted)
+                bar.update(len(positions) + len(failed))
+        if not writer.kept:
+            raise DataError(f"no readable image in {dataset!r}: all {len(skipped)} were skipped")
+        writer.finish(dataset, selection, skipped, attrs)
+    log.info("wrote %d embeddings (%d skipped) to %s", len(writer.kept), len(skipped), out)
+    return out
+
+
+def load_embeddings(
+    path: str | os.PathLike[str], *, expect_backbone: str | None = None
+) -> Embeddings:
+    """Read an embedding file written by :func:`extract_embeddings`.
+
+    ``expect_backbone`` guards against mixing: a file from another backbone than
+    the config names raises ConfigError.
+    """
+    import h5py
+
+    path = Path(path)
+    if not path.is_file():
+        raise MissingResourceError(
+            f"embedding file {path} does not exist; create it with `cap embed`"
+        )
+    try:
+        store = h5py.File(path, "r")
+    except OSError as error:
+        raise DataError(f"{path} is not a readable HDF5 embedding file: {error}") from error
+    with store:
+        missing = [name for name in REQUIRED_DATASETS if name not in store]
+        if missing:
+            raise DataError(
+                f"{path} lacks dataset(s) {', '.join(missing)}; re-create it with `cap embed`"
+            )
+        attrs = {
+            key: value.item() if isinstance(value, np.generic) else value
+            for key, value in store.attrs.items()
+        }
+        if expect_backbone is not None and attrs.get("backbone") != expect_backbone:
+            raise ConfigError(
+                f"{path} holds {attrs.get('backbone')!r} features but the config says backbone "
+                f"{expect_backbone!r}; refusing to mix them: delete the file or fix the config"
+            )
+        return Embeddings(
+            features=store["features"][()].astype(np.float32, copy=False),
+            labels=store["labels"][()].astype(np.int64, copy=False),
+            ids=_strings(store, "ids") or [],
+            class_names=json.loads(attrs.get("class_names", "[]")),
+            attrs=attrs,
+            feature_maps=store["feature_maps"][()] if "feature_maps" in store else None,
+            feature_map_ids=_strings(store, "feature_map_ids") or [],
+            defect_type=_strings(store, "defect_type"),
+        )
+
+
+def _strings(store: Any, name: str) -> list[str] | None:
+    """A string dataset of an open HDF5 file as a list, or None when absent."""
+    return list(store[name].asstr()[()]) if name in store else None

@@ -1,0 +1,171 @@
+"""Fill the workflow's ``resources/`` folder: link a local copy, else download.
+
+Every external input (a dataset folder, a zip, a weight file) has a destination
+under ``resources/``. A local copy found at one of the configured candidate paths
+is symlinked there (nothing is copied); otherwise the resource is downloaded from
+its public source, unless offline mode forbids it, in which case the error names
+the destination, the candidates tried and how to obtain the resource.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+import urllib.error
+import urllib.request
+from collections.abc import Sequence
+from pathlib import Path
+
+from cap.errors import ConfigError, MissingResourceError
+from cap.io import atomic_path
+from cap.offline import is_offline
+
+log = logging.getLogger(__name__)
+
+#: How a missing resource is obtained: a torchvision dataset, a plain URL, or by hand.
+KINDS: tuple[str, ...] = ("torchvision", "url", "manual")
+#: torchvision dataset classes by cap dataset name.
+TORCHVISION_DATASETS: dict[str, str] = {
+    "cifar10": "CIFAR10",
+    "cifar100": "CIFAR100",
+    "fmnist": "FashionMNIST",
+}
+
+
+def expand(path: str | os.PathLike[str]) -> Path:
+    """``~`` and ``$VARS`` expanded, as in the config's local paths."""
+    return Path(os.path.expandvars(os.path.expanduser(os.fspath(path))))
+
+
+def link(target: Path, destination: Path) -> None:
+    """Point ``destination`` at ``target`` (file or folder) by a symlink, replaced atomically."""
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    temporary = destination.parent / f".{destination.name}.{os.getpid()}.link"
+    temporary.unlink(missing_ok=True)
+    os.symlink(target, temporary, target_is_directory=target.is_dir())
+    os.replace(temporary, destination)
+
+
+def download_url(url: str, destination: Path) -> None:
+    """Stream ``url`` to ``destination`` through a temporary file, with a progress bar."""
+    from tqdm.auto import tqdm
+
+    with atomic_path(destination) as temporary, urllib.request.urlopen(url) as response:
+        total = int(response.headers.get("Content-Length") or 0) or None
+        with (
+            temporary.open("wb") as handle,
+            tqdm(total=total, unit="B", unit_scale=True, desc=destination.name) as bar,
+        ):
+            for block in iter(lambda: response.read(1 << 20), b""):
+                handle.write(block)
+                bar.update(len(block))
+
+
+def download_torchvision(name: str, destination: Path) -> None:
+    """Let torchvision download dataset ``name`` into a fresh folder renamed to ``destination``."""
+    import torchvision.datasets
+
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    temporary = Path(tempfile.mkdtemp(prefix=f".{destination.name}.", dir=destination.parent))
+    try:
+        loader = getattr(torchvision.datasets, TORCHVISION_DATASETS[name])
+        for train in (True, False):
+            loader(root=str(temporary), train=train, download=True)
+        if destination.is_symlink():
+            destination.unlink()
+        os.replace(temporary, destination)
+    finally:
+        shutil.rmtree(temporary, ignore_errors=True)
+
+
+def how_to_obtain(
+    kind: str, name: str, destination: Path, url: str | None, instructions: str | None
+) -> str:
+    """One sentence telling the user how to get the resource."""
+    if instructions:
+        return instructions
+    if kind == "torchvision":
+        return (
+            f"run `cap fetch --torchvision {name} --destination {destination}` on a machine with "
+            f"network access, or put a copy at one of the local paths"
+        )
+    if kind == "url":
+        return f"download {url} to {destination}, or put a copy at one of the local paths"
+    return f"put a copy at {destination} or at one of the local paths"
+
+
+def fetch_resource(
+    kind: str,
+    name: str,
+    destination: str | os.PathLike[str],
+    *,
+    local_candidates: Sequence[str | os.PathLike[str]] = (),
+    url: str | None = None,
+    offline: bool | None = None,
+    instructions: str | None = None,
+) -> Path:
+    """Make ``destination`` hold the resource, and return it.
+
+    In order: a ``destination`` that already holds a real file or folder is kept;
+    else the first existing local candidate is symlinked to it; else, unless
+    offline, the resource is downloaded (``kind="torchvision"``: torchvision
+    dataset ``name`` into the ``destination`` folder; ``kind="url"``: ``url`` to
+    the ``destination`` file).
+
+    Parameters
+    ----------
+    kind : {"torchvision", "url", "manual"}
+        How to obtain the resource when no local copy exists.
+    name : str
+        torchvision dataset name (``cifar10``, ``cifar100``, ``fmnist``), else a label.
+    destination : path
+    local_candidates : sequence of paths
+        Where a local copy may be (``~`` and ``$VARS`` expanded).
+    url : str, optional
+        Source of a ``kind="url"`` resource.
+    offline : bool, optional
+        The config's offline flag (see :func:`cap.offline.is_offline`).
+    instructions : str, optional
+        How to obtain the resource, for the error message (e.g. a licence note).
+    """
+    if kind not in KINDS:
+        raise ConfigError(f"unknown resource kind {kind!r}; valid: {', '.join(KINDS)}")
+    if kind == "torchvision" and name not in TORCHVISION_DATASETS:
+        raise ConfigError(
+            f"unknown torchvision dataset {name!r}; valid: {', '.join(TORCHVISION_DATASETS)}"
+        )
+    if kind == "url" and not url:
+        raise ConfigError(f"resource {name!r} of kind 'url' needs a url")
+    destination = Path(destination)
+    if destination.exists() and not destination.is_symlink():
+        log.info("%s is already present", destination)
+        return destination
+    candidates = [expand(candidate) for candidate in local_candidates]
+    for candidate in candidates:
+        if candidate.exists():
+            link(candidate.resolve(), destination)
+            log.info("linked %s -> %s", destination, candidate.resolve())
+            return destination
+    tried = ", ".join(str(candidate) for candidate in candidates) or "none configured"
+    how = how_to_obtain(kind, name, destination, url, instructions)
+    if kind == "manual" or is_offline(offline):
+        reason = (
+            "offline mode is on" if kind != "manual" else "it cannot be downloaded automatically"
+        )
+        raise MissingResourceError(
+            f"{name}: no local copy found and {reason}; expected {destination} "
+            f"(local paths tried: {tried}). To obtain it: {how}"
+        )
+    log.info("downloading %s to %s", url or f"torchvision {name}", destination)
+    try:
+        if kind == "torchvision":
+            download_torchvision(name, destination)
+        else:
+            download_url(url, destination)
+    except (urllib.error.URLError, OSError, RuntimeError) as error:
+        raise MissingResourceError(
+            f"{name}: download to {destination} failed ({error}). {how}"
+        ) from error
+    return destination
