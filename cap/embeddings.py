@@ -23,15 +23,17 @@ import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from cap import __version__
-from cap.backbones.base import Backbone
-from cap.data.base import ImageDataset
 from cap.errors import ConfigError, DataError, MissingResourceError
 from cap.io import atomic_path
+
+if TYPE_CHECKING:  # loading embeddings must not pay for importing the backbones (torch)
+    from cap.backbones.base import Backbone
+    from cap.data.base import ImageDataset
 
 log = logging.getLogger(__name__)
 

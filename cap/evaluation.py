@@ -8,7 +8,6 @@ from collections.abc import Iterable, Mapping
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import roc_auc_score
 
 from cap.errors import DataError
 from cap.io import atomic_path, write_json_atomic
@@ -19,6 +18,8 @@ SCORE_COLUMNS = ("id", "label", "is_anomaly", "score")
 
 def auroc(is_anomaly: np.ndarray, scores: np.ndarray) -> float:
     """Area under the ROC curve, higher scores meaning more anomalous."""
+    from sklearn.metrics import roc_auc_score  # slow to import: only where AUROC is needed
+
     is_anomaly = np.asarray(is_anomaly)
     scores = np.asarray(scores, dtype=np.float64)
     if not np.isfinite(scores).all():

@@ -18,7 +18,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from sklearn.metrics import roc_auc_score
 from tqdm.auto import tqdm
 
 from cap.detectors.base import BaseDetector, check_is_fitted
@@ -444,6 +443,8 @@ def _score_summary(
     model: CAPModel, bank: torch.Tensor, watch: tuple[np.ndarray, np.ndarray, np.ndarray]
 ) -> dict[str, float]:
     """Test-score means/stds of normal and anomalous items and the AUROC (Figures 3, 6)."""
+    from cap.evaluation import auroc  # scikit-learn: imported only when monitoring
+
     X, is_anomaly, index = watch
     model.eval()
     (scores,) = _read_out_in_chunks(model, bank, X, index, _score_readout)
@@ -453,5 +454,5 @@ def _score_summary(
         "score_normal_std": float(normal.std()),
         "score_anomaly_mean": float(anomalous.mean()),
         "score_anomaly_std": float(anomalous.std()),
-        "auroc": float(roc_auc_score(is_anomaly, scores)),
+        "auroc": auroc(is_anomaly, scores),
     }
