@@ -28,6 +28,8 @@ rule auroc:
         AUROC,
     log:
         f"results/logs/auroc/{RUN}.log",
+    benchmark:
+        f"results/benchmarks/auroc/{RUN}.tsv"
     params:
         tags=get_auroc_tags,
     conda:
@@ -44,6 +46,8 @@ rule aggregate:
         SUMMARY,
     log:
         "results/logs/aggregate.log",
+    benchmark:
+        "results/benchmarks/aggregate.tsv"
     localrule: True
     conda:
         CONDA_ENV

@@ -4,6 +4,8 @@ rule fetch:
         directory("resources/{resource}"),
     log:
         "results/logs/fetch/{resource}.log",
+    benchmark:
+        "results/benchmarks/fetch/{resource}.tsv"
     params:
         args=get_fetch_args,
     localrule: True

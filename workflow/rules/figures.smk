@@ -12,6 +12,8 @@ rule figure_attention:
         pdf="results/figures/attention/{dataset}/{backbone}/{cls}/{variant}.pdf",
     log:
         "results/logs/figure_attention/{dataset}/{backbone}/{cls}/{variant}.log",
+    benchmark:
+        "results/benchmarks/figure_attention/{dataset}/{backbone}/{cls}/{variant}.tsv"
     params:
         dataset=get_figure_dataset,
         normal_class=get_figure_normal_class,
@@ -38,6 +40,8 @@ rule figure_score_curves:
         pdf="results/figures/score_curves/{dataset}/{backbone}/{cls}.pdf",
     log:
         "results/logs/figure_score_curves/{dataset}/{backbone}/{cls}.log",
+    benchmark:
+        "results/benchmarks/figure_score_curves/{dataset}/{backbone}/{cls}.tsv"
     params:
         labels=lambda wildcards: [c["label"] for c in find_figure("score_curves", wildcards)["curves"]],
         title=lambda wildcards: find_figure("score_curves", wildcards).get("title", ""),
@@ -61,6 +65,8 @@ rule figure_anomaly_maps:
         pdf="results/figures/anomaly_maps/{dataset}/{backbone}/{cls}/{variant}.pdf",
     log:
         "results/logs/figure_anomaly_maps/{dataset}/{backbone}/{cls}/{variant}.log",
+    benchmark:
+        "results/benchmarks/figure_anomaly_maps/{dataset}/{backbone}/{cls}/{variant}.tsv"
     params:
         dataset=get_figure_dataset,
         normal_class=get_figure_normal_class,

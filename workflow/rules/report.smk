@@ -14,11 +14,14 @@ rule report:
         ),
     log:
         "results/logs/report.log",
+    benchmark:
+        "results/benchmarks/report.tsv"
     params:
         backbones_used={name: config["backbones"][d["backbone"]]["model"] for name, d in DATASETS.items()},
         tolerance=config["report"]["tolerance"],
         config=config,
         benchmark_dir="results/benchmarks",
+        embedding_dir="results/embeddings",
     localrule: True
     conda:
         CONDA_ENV

@@ -15,6 +15,8 @@ rule table:
         per_class="results/tables/{table}_per_class.csv",
     log:
         "results/logs/table/{table}.log",
+    benchmark:
+        "results/benchmarks/table/{table}.tsv"
     params:
         spec=lambda wildcards: resolved_table_spec(wildcards.table),
     localrule: True

@@ -6,7 +6,7 @@ from pathlib import Path
 import pandas as pd
 
 from cap.paper import load_paper_results
-from cap.report import write_report
+from cap.report import backbone_weights, write_report
 
 logging.basicConfig(filename=snakemake.log[0], level=logging.INFO)  # noqa: F821
 
@@ -21,5 +21,5 @@ write_report(
     figures=[Path(path) for path in inputs.figures],
     benchmarks=sorted(Path(params.benchmark_dir).rglob("*.tsv")),
     config=params.config,
-    environment=getattr(params, "environment", None),
+    environment=backbone_weights(sorted(Path(params.embedding_dir).rglob("*.h5"))),
 )
