@@ -215,6 +215,18 @@ def detect_environment() -> dict[str, str]:
     return info
 
 
+def backbone_weights(embedding_files: Sequence[str | os.PathLike[str]]) -> dict[str, str]:
+    """Which weights each backbone used (torchvision tag or checkpoint sha256), from the
+    attributes of the embedding files."""
+    import h5py
+
+    weights = {}
+    for path in embedding_files:
+        with h5py.File(path, "r") as store:
+            weights[f"{store.attrs['backbone']} weights"] = str(store.attrs["weights"])
+    return weights
+
+
 def _installed_version(distributions: Sequence[str]) -> str:
     for distribution in distributions:
         try:

@@ -109,7 +109,7 @@ def attention_examples(
             ],
             weights_attention=np.asarray(weights[c, :shown]),
             weights_uniform=np.full(shown, 1.0 / k),
-            title=split.test_ids[i],
+            title="\n".join(split.test_ids[i].rsplit("/", 1)),  # fits the narrow column
         ))
     return examples
 

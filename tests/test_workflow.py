@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from cap.tables import read_table
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("CAP_SHARED_DIR", REPO.parent / "shared"))
 SNAKEFILE = REPO / "workflow" / "Snakefile"
@@ -161,6 +163,10 @@ def test_smoke_run_executes_every_rule_and_writes_every_output(smoke_run):
     for table in ("table1", "table3"):
         for suffix in (".csv", ".md", ".tex", "_per_class.csv"):
             assert (workdir / "results" / "tables" / f"{table}{suffix}").stat().st_size > 0
+        cells = read_table(workdir / "results" / "tables" / f"{table}.csv")
+        computed = cells[cells["kind"] == "computed"]["auroc_pct"]
+        assert len(computed) > 0 and computed.notna().all()
+        assert computed.between(30.0, 100.0).all(), computed  # real features: far from chance
     assert (workdir / "results" / "report" / "reproduction.md").stat().st_size > 0
     pngs = list((workdir / "results" / "figures").rglob("*.png"))
     assert len(pngs) == 3
