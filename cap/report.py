@@ -328,7 +328,8 @@ def _figures_section(figures: Sequence[str | os.PathLike[str]], folder: Path) ->
     links = []
     for figure in figures:
         relative = Path(os.path.relpath(Path(figure).resolve(), folder.resolve())).as_posix()
-        links.append(f"### {Path(figure).stem}\n\n![{Path(figure).stem}]({relative})")
+        name = _figure_name(Path(figure))
+        links.append(f"### {name}\n\n![{name}]({relative})")
     return "\n\n".join(links)
 
 
@@ -369,11 +370,23 @@ def _claim_row(claim: str, dataset: str, evidence: str, verdict: str) -> dict[st
     return {"claim": claim, "dataset": dataset, "evidence": evidence, "verdict": verdict}
 
 
+def _figure_name(path: Path) -> str:
+    """``…/figures/attention/cifar10/resnet152/1/cap.png`` → ``attention cifar10/resnet152/1/cap``."""
+    parts = path.with_suffix("").parts
+    if "figures" in parts[:-1]:
+        kind, *rest = parts[parts.index("figures") + 1:]
+        return f"{kind} {'/'.join(rest)}"
+    return path.stem
+
+
 def _rule_of(path: Path) -> str:
-    """The rule a benchmark file belongs to: the folder after ``benchmarks``."""
+    """The rule a benchmark file belongs to: the folder after ``benchmarks``, or the file's
+    own name for single-job rules (``benchmarks/aggregate.tsv``)."""
     parts = path.parts
     if "benchmarks" in parts[:-2]:
         return parts[parts.index("benchmarks") + 1]
+    if path.parent.name == "benchmarks":
+        return path.stem
     return path.parent.name
 
 

@@ -141,7 +141,7 @@ def test_report_with_another_backbone_shows_the_paper_as_context(report_inputs):
     assert "⚠" not in text
     assert "context (tflite ≠ paper's resnet152)" in text
     assert re.search(r"\| CAP > CAP without adaptation \(§4\.1\) +\| cifar10 +\| .+ \| holds", text)
-    assert "![cifar10](../figures/attention/cifar10.png)" in text
+    assert "![attention cifar10](../figures/attention/cifar10.png)" in text
     assert re.search(r"\| train +\| 1 +\| 12\.0", text)
     assert re.search(r"torch version +\| \d", text) and "| device" in text
     assert re.search(r"\| resnet152 weights sha256 +\| abc123", text)
