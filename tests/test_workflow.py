@@ -205,3 +205,13 @@ def test_killed_run_resumes_with_the_same_aurocs(smoke_run, tmp_path):
     result = snakemake(tmp_path, "--cores", "2", "all", "--configfile", str(config), "--rerun-incomplete")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert auroc_records(tmp_path) == auroc_records(reference_dir)
+
+
+@needs_assets
+def test_snakemake_html_report_renders_without_errors(smoke_run):
+    workdir, config, _ = smoke_run
+    result = snakemake(workdir, "--report", "report.html", "--configfile", str(config))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "ERROR" not in result.stdout + result.stderr
+    html = (workdir / "report.html").read_text(errors="replace")
+    assert "reproduction.md" in html and "Table" in html

@@ -53,7 +53,8 @@ rule figure_score_curves:
 
 
 rule figure_anomaly_maps:
-    """Figures 4 and 5: |cos(z, f) − cos(ẑⁿ, f)| over the 7×7 feature map, upsampled."""
+    """Figures 4 and 5: the difference of cos(z, f) and cos(ẑⁿ, f) over the 7×7 feature
+    map, upsampled."""
     input:
         unpack(get_figure_run_inputs),
     output:
