@@ -32,11 +32,6 @@ def build_detector(method: str, settings: Mapping[str, object], seed: int) -> Ba
     return make_detector(method, **params)
 
 
-def is_trainable(method: str) -> bool:
-    """Whether ``method`` learns parameters (and so has a model file to save)."""
-    return hasattr(DETECTORS[method], "save")
-
-
 def fit_on_split(
     detector: BaseDetector, split: OneClassSplit, neighbors: Neighbors, *, monitor: bool = False
 ) -> BaseDetector:

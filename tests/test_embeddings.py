@@ -193,51 +193,17 @@ def _run_cli(argv: list[str]) -> None:
 @needs_mobilenet
 def test_cap_embed_cli_with_tflite(folder, tmp_path):
     out = tmp_path / "emb" / "test.h5"
-    _run_cli(
-        [
-            "embed",
-            "--dataset",
-            "imagefolder",
-            "--data-root",
-            str(folder),
-            "--split",
-            "test",
-            "--backbone",
-            "tflite",
-            "--weights",
-            str(MOBILENET),
-            "--feature-maps-per-class",
-            "1",
-            "--tflite-pooled-tensor",
-            "MobilenetV2/Logits/AvgPool",
-            "--num-workers",
-            "1",
-            "--offline",
-            "--out",
-            str(out),
-        ]
-    )
+    common = ["embed", "--dataset", "imagefolder", "--data-root", str(folder), "--split", "test",
+              "--out", str(out)]  # fmt: skip
+    _run_cli(common + [
+        "--backbone", "tflite", "--weights", str(MOBILENET), "--feature-maps-per-class", "1",
+        "--tflite-pooled-tensor", "MobilenetV2/Logits/AvgPool", "--num-workers", "1", "--offline",
+    ])  # fmt: skip
     loaded = load_embeddings(out, expect_backbone="tflite")
     assert loaded.features.shape == (6, 1280) and loaded.feature_maps.shape == (3, 7, 7, 1280)
     assert loaded.attrs["weights"] == build_backbone("tflite", weights=MOBILENET).weights_id
     with pytest.raises(ConfigError, match="tflite backbone only"):
-        _run_cli(
-            [
-                "embed",
-                "--dataset",
-                "imagefolder",
-                "--data-root",
-                str(folder),
-                "--split",
-                "test",
-                "--backbone",
-                "resnet152",
-                "--tflite-map-tensor",
-                "x",
-                "--out",
-                str(out),
-            ]
-        )
+        _run_cli(common + ["--backbone", "resnet152", "--tflite-map-tensor", "x"])
 
 
 def _knn_auroc(train: np.ndarray, test: np.ndarray, is_anomaly: np.ndarray, k: int = 32) -> float:
