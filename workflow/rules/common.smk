@@ -215,6 +215,8 @@ def get_embed_args(wildcards):
         args += ["--limit-per-class", str(limit)]
     if wildcards.split == "test" and dataset["feature_maps_per_class"]:
         args += ["--feature-maps-per-class", str(dataset["feature_maps_per_class"])]
+    if backbone["bf16"]:
+        args.append("--bf16")
     for option, value in backbone["options"].items():
         args += [f"--tflite-{option.removesuffix('_tensor')}-tensor", value]
     if config["offline"]:

@@ -11,7 +11,7 @@ rule embed:
         "results/benchmarks/embed/{dataset}/{backbone}/{subset}/{split}.tsv"
     params:
         args=get_embed_args,
-    threads: 2
+    threads: 8  # capped by --cores: the DataLoader workers
     resources:
         gpu=1,
     conda:
