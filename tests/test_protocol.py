@@ -92,7 +92,7 @@ def test_runs_with_precomputed_neighbours_match_the_detectors_own_search(three_c
 def test_build_detector_refuses_unknown_methods_and_settings():
     with pytest.raises(ConfigError, match="unknown method 'svdd'"):
         build_detector("svdd", {}, 0)
-    with pytest.raises(ConfigError, match=r"takes no setting\(s\) \['lam'\]"):
+    with pytest.raises(ConfigError, match=r"'dn2' has no setting\(s\) lam; valid: k"):
         build_detector("dn2", {"lam": 2.0}, 0)
     assert build_detector("cap", {"k": 3}, seed=5).get_params()["seed"] == 5
 
