@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import h5py
 import numpy as np
 
-from cap.embeddings import Embeddings
+from cap.embeddings import Embeddings, load_embeddings
 from cap.errors import ConfigError, DataError
 from cap.io import atomic_path
 
@@ -74,6 +74,22 @@ def one_class_split(train: Embeddings, test: Embeddings, normal_class: int | Non
         test_labels=test.labels,
         is_anomaly=is_anomaly,
     )
+
+
+def load_split(
+    train_emb: str | os.PathLike[str],
+    test_emb: str | os.PathLike[str],
+    normal_class: int | None,
+    *,
+    backbone: str | None = None,
+) -> tuple[OneClassSplit, Embeddings]:
+    """Read a run's two embedding files (refusing another ``backbone``'s) and split them.
+
+    The test embeddings come back too: the anomaly-map figure needs their feature maps.
+    """
+    test = load_embeddings(test_emb, expect_backbone=backbone)
+    train = load_embeddings(train_emb, expect_backbone=backbone)
+    return one_class_split(train, test, normal_class), test
 
 
 @dataclass(frozen=True)

@@ -49,13 +49,9 @@ def load_trained_run(
 ) -> TrainedRun:
     """Load the split, neighbours and a CAPDetector saved without its bank."""
     from cap.detectors import CAPDetector
-    from cap.embeddings import load_embeddings
-    from cap.protocol import load_neighbors, one_class_split
+    from cap.protocol import load_neighbors, load_split
 
-    test_embeddings = load_embeddings(test_emb, expect_backbone=backbone)
-    split = one_class_split(
-        load_embeddings(train_emb, expect_backbone=backbone), test_embeddings, normal_class
-    )
+    split, test_embeddings = load_split(train_emb, test_emb, normal_class, backbone=backbone)
     return TrainedRun(
         detector=CAPDetector.load(model, bank=split.bank),
         split=split,

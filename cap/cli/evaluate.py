@@ -57,12 +57,10 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _load_split(args: argparse.Namespace):
-    from cap.embeddings import load_embeddings
-    from cap.protocol import one_class_split
+    from cap.protocol import load_split
 
-    train = load_embeddings(args.train_emb, expect_backbone=args.backbone)
-    test = load_embeddings(args.test_emb, expect_backbone=args.backbone)
-    return one_class_split(train, test, args.normal_class)
+    split, _ = load_split(args.train_emb, args.test_emb, args.normal_class, backbone=args.backbone)
+    return split
 
 
 def _run_settings(args: argparse.Namespace, k_available: int) -> dict[str, Any]:
