@@ -133,10 +133,9 @@ def anomaly_map_examples(
     map_row = {identifier: row for row, identifier in enumerate(test_embeddings.feature_map_ids)}
     rows = _pick_map_rows(split, test_embeddings, set(map_row), n_examples)
     k = _neighbor_count(detector, neighbors)
-    z_hat, z_hat_n = detector.project(
-        split.test[rows], neighbors=neighbors.test_indices[rows, :k]
-    )  # (n, D) each
-    scores = 1.0 - _cosine(z_hat, z_hat_n)  # (n,) eq. (8)
+    queries, query_neighbors = split.test[rows], neighbors.test_indices[rows, :k]
+    _, z_hat_n = detector.project(queries, neighbors=query_neighbors)  # (n, D)
+    scores = detector.anomaly_score(queries, neighbors=query_neighbors)  # (n,) eq. (8)
     examples = []
     for position, i in enumerate(rows):
         index = test_images.index_of(split.test_ids[i])
@@ -188,9 +187,3 @@ def _group_name(embeddings: Embeddings, i: int) -> str:
         return embeddings.defect_type[i]
     return embeddings.class_names[int(embeddings.labels[i])]
 
-
-def _cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Row-wise cosine similarity of (n, D) arrays → (n,)."""
-    eps = np.finfo(np.float32).eps
-    norms = np.maximum(np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1), eps)
-    return (a * b).sum(axis=1) / norms

@@ -171,6 +171,11 @@ class FakeDetector:
         assert neighbors.shape == (len(X), self.k)
         return 2 * X, self.bank[neighbors].mean(axis=1)
 
+    def anomaly_score(self, X, *, neighbors):
+        z_hat, z_hat_n = self.project(X, neighbors=neighbors)
+        cosine = (z_hat * z_hat_n).sum(axis=1) / np.linalg.norm(z_hat, axis=1) / np.linalg.norm(z_hat_n, axis=1)
+        return 1.0 - cosine
+
 
 @pytest.fixture
 def run():
