@@ -108,11 +108,15 @@ class BaseDetector(ABC):
         check_same_dim(X, self.n_features_in_, "X")
         return X
 
-    def _test_neighbors(self, X: np.ndarray, neighbors: np.ndarray | None) -> np.ndarray:
-        """Indices (n, k) of each query's k most cosine-similar bank items."""
+    def _test_neighbors(
+        self, X: np.ndarray, neighbors: np.ndarray | None, bank: np.ndarray | None = None
+    ) -> np.ndarray:
+        """Indices (n, k) of each query's k most cosine-similar items of ``bank`` (default:
+        the fitted bank): the checked precomputed ``neighbors``, else searched."""
+        bank = self.bank_ if bank is None else bank
         if neighbors is None:
-            return knn_search(self.bank_, X, k=self.k)[1]
-        return check_neighbors(neighbors, len(X), len(self.bank_), self.k)
+            return knn_search(bank, X, k=self.k)[1]
+        return check_neighbors(neighbors, len(X), len(bank), self.k)
 
 
 def check_is_fitted(detector: BaseDetector) -> None:

@@ -212,11 +212,7 @@ class CAPDetector(BaseDetector, name="cap"):
         if len(np.unique(y)) != 2:
             raise DataError("monitor y_test needs both normal (0) and anomalous (1) items")
         test_neighbors = monitor[2] if len(monitor) == 3 else None
-        if test_neighbors is None:
-            index = knn_search(bank, X, k=self.k)[1]
-        else:
-            index = check_neighbors(test_neighbors, len(X), len(bank), self.k)
-        return X, y.astype(bool), index
+        return X, y.astype(bool), self._test_neighbors(X, test_neighbors, bank)
 
     def _train(
         self,
