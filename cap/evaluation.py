@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -56,7 +57,7 @@ def write_auroc_record(
 
 def summarize_records(paths: Iterable[str | os.PathLike[str]]) -> pd.DataFrame:
     """One row per run, from the AUROC JSON files, in a stable order."""
-    records = [json.loads(open(path).read()) for path in paths]
+    records = [json.loads(Path(path).read_text()) for path in paths]
     frame = pd.DataFrame.from_records(records)
     if frame.empty:
         raise DataError("no AUROC records to summarise")
