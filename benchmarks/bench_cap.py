@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from cap import CAPDetector, CAPModel
-from cap.neighbors import knn_search
+from cap.detectors.search import knn_search
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """capbench: CAP (Constrained Adaptive Projection, IJCAI 2022) and its baselines.
 
 The public names are imported lazily (PEP 562), so that light sub-modules used by the
-workflow (``cap.evaluation``, ``cap.protocol``…) do not pay for importing torch.
+workflow (``cap.benchmark.evaluation``, ``cap.benchmark.protocol``…) do not pay for importing torch.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ _PUBLIC = {
     "DN2Detector": "cap.detectors",
     "NoAdaptationDetector": "cap.detectors",
     "make_detector": "cap.detectors",
-    "CAPModel": "cap.model",
+    "CAPModel": "cap.detectors.cap_model",
 }
 
 __all__ = [*_PUBLIC, "__version__"]

@@ -9,7 +9,7 @@ import torchvision
 
 from cap.backbones import BACKBONES, build_backbone
 from cap.backbones.base import file_sha256
-from cap.errors import ConfigError, MissingResourceError
+from cap.utils.errors import ConfigError, MissingResourceError
 from data_fixtures import MOBILENET, MOBILENET_SHA256, needs_mobilenet
 
 

@@ -18,8 +18,8 @@ from cap.data.transforms import (
     Uint8Transform,
     transform_mask,
 )
-from cap.errors import ConfigError, DataError, MissingResourceError
-from cap.offline import is_offline
+from cap.utils.errors import ConfigError, DataError, MissingResourceError
+from cap.utils.offline import is_offline
 from data_fixtures import DEBIAN_FMNIST, make_image_folder, make_mvtec, write_idx, zip_folder
 
 # --- image folders -------------------------------------------------------------------

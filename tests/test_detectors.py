@@ -18,8 +18,8 @@ from cap import (
     NoAdaptationDetector,
     make_detector,
 )
-from cap.errors import ConfigError, DataError, MissingResourceError, NotFittedError
-from cap.neighbors import knn_search
+from cap.utils.errors import ConfigError, DataError, MissingResourceError, NotFittedError
+from cap.detectors.search import knn_search
 
 pytestmark = pytest.mark.usefixtures("single_thread_math")
 

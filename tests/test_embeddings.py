@@ -12,8 +12,8 @@ import pytest
 from cap.backbones import build_backbone
 from cap.cli import embed as embed_cli
 from cap.data import load_dataset
-from cap.embeddings import extract_embeddings, first_per_class, load_embeddings
-from cap.errors import ConfigError, DataError, MissingResourceError
+from cap.benchmark.embeddings import extract_embeddings, first_per_class, load_embeddings
+from cap.utils.errors import ConfigError, DataError, MissingResourceError
 from data_fixtures import (
     CIFAR10_ZIP,
     MOBILENET,

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cap.errors import DataError
-from cap.figures import (
+from cap.utils.errors import DataError
+from cap.reporting.figures import (
     DPI,
     SCORE_CURVES_SIZE,
     AnomalyMapExample,
@@ -22,7 +22,7 @@ from cap.figures import (
     plot_attention,
     plot_score_curves,
 )
-from cap.visualize import anomaly_map_examples, attention_examples
+from cap.reporting.figure_examples import anomaly_map_examples, attention_examples
 
 
 def pixels(size_in: tuple[float, float]) -> tuple[int, int]:

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from cap.errors import ConfigError
-from cap.paper import load_paper_results, paper_rows, reported_rows
+from cap.utils.errors import ConfigError
+from cap.reporting.paper import load_paper_results, paper_rows, reported_rows
 
 PAPER_FILE = Path(__file__).resolve().parents[1] / "config" / "paper_results.yaml"
 

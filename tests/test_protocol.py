@@ -11,12 +11,12 @@ import pytest
 
 from cap.cli import main as cap_main
 from cap.cli.evaluate import parse_assignments
-from cap.embeddings import Embeddings
-from cap.errors import ConfigError, DataError
-from cap.evaluation import auroc, read_scores, summarize_records, write_auroc_record, write_scores
-from cap.experiment import build_detector, fit_on_split, score_split
-from cap.neighbors import knn_search
-from cap.protocol import load_neighbors, one_class_split, save_neighbors, search_split_neighbors
+from cap.benchmark.embeddings import Embeddings
+from cap.utils.errors import ConfigError, DataError
+from cap.benchmark.evaluation import auroc, read_scores, summarize_records, write_auroc_record, write_scores
+from cap.benchmark.experiment import build_detector, fit_on_split, score_split
+from cap.detectors.search import knn_search
+from cap.benchmark.protocol import load_neighbors, one_class_split, save_neighbors, search_split_neighbors
 
 
 def embeddings(features: np.ndarray, labels: list[int], prefix: str) -> Embeddings:

@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 import yaml
 
-from cap.paper import load_paper_results
-from cap.report import compare_with_paper, evaluate_claims, runtime_summary, write_report
-from cap.tables import build_table, write_table
+from cap.reporting.paper import load_paper_results
+from cap.reporting.report import compare_with_paper, evaluate_claims, runtime_summary, write_report
+from cap.reporting.tables import build_table, write_table
 
 PAPER_FILE = Path(__file__).resolve().parents[1] / "config" / "paper_results.yaml"
 PAPER_BACKBONES = {"cifar10": "resnet152", "cifar100": "resnet152", "fmnist": "resnet152", "mvtec": "wide_resnet50_2"}

@@ -8,8 +8,8 @@ import os
 import pytest
 
 from cap.cli import fetch as fetch_cli
-from cap.errors import ConfigError, MissingResourceError
-from cap.resources import fetch_resource
+from cap.utils.errors import ConfigError, MissingResourceError
+from cap.utils.resources import fetch_resource
 
 
 def test_first_existing_local_file_is_symlinked(tmp_path):

@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 import yaml
 
-from cap.errors import ConfigError, DataError
-from cap.paper import load_paper_results
-from cap.tables import build_table, display_grid, read_table, to_latex, to_markdown, write_table
+from cap.utils.errors import ConfigError, DataError
+from cap.reporting.paper import load_paper_results
+from cap.reporting.tables import build_table, display_grid, read_table, to_latex, to_markdown, write_table
 
 PAPER_FILE = Path(__file__).resolve().parents[1] / "config" / "paper_results.yaml"
 

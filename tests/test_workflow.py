@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from cap.tables import read_table
+from cap.reporting.tables import read_table
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("CAP_SHARED_DIR", REPO.parent / "shared"))

@@ -15,7 +15,7 @@ from typing import Any
 from cap.backbones.base import Backbone
 from cap.backbones.tflite import TFLiteBackbone
 from cap.backbones.torchvision_models import TorchvisionBackbone
-from cap.errors import ConfigError
+from cap.utils.errors import ConfigError
 
 __all__ = ["BACKBONES", "Backbone", "build_backbone"]
 

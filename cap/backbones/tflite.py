@@ -18,7 +18,7 @@ import numpy as np
 
 from cap.backbones.base import Backbone, file_sha256
 from cap.data.transforms import Uint8Transform
-from cap.errors import ConfigError, MissingResourceError
+from cap.utils.errors import ConfigError, MissingResourceError
 
 DEFAULT_POOLED_TENSOR = "MobilenetV2/Logits/AvgPool"
 DEFAULT_MAP_TENSOR = "MobilenetV2/Conv_1/Relu6"

@@ -16,8 +16,8 @@ import torchvision
 
 from cap.backbones.base import Backbone, file_sha256
 from cap.data.transforms import PaperTransform
-from cap.errors import ConfigError, MissingResourceError
-from cap.offline import is_offline
+from cap.utils.errors import ConfigError, MissingResourceError
+from cap.utils.offline import is_offline
 
 #: ``weights`` value that skips loading (random initialisation), for speed benchmarks only.
 RANDOM_WEIGHTS = "random"

@@ -13,7 +13,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from cap.errors import CapError
+from cap.utils.errors import CapError
 
 #: Modules under ``cap.cli`` that each contribute sub-commands.
 COMMAND_MODULES: tuple[str, ...] = ("fetch", "embed", "evaluate")

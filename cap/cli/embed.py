@@ -72,8 +72,8 @@ def run(args: argparse.Namespace) -> None:
     """Handler of ``cap embed``."""
     from cap.backbones import build_backbone
     from cap.data import load_dataset
-    from cap.embeddings import extract_embeddings
-    from cap.errors import ConfigError
+    from cap.benchmark.embeddings import extract_embeddings
+    from cap.utils.errors import ConfigError
 
     if args.backbone != "tflite" and (args.tflite_pooled_tensor or args.tflite_map_tensor):
         raise ConfigError(

@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from cap.errors import ConfigError
+from cap.utils.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +57,7 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _load_split(args: argparse.Namespace):
-    from cap.protocol import load_split
+    from cap.benchmark.protocol import load_split
 
     split, _ = load_split(args.train_emb, args.test_emb, args.normal_class, backbone=args.backbone)
     return split
@@ -74,7 +74,7 @@ def _run_settings(args: argparse.Namespace, k_available: int) -> dict[str, Any]:
 
 
 def run_neighbors(args: argparse.Namespace) -> None:
-    from cap.protocol import save_neighbors, search_split_neighbors
+    from cap.benchmark.protocol import save_neighbors, search_split_neighbors
 
     split = _load_split(args)
     k_max = args.k_max
@@ -87,9 +87,9 @@ def run_neighbors(args: argparse.Namespace) -> None:
 
 
 def run_train(args: argparse.Namespace) -> None:
-    from cap.experiment import build_detector, fit_on_split
-    from cap.io import write_json_atomic
-    from cap.protocol import load_neighbors
+    from cap.benchmark.experiment import build_detector, fit_on_split
+    from cap.utils.io import write_json_atomic
+    from cap.benchmark.protocol import load_neighbors
 
     split = _load_split(args)
     neighbors = load_neighbors(args.neighbors)
@@ -103,9 +103,9 @@ def run_score(args: argparse.Namespace) -> None:
     import pandas as pd
 
     from cap.detectors import DETECTORS
-    from cap.evaluation import write_scores
-    from cap.experiment import build_detector, fit_on_split, score_split
-    from cap.protocol import load_neighbors
+    from cap.benchmark.evaluation import write_scores
+    from cap.benchmark.experiment import build_detector, fit_on_split, score_split
+    from cap.benchmark.protocol import load_neighbors
 
     split = _load_split(args)
     neighbors = load_neighbors(args.neighbors)
@@ -122,7 +122,7 @@ def run_score(args: argparse.Namespace) -> None:
 
 
 def run_auroc(args: argparse.Namespace) -> None:
-    from cap.evaluation import read_scores, write_auroc_record
+    from cap.benchmark.evaluation import read_scores, write_auroc_record
 
     # Tags stay text (class ids mix numbers and MVTec names), except the seed.
     tags = {key: str(value) for key, value in parse_assignments(args.tags).items()}
@@ -133,8 +133,8 @@ def run_auroc(args: argparse.Namespace) -> None:
 
 
 def run_aggregate(args: argparse.Namespace) -> None:
-    from cap.evaluation import summarize_records
-    from cap.io import atomic_path
+    from cap.benchmark.evaluation import summarize_records
+    from cap.utils.io import atomic_path
 
     frame = summarize_records(args.records)
     with atomic_path(args.out) as temporary:

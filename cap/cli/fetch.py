@@ -40,7 +40,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> None:
     """Handler of ``cap fetch``."""
-    from cap.resources import fetch_resource
+    from cap.utils.resources import fetch_resource
 
     kind = "torchvision" if args.torchvision else "url" if args.url else "manual"
     fetch_resource(

@@ -18,7 +18,7 @@ from cap.data.cifar import CIFAR10_CLASSES, CIFAR100_COARSE_CLASSES, CifarDatase
 from cap.data.fmnist import FMNIST_CLASSES, FashionMNISTDataset
 from cap.data.imagefolder import ImageFolderDataset
 from cap.data.mvtec import MVTEC_CATEGORIES, MVTEC_CLASSES, MVTecDataset
-from cap.errors import ConfigError
+from cap.utils.errors import ConfigError
 
 __all__ = ["DATASETS", "SPLITS", "ImageDataset", "list_classes", "load_dataset"]
 
@@ -115,7 +115,7 @@ def load_dataset(
     download : bool
         Let torchvision download a missing CIFAR/Fashion-MNIST; never in offline mode.
     offline : bool, optional
-        The config's offline flag (see :func:`cap.offline.is_offline`).
+        The config's offline flag (see :func:`cap.utils.offline.is_offline`).
     """
     entry = _check_name(name, category)
     if split not in SPLITS:

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 from PIL import Image
 
-from cap.errors import ConfigError, DataError
+from cap.utils.errors import ConfigError, DataError
 
 #: Errors Pillow raises for truncated, corrupt or unsupported image files.
 IMAGE_READ_ERRORS: tuple[type[BaseException], ...] = (

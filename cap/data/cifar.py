@@ -10,8 +10,8 @@ import numpy as np
 from PIL import Image
 
 from cap.data.base import ImageDataset
-from cap.errors import DataError, MissingResourceError
-from cap.offline import is_offline
+from cap.utils.errors import DataError, MissingResourceError
+from cap.utils.offline import is_offline
 
 CIFAR10_CLASSES: tuple[str, ...] = (
     "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck",

@@ -15,8 +15,8 @@ import numpy as np
 from PIL import Image
 
 from cap.data.base import ImageDataset
-from cap.errors import DataError, MissingResourceError
-from cap.offline import is_offline
+from cap.utils.errors import DataError, MissingResourceError
+from cap.utils.offline import is_offline
 
 #: Path-safe class names, in label order (torchvision's ``T-shirt/top`` holds a slash).
 FMNIST_CLASSES: tuple[str, ...] = (

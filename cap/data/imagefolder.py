@@ -16,7 +16,7 @@ from pathlib import Path
 from PIL import Image
 
 from cap.data.base import ImageDataset
-from cap.errors import DataError, MissingResourceError
+from cap.utils.errors import DataError, MissingResourceError
 
 IMAGE_SUFFIXES: frozenset[str] = frozenset({".png", ".jpg", ".jpeg"})
 SPLITS: tuple[str, ...] = ("train", "test")

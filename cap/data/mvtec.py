@@ -15,7 +15,7 @@ import numpy as np
 from PIL import Image
 
 from cap.data.base import IMAGE_READ_ERRORS, ImageDataset
-from cap.errors import ConfigError, DataError, MissingResourceError
+from cap.utils.errors import ConfigError, DataError, MissingResourceError
 
 MVTEC_CATEGORIES: tuple[str, ...] = (
     "bottle", "cable", "capsule", "carpet", "grid", "hazelnut", "leather", "metal_nut",

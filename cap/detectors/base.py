@@ -15,9 +15,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from cap.errors import ConfigError, NotFittedError
-from cap.neighbors import knn_search
-from cap.validation import (
+from cap.utils.errors import ConfigError, NotFittedError
+from cap.detectors.search import knn_search
+from cap.utils.validation import (
     check_bank_size,
     check_features,
     check_neighbors,

@@ -21,9 +21,9 @@ import torch
 from tqdm.auto import tqdm
 
 from cap.detectors.base import BaseDetector, check_is_fitted
-from cap.errors import ConfigError, DataError, MissingResourceError
-from cap.io import atomic_path
-from cap.model import (
+from cap.utils.errors import ConfigError, DataError, MissingResourceError
+from cap.utils.io import atomic_path
+from cap.detectors.cap_model import (
     CONSTRAINTS,
     HEADS,
     INITS,
@@ -32,8 +32,8 @@ from cap.model import (
     cap_objective,
     cosine_distance,
 )
-from cap.neighbors import chunk_slices, knn_search
-from cap.validation import (
+from cap.detectors.search import chunk_slices, knn_search
+from cap.utils.validation import (
     check_choice,
     check_features,
     check_neighbors,
@@ -439,7 +439,7 @@ def _score_summary(
     model: CAPModel, bank: torch.Tensor, watch: tuple[np.ndarray, np.ndarray, np.ndarray]
 ) -> dict[str, float]:
     """Test-score means/stds of normal and anomalous items and the AUROC (Figures 3, 6)."""
-    from cap.evaluation import auroc  # scikit-learn: imported only when monitoring
+    from cap.benchmark.evaluation import auroc  # scikit-learn: imported only when monitoring
 
     X, is_anomaly, index = watch
     model.eval()

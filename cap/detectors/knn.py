@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from cap.detectors.base import BaseDetector
-from cap.neighbors import chunk_slices, l2_knn_search, l2_normalize
+from cap.detectors.search import chunk_slices, l2_knn_search, l2_normalize
 
 
 class _MemoryBankDetector(BaseDetector):

@@ -3,8 +3,8 @@
 import logging
 from pathlib import Path
 
-from cap.figures import plot_anomaly_maps
-from cap.visualize import anomaly_map_examples, load_images, load_trained_run
+from cap.reporting.figures import plot_anomaly_maps
+from cap.reporting.figure_examples import anomaly_map_examples, load_images, load_trained_run
 
 logging.basicConfig(filename=snakemake.log[0], level=logging.INFO)  # noqa: F821
 

@@ -4,7 +4,7 @@ import json
 import logging
 from pathlib import Path
 
-from cap.figures import plot_score_curves
+from cap.reporting.figures import plot_score_curves
 
 logging.basicConfig(filename=snakemake.log[0], level=logging.INFO)  # noqa: F821
 

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from cap.paper import load_paper_results
-from cap.report import backbone_weights, write_report
+from cap.reporting.paper import load_paper_results
+from cap.reporting.report import backbone_weights, write_report
 
 logging.basicConfig(filename=snakemake.log[0], level=logging.INFO)  # noqa: F821
 

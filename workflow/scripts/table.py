@@ -6,9 +6,9 @@
 import logging
 from pathlib import Path
 
-from cap.evaluation import summarize_records
-from cap.paper import load_paper_results
-from cap.tables import build_table, write_table
+from cap.benchmark.evaluation import summarize_records
+from cap.reporting.paper import load_paper_results
+from cap.reporting.tables import build_table, write_table
 
 logging.basicConfig(filename=snakemake.log[0], level=logging.INFO)  # noqa: F821
 

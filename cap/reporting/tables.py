@@ -27,14 +27,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from cap.errors import ConfigError, DataError
-from cap.io import atomic_path, write_text_atomic
-from cap.paper import paper_rows, reported_rows
+from cap.utils.errors import ConfigError, DataError
+from cap.utils.io import atomic_path, write_text_atomic
+from cap.reporting.paper import paper_rows, reported_rows
 
 log = logging.getLogger(__name__)
 
 LAYOUTS: tuple[str, ...] = ("variants_as_rows", "variants_as_columns")
-#: Columns a run summary must have (``cap.evaluation.summarize_records``).
+#: Columns a run summary must have (``cap.benchmark.evaluation.summarize_records``).
 SUMMARY_COLUMNS: tuple[str, ...] = ("dataset", "backbone", "cls", "variant", "seed", "auroc")
 #: Columns of the tidy table CSV: one row per (entry, dataset).
 CELL_COLUMNS: tuple[str, ...] = (
@@ -80,7 +80,7 @@ def build_table(
     spec : mapping
         The resolved table spec (see the module docstring).
     paper : mapping or None
-        From :func:`cap.paper.load_paper_results`; adds the paper's value to each
+        From :func:`cap.reporting.paper.load_paper_results`; adds the paper's value to each
         cell and, with ``spec["reported_rows"]``, the paper's rows marked
         "(reported)".
     """

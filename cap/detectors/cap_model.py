@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cap.validation import check_choice
+from cap.utils.validation import check_choice
 
 #: Projection heads of Table 2: L, L+ReLU, L+ReLU+L.
 HEADS = ("linear", "linear_relu", "linear_relu_linear")

@@ -2,7 +2,7 @@
 
 The workflow's figure scripts load a trained CAP detector, its split and
 neighbours with :func:`load_trained_run`, pick the images to show here, and hand
-the examples to :mod:`cap.figures`. Rows of ``split.test`` are the rows of the test
+the examples to :mod:`cap.reporting.figures`. Rows of ``split.test`` are the rows of the test
 embedding file, so one position ``i`` indexes features, ids, labels and
 neighbours alike.
 """
@@ -16,13 +16,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from cap.errors import DataError
-from cap.figures import AnomalyMapExample, AttentionExample, anomaly_map
+from cap.utils.errors import DataError
+from cap.reporting.figures import AnomalyMapExample, AttentionExample, anomaly_map
 
 if TYPE_CHECKING:
     from cap.data.base import ImageDataset
-    from cap.embeddings import Embeddings
-    from cap.protocol import Neighbors, OneClassSplit
+    from cap.benchmark.embeddings import Embeddings
+    from cap.benchmark.protocol import Neighbors, OneClassSplit
 
 #: How many normal test items (the first ones) compete to appear in the attention figure.
 ATTENTION_CANDIDATES = 256
@@ -49,7 +49,7 @@ def load_trained_run(
 ) -> TrainedRun:
     """Load the split, neighbours and a CAPDetector saved without its bank."""
     from cap.detectors import CAPDetector
-    from cap.protocol import load_neighbors, load_split
+    from cap.benchmark.protocol import load_neighbors, load_split
 
     split, test_embeddings = load_split(train_emb, test_emb, normal_class, backbone=backbone)
     return TrainedRun(

@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from cap.errors import ConfigError
+from cap.utils.errors import ConfigError
 
 #: Row label → dataset → AUROC (%) or None.
 PaperRows = dict[str, dict[str, float | None]]

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 import faiss
 import numpy as np
 
-from cap.validation import check_bank_size, check_features, check_number, check_same_dim
+from cap.utils.validation import check_bank_size, check_features, check_number, check_same_dim
 
 #: faiss GPU indexes return at most this many neighbours per query.
 _GPU_MAX_K = 2048

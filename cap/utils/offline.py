@@ -1,7 +1,7 @@
 """The offline switch: when on, nothing in ``cap`` touches the network.
 
 A missing dataset or weight file then fails at once with
-:class:`~cap.errors.MissingResourceError`, naming the exact path expected and how
+:class:`~cap.utils.errors.MissingResourceError`, naming the exact path expected and how
 to obtain it, instead of starting a download.
 """
 

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from cap.detectors import BaseDetector, make_detector
-from cap.protocol import Neighbors, OneClassSplit
+from cap.benchmark.protocol import Neighbors, OneClassSplit
 
 
 def build_detector(method: str, settings: Mapping[str, object], seed: int) -> BaseDetector:

@@ -19,9 +19,9 @@ from dataclasses import dataclass
 import h5py
 import numpy as np
 
-from cap.embeddings import Embeddings, load_embeddings
-from cap.errors import ConfigError, DataError
-from cap.io import atomic_path
+from cap.benchmark.embeddings import Embeddings, load_embeddings
+from cap.utils.errors import ConfigError, DataError
+from cap.utils.io import atomic_path
 
 
 @dataclass(frozen=True)
@@ -106,7 +106,7 @@ class Neighbors:
 
 def search_split_neighbors(split: OneClassSplit, k_max: int) -> Neighbors:
     """Search the bank once for train (self excluded) and test neighbours."""
-    from cap.neighbors import knn_search
+    from cap.detectors.search import knn_search
 
     if k_max >= len(split.bank):
         raise ConfigError(

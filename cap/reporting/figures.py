@@ -25,8 +25,8 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 from PIL import Image
 
-from cap.errors import DataError
-from cap.io import atomic_path
+from cap.utils.errors import DataError
+from cap.utils.io import atomic_path
 
 DPI = 150
 #: Size (inches) of the score-curve figure.

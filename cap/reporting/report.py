@@ -20,9 +20,9 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from cap.io import write_text_atomic
-from cap.paper import paper_rows
-from cap.tables import read_table
+from cap.utils.io import write_text_atomic
+from cap.reporting.paper import paper_rows
+from cap.reporting.tables import read_table
 
 HOLDS, FAILS, NOT_RUN = "holds", "does not hold", "not run"
 #: Distributions whose versions the report records, by display name (first installed wins).
@@ -84,10 +84,10 @@ def write_report(
     summary : DataFrame
         One row per run (``cap aggregate``), for the overview.
     tables : mapping
-        Table name → its cells (:func:`cap.tables.read_table` frame) or table CSV path;
+        Table name → its cells (:func:`cap.reporting.tables.read_table` frame) or table CSV path;
         a Markdown rendering beside a CSV path (same stem) is embedded.
     paper : mapping
-        From :func:`cap.paper.load_paper_results`.
+        From :func:`cap.reporting.paper.load_paper_results`.
     backbones_used : mapping
         Dataset → backbone of this run.
     tolerance : float

@@ -1,7 +1,7 @@
 """Input checks shared by the detectors and the neighbour search.
 
-Every check raises :class:`~cap.errors.DataError` (bad arrays) or
-:class:`~cap.errors.ConfigError` (bad settings) with a message that names the bad
+Every check raises :class:`~cap.utils.errors.DataError` (bad arrays) or
+:class:`~cap.utils.errors.ConfigError` (bad settings) with a message that names the bad
 value and what would be valid, before any work is done or any file is written.
 """
 
@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from cap.errors import ConfigError, DataError
+from cap.utils.errors import ConfigError, DataError
 
 
 def check_features(X: object, name: str) -> np.ndarray:

@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from cap.errors import DataError
-from cap.io import atomic_path, write_json_atomic
+from cap.utils.errors import DataError
+from cap.utils.io import atomic_path, write_json_atomic
 
 #: Columns of the per-image score files written by ``cap score``.
 SCORE_COLUMNS = ("id", "label", "is_anomaly", "score")

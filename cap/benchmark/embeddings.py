@@ -28,8 +28,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from cap import __version__
-from cap.errors import ConfigError, DataError, MissingResourceError
-from cap.io import atomic_path
+from cap.utils.errors import ConfigError, DataError, MissingResourceError
+from cap.utils.io import atomic_path
 
 if TYPE_CHECKING:  # loading embeddings must not pay for importing the backbones (torch)
     from cap.backbones.base import Backbone

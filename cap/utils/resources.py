@@ -18,9 +18,9 @@ import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 
-from cap.errors import ConfigError, MissingResourceError
-from cap.io import atomic_path
-from cap.offline import is_offline
+from cap.utils.errors import ConfigError, MissingResourceError
+from cap.utils.io import atomic_path
+from cap.utils.offline import is_offline
 
 log = logging.getLogger(__name__)
 
@@ -126,7 +126,7 @@ def fetch_resource(
     url : str, optional
         Source of a ``kind="url"`` resource.
     offline : bool, optional
-        The config's offline flag (see :func:`cap.offline.is_offline`).
+        The config's offline flag (see :func:`cap.utils.offline.is_offline`).
     instructions : str, optional
         How to obtain the resource, for the error message (e.g. a licence note).
     """

@@ -1,0 +1,2 @@
+"""The reporting layer: the paper's numbers, tables, figures (and the examples they show)
+and the reproduction report."""
