@@ -16,7 +16,8 @@ from cap.utils.errors import ConfigError, DataError
 from cap.benchmark.evaluation import auroc, read_scores, summarize_records, write_auroc_record, write_scores
 from cap.benchmark.experiment import build_detector, fit_on_split, score_split
 from cap.detectors.search import knn_search
-from cap.benchmark.protocol import load_neighbors, one_class_split, save_neighbors, search_split_neighbors
+from cap.benchmark.neighbors import load_neighbors, save_neighbors, search_split_neighbors
+from cap.benchmark.protocol import one_class_split
 
 
 def embeddings(features: np.ndarray, labels: list[int], prefix: str) -> Embeddings:

@@ -12,22 +12,10 @@ import pandas as pd
 
 from cap.utils.errors import DataError
 from cap.utils.io import atomic_path, write_json_atomic
+from cap.utils.metrics import auroc
 
 #: Columns of the per-image score files written by ``cap score``.
 SCORE_COLUMNS = ("id", "label", "is_anomaly", "score")
-
-
-def auroc(is_anomaly: np.ndarray, scores: np.ndarray) -> float:
-    """Area under the ROC curve, higher scores meaning more anomalous."""
-    from sklearn.metrics import roc_auc_score  # slow to import: only where AUROC is needed
-
-    is_anomaly = np.asarray(is_anomaly)
-    scores = np.asarray(scores, dtype=np.float64)
-    if not np.isfinite(scores).all():
-        raise DataError(f"{int((~np.isfinite(scores)).sum())} anomaly scores are NaN or inf")
-    if len(np.unique(is_anomaly)) != 2:
-        raise DataError("AUROC needs both normal (0) and anomalous (1) test items")
-    return float(roc_auc_score(is_anomaly, scores))
 
 
 def write_scores(path: str | os.PathLike[str], frame: pd.DataFrame) -> None:

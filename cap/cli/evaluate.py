@@ -74,7 +74,7 @@ def _run_settings(args: argparse.Namespace, k_available: int) -> dict[str, Any]:
 
 
 def run_neighbors(args: argparse.Namespace) -> None:
-    from cap.benchmark.protocol import save_neighbors, search_split_neighbors
+    from cap.benchmark.neighbors import save_neighbors, search_split_neighbors
 
     split = _load_split(args)
     k_max = args.k_max
@@ -89,7 +89,7 @@ def run_neighbors(args: argparse.Namespace) -> None:
 def run_train(args: argparse.Namespace) -> None:
     from cap.benchmark.experiment import build_detector, fit_on_split
     from cap.utils.io import write_json_atomic
-    from cap.benchmark.protocol import load_neighbors
+    from cap.benchmark.neighbors import load_neighbors
 
     split = _load_split(args)
     neighbors = load_neighbors(args.neighbors)
@@ -105,7 +105,7 @@ def run_score(args: argparse.Namespace) -> None:
     from cap.detectors import DETECTORS
     from cap.benchmark.evaluation import write_scores
     from cap.benchmark.experiment import build_detector, fit_on_split, score_split
-    from cap.benchmark.protocol import load_neighbors
+    from cap.benchmark.neighbors import load_neighbors
 
     split = _load_split(args)
     neighbors = load_neighbors(args.neighbors)

@@ -1,9 +1,18 @@
 """Anomaly detectors on pretrained features, registered by method name.
 
-Importing this package registers every detector in :data:`DETECTORS`.
+Importing this package registers every detector in :data:`DETECTORS` without
+importing torch (CAP's model and training load when a CAP detector is fitted).
 """
 
-from cap.detectors.base import DETECTORS, BaseDetector, check_is_fitted, make_detector
+from cap.detectors.base import (
+    DETECTORS,
+    BaseDetector,
+    KNNDetector,
+    TrainableDetector,
+    check_is_fitted,
+    detector_class,
+    make_detector,
+)
 from cap.detectors.cap_detector import CAPDetector
 from cap.detectors.knn import DN2Detector, NoAdaptationDetector
 
@@ -12,7 +21,10 @@ __all__ = [
     "BaseDetector",
     "CAPDetector",
     "DN2Detector",
+    "KNNDetector",
     "NoAdaptationDetector",
+    "TrainableDetector",
     "check_is_fitted",
+    "detector_class",
     "make_detector",
 ]

@@ -1,32 +1,48 @@
-"""The detector interface (scikit-learn conventions) and the registry of detectors.
+"""The detector interfaces (scikit-learn conventions) and the registry of detectors.
 
 A detector is fitted on a memory bank of normal features and scores queries with
 ``anomaly_score(X)``: **higher = more anomalous** (the opposite sign of
 scikit-learn's ``score_samples``). ``__init__`` only stores keyword-only settings;
 ``fit`` validates them and the data, sets attributes ending in ``_`` and returns
 ``self``; every scoring method first checks that the detector is fitted.
+
+Three contracts, each a class here:
+
+- :class:`BaseDetector`: every method (``fit``, ``anomaly_score``, ``get_params``...).
+- :class:`KNNDetector`: compares a query with its ``k`` nearest normal features; owns
+  ``k`` and accepts precomputed neighbour indices.
+- :class:`TrainableDetector`: learns parameters, so a fitted detector has a training
+  ``history_`` and is saved and loaded (``save``/``load``); ``fit`` may monitor a
+  test set after every epoch. The workflow keeps a model file only for these.
+
+Nothing here imports torch: the workflow plans with the registry alone.
 """
 
 from __future__ import annotations
 
 import inspect
+import os
 from abc import ABC, abstractmethod
 from typing import Any, ClassVar
 
 import numpy as np
 
-from cap.utils.errors import ConfigError, NotFittedError
 from cap.detectors.search import knn_search
+from cap.utils.errors import ConfigError, NotFittedError
 from cap.utils.validation import (
     check_bank_size,
     check_features,
     check_neighbors,
+    check_nonzero_rows,
     check_number,
     check_same_dim,
 )
 
 #: Registered detectors by method name; filled by subclassing with ``name=...``.
 DETECTORS: dict[str, type[BaseDetector]] = {}
+
+#: ``(X_test, y_test)`` or ``(X_test, y_test, test_neighbors)``, y = 1 for anomalies.
+Monitor = tuple[np.ndarray, ...]
 
 
 class BaseDetector(ABC):
@@ -39,6 +55,8 @@ class BaseDetector(ABC):
 
     #: Method name in :data:`DETECTORS`.
     name: ClassVar[str]
+    #: Whether fitting learns parameters (see :class:`TrainableDetector`).
+    trainable: ClassVar[bool] = False
 
     def __init_subclass__(cls, *, name: str | None = None, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -54,8 +72,9 @@ class BaseDetector(ABC):
             if parameter.kind is parameter.KEYWORD_ONLY
         ]
 
-    def get_params(self) -> dict[str, Any]:
-        """The ``__init__`` settings, by name."""
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """The ``__init__`` settings, by name (``deep`` is accepted for scikit-learn's
+        ``clone``; no setting is itself an estimator)."""
         return {name: getattr(self, name) for name in self._param_names()}
 
     def set_params(self, **params: Any) -> BaseDetector:
@@ -86,6 +105,8 @@ class BaseDetector(ABC):
 
         ``neighbors`` (n, >=k), optional: precomputed indices of each query's
         nearest bank items by decreasing cosine similarity; searched when omitted.
+        A query of norm zero has cosine 0 with everything, so cosine-based
+        detectors give it the score of an orthogonal item.
         """
         check_is_fitted(self)
         X = self._check_queries(X)
@@ -95,18 +116,34 @@ class BaseDetector(ABC):
     def _anomaly_score(self, X: np.ndarray, neighbors: np.ndarray | None) -> np.ndarray:
         """Scores (n,) of validated queries ``X`` (n, D)."""
 
-    def _check_bank(self, bank: object, *, exclude_self: bool) -> np.ndarray:
-        """Validated float32 bank (N, D) big enough for ``self.k`` neighbours."""
-        check_number(self.k, "k", integer=True, minimum=1)
-        bank = check_features(bank, "bank")
-        check_bank_size(len(bank), self.k, exclude_self=exclude_self)
-        return bank
-
     def _check_queries(self, X: object) -> np.ndarray:
         """Validated float32 queries (n, D) with the bank's dimension."""
         X = check_features(X, "X")
         check_same_dim(X, self.n_features_in_, "X")
         return X
+
+
+class KNNDetector(BaseDetector):
+    """A detector that compares each query with its ``k`` nearest normal features.
+
+    Subclasses take ``k`` as an ``__init__`` setting. Neighbours are the bank items
+    most cosine-similar to the query, searched with faiss unless precomputed
+    indices are passed (the workflow searches them once per class).
+    """
+
+    k: int
+
+    def _check_bank(self, bank: object, *, exclude_self: bool) -> np.ndarray:
+        """Validated float32 bank (N, D) big enough for ``k`` neighbours.
+
+        Rows of norm zero are refused: their cosine similarity is undefined, and a
+        bank of them (a broken backbone) would give every query the same score.
+        """
+        check_number(self.k, "k", integer=True, minimum=1)
+        bank = check_features(bank, "bank")
+        check_nonzero_rows(bank, "bank")
+        check_bank_size(len(bank), self.k, exclude_self=exclude_self)
+        return bank
 
     def _test_neighbors(
         self, X: np.ndarray, neighbors: np.ndarray | None, bank: np.ndarray | None = None
@@ -119,6 +156,57 @@ class BaseDetector(ABC):
         return check_neighbors(neighbors, len(X), len(bank), self.k)
 
 
+class TrainableDetector(BaseDetector):
+    """A detector whose ``fit`` learns parameters.
+
+    What a new trainable method implements, besides :class:`BaseDetector`'s part:
+
+    - ``fit(bank, *, neighbors=None, monitor=None)``: with ``monitor`` (see
+      :data:`Monitor`), score the test set after every epoch into ``history_``;
+    - ``history_``: one JSON-serialisable dict per epoch, with at least ``epoch``
+      and ``loss`` (and, when monitored, ``score_normal_mean`` and
+      ``score_anomaly_mean``, which the score-curve figures draw);
+    - ``save(path, *, include_bank=True, provenance=None)`` and the class method
+      ``load(path, *, bank=None)``, written atomically.
+    """
+
+    trainable: ClassVar[bool] = True
+    history_: list[dict[str, float]]
+
+    @abstractmethod
+    def fit(
+        self,
+        bank: np.ndarray,
+        *,
+        neighbors: np.ndarray | None = None,
+        monitor: Monitor | None = None,
+    ) -> TrainableDetector:
+        """Train on the bank (N, D); ``monitor`` records test scores per epoch."""
+
+    @abstractmethod
+    def save(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        include_bank: bool = True,
+        provenance: dict[str, Any] | None = None,
+    ) -> None:
+        """Write the fitted detector to ``path`` atomically; ``provenance`` (e.g. the
+        embedding file and rows of the bank) is stored and checked by :meth:`load`."""
+
+    @classmethod
+    @abstractmethod
+    def load(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        bank: np.ndarray | None = None,
+        provenance: dict[str, Any] | None = None,
+    ) -> TrainableDetector:
+        """A fitted detector from a file of :meth:`save`; ``provenance`` must match the
+        saved one when both are given."""
+
+
 def check_is_fitted(detector: BaseDetector) -> None:
     """Raise :class:`NotFittedError` unless ``fit`` has run on ``detector``."""
     if not hasattr(detector, "bank_"):
@@ -129,9 +217,7 @@ def check_is_fitted(detector: BaseDetector) -> None:
 
 def make_detector(method: str, **params: Any) -> BaseDetector:
     """Build the detector registered as ``method`` with settings ``params``."""
-    if method not in DETECTORS:
-        raise ConfigError(f"unknown method {method!r}; valid: {', '.join(sorted(DETECTORS))}")
-    cls = DETECTORS[method]
+    cls = detector_class(method)
     unknown = sorted(set(params) - set(cls._param_names()))
     if unknown:
         raise ConfigError(
@@ -139,3 +225,10 @@ def make_detector(method: str, **params: Any) -> BaseDetector:
             f"valid: {', '.join(cls._param_names())}"
         )
     return cls(**params)
+
+
+def detector_class(method: str) -> type[BaseDetector]:
+    """The class registered as ``method``."""
+    if method not in DETECTORS:
+        raise ConfigError(f"unknown method {method!r}; valid: {', '.join(sorted(DETECTORS))}")
+    return DETECTORS[method]

@@ -176,13 +176,9 @@ class CAPModel(nn.Module):
         """s = 1 − cos(ẑ, ẑⁿ) (eq. 8), shape (B,); higher = more anomalous."""
         return cosine_distance(*self(z, neighbors))
 
-    def neighbor_weights(self, z: torch.Tensor, neighbors: torch.Tensor) -> torch.Tensor:
-        """Effective weight (B, K) of each neighbour in ẑⁿ (Figures 2 and 7).
-
-        ``z`` (B, D) is accepted for symmetry with :meth:`forward`; the weights
-        depend on the neighbours (B, K, D) only.
-        """
-        assert z.shape[0] == neighbors.shape[0], "z and neighbors differ in batch size"
+    def neighbor_weights(self, neighbors: torch.Tensor) -> torch.Tensor:
+        """Effective weight (B, K) of each of the neighbours (B, K, D) in ẑⁿ (Figures 2 and 7)."""
+        assert neighbors.shape[-1] == self.dim, "feature dim != D"
         return self.mixing_weights(self.project_neighbors(neighbors))
 
 
@@ -197,13 +193,15 @@ def cap_objective(
     z_hat_n: torch.Tensor,
     lam: float,
     constraint: str = "mse",
-) -> tuple[torch.Tensor, dict[str, float]]:
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """L_total = L_S + λΩ (eq. 5-7) from the model outputs, each (B, D).
 
     L_S = mean(1 − cos(ẑ, ẑⁿ)) (eq. 5); Ω = mean(1 − cos(z, ẑ)) + dist(z, ẑ)
     (eq. 6), where dist is ``"mse"`` (mean over batch and dimensions, the released
     code's ``MSELoss``) or ``"sq_l2"`` (‖z − ẑ‖² averaged over the batch, the
-    paper's text). Returns the differentiable total and the three terms as floats.
+    paper's text). Returns the differentiable total and the detached terms
+    ``similarity`` (L_S), ``constraint`` (Ω) and ``total`` as 0-d tensors on the
+    model's device, so that training reads them back once per epoch, not per step.
     """
     check_choice(constraint, "constraint", CONSTRAINTS)
     similarity = cosine_distance(z_hat, z_hat_n).mean()
@@ -211,13 +209,9 @@ def cap_objective(
         distance = F.mse_loss(z_hat, z)
     else:
         distance = (z - z_hat).pow(2).sum(dim=-1).mean()
-    alignment = cosine_distance(z, z_hat).mean() + distance
-    total = similarity + lam * alignment
-    terms = {
-        "similarity": similarity.item(),
-        "constraint": alignment.item(),
-        "total": total.item(),
-    }
+    omega = cosine_distance(z, z_hat).mean() + distance
+    total = similarity + lam * omega
+    terms = {"similarity": similarity.detach(), "constraint": omega.detach(), "total": total.detach()}
     return total, terms
 
 
@@ -227,7 +221,7 @@ def cap_loss(
     neighbors: torch.Tensor,
     lam: float,
     constraint: str = "mse",
-) -> tuple[torch.Tensor, dict[str, float]]:
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """CAP training loss (eq. 7) of ``model`` on features z (B, D) with neighbours (B, K, D)."""
     z_hat, z_hat_n = model(z, neighbors)
     return cap_objective(z, z_hat, z_hat_n, lam, constraint)

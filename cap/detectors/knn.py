@@ -7,14 +7,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from cap.detectors.base import BaseDetector
+from cap.detectors.base import KNNDetector
 from cap.detectors.search import chunk_slices, l2_knn_search, l2_normalize
 
 
-class _MemoryBankDetector(BaseDetector):
+class _MemoryBankDetector(KNNDetector):
     """A detector whose fitting is storing the bank: scoring is a lookup in it."""
-
-    k: int
 
     def fit(self, bank: np.ndarray, *, neighbors: np.ndarray | None = None) -> _MemoryBankDetector:
         """Store the bank (N, D); training ``neighbors`` are not needed and are ignored."""

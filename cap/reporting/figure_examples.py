@@ -22,7 +22,8 @@ from cap.reporting.figures import AnomalyMapExample, AttentionExample, anomaly_m
 if TYPE_CHECKING:
     from cap.data.base import ImageDataset
     from cap.benchmark.embeddings import Embeddings
-    from cap.benchmark.protocol import Neighbors, OneClassSplit
+    from cap.benchmark.neighbors import Neighbors
+    from cap.benchmark.protocol import OneClassSplit
 
 #: How many normal test items (the first ones) compete to appear in the attention figure.
 ATTENTION_CANDIDATES = 256
@@ -49,7 +50,8 @@ def load_trained_run(
 ) -> TrainedRun:
     """Load the split, neighbours and a CAPDetector saved without its bank."""
     from cap.detectors import CAPDetector
-    from cap.benchmark.protocol import load_neighbors, load_split
+    from cap.benchmark.neighbors import load_neighbors
+    from cap.benchmark.protocol import load_split
 
     split, test_embeddings = load_split(train_emb, test_emb, normal_class, backbone=backbone)
     return TrainedRun(
@@ -152,7 +154,7 @@ def anomaly_map_examples(
 
 
 def _neighbor_count(detector: Any, neighbors: Neighbors) -> int:
-    k = int(detector.get_params()["k"])
+    k = int(detector.k)
     if k > neighbors.k_max:
         raise DataError(f"the detector uses k={k} neighbours but only {neighbors.k_max} were searched")
     return k

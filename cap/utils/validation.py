@@ -39,6 +39,17 @@ def check_features(X: object, name: str) -> np.ndarray:
     return np.ascontiguousarray(array)
 
 
+def check_nonzero_rows(X: np.ndarray, name: str) -> None:
+    """Reject rows of norm zero, whose cosine similarity to anything is undefined."""
+    zero = ~X.any(axis=1)
+    if zero.any():
+        raise DataError(
+            f"{name} has {int(zero.sum())} all-zero row(s) of {len(X)} (first: row "
+            f"{int(np.argmax(zero))}); cosine similarity is undefined for them: check the "
+            "backbone and the embedding file"
+        )
+
+
 def check_same_dim(X: np.ndarray, n_features: int, name: str) -> None:
     """Reject ``X`` whose feature dimension differs from the bank's."""
     if X.shape[1] != n_features:

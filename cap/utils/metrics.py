@@ -1,0 +1,20 @@
+"""The benchmark's metric: AUROC with higher scores meaning more anomalous."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from cap.utils.errors import DataError
+
+
+def auroc(is_anomaly: np.ndarray, scores: np.ndarray) -> float:
+    """Area under the ROC curve of ``scores`` (n,) for labels ``is_anomaly`` (n,), 1 = anomaly."""
+    from sklearn.metrics import roc_auc_score  # slow to import: only where AUROC is needed
+
+    is_anomaly = np.asarray(is_anomaly)
+    scores = np.asarray(scores, dtype=np.float64)
+    if not np.isfinite(scores).all():
+        raise DataError(f"{int((~np.isfinite(scores)).sum())} anomaly scores are NaN or inf")
+    if len(np.unique(is_anomaly)) != 2:
+        raise DataError("AUROC needs both normal (0) and anomalous (1) test items")
+    return float(roc_auc_score(is_anomaly, scores))
