@@ -1,29 +1,17 @@
-"""Small image sets written by the tests, a fake backbone, and the shared real assets."""
+"""Small image sets written by the tests and a fake backbone."""
 
 from __future__ import annotations
 
 import gzip
-import os
 import zipfile
 from pathlib import Path
 
 import numpy as np
-import pytest
 import torch
 from PIL import Image
 from torchvision.transforms import functional as F
 
 from cap.backbones.base import Backbone
-
-SHARED = Path(os.environ.get("CAP_SHARED_DIR", Path(__file__).resolve().parents[2] / "shared"))
-MOBILENET = SHARED / "models" / "mobilenet_v2_1.0_224_quant.tflite"
-MOBILENET_SHA256 = "7aad0c74c5e3c06e5eb3c827e13304fdd68a83da6087d92ee169c24ff9fd4776"
-CIFAR10_ZIP = SHARED / "data" / "cifar10-jpg.zip"
-DEBIAN_FMNIST = Path("/usr/share/datasets/fashion-mnist")
-
-needs_mobilenet = pytest.mark.skipif(not MOBILENET.is_file(), reason=f"{MOBILENET} is absent")
-needs_cifar10_zip = pytest.mark.skipif(not CIFAR10_ZIP.is_file(), reason=f"{CIFAR10_ZIP} is absent")
-
 
 def write_image(
     path: Path, *, seed: int, mode: str = "RGB", size: tuple[int, int] = (20, 16)

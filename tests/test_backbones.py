@@ -10,7 +10,7 @@ import torchvision
 from cap.backbones import BACKBONES, build_backbone
 from cap.backbones.base import file_sha256
 from cap.utils.errors import ConfigError, MissingResourceError
-from data_fixtures import MOBILENET, MOBILENET_SHA256, needs_mobilenet
+from assets import MOBILENET, MOBILENET_SHA256, needs_mobilenet
 
 
 def test_registry_names_and_unknown_names():

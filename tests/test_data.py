@@ -20,7 +20,8 @@ from cap.data.transforms import (
 )
 from cap.utils.errors import ConfigError, DataError, MissingResourceError
 from cap.utils.offline import is_offline
-from data_fixtures import DEBIAN_FMNIST, make_image_folder, make_mvtec, write_idx, zip_folder
+from assets import DEBIAN_FMNIST
+from data_fixtures import make_image_folder, make_mvtec, write_idx, zip_folder
 
 # --- image folders -------------------------------------------------------------------
 

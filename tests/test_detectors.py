@@ -9,6 +9,8 @@ import pytest
 import torch
 from sklearn.metrics import roc_auc_score
 
+from sklearn.base import clone
+
 from cap import (
     DETECTORS,
     BaseDetector,
@@ -18,8 +20,9 @@ from cap import (
     NoAdaptationDetector,
     make_detector,
 )
-from cap.utils.errors import ConfigError, DataError, MissingResourceError, NotFittedError
+from cap.detectors import KNNDetector, TrainableDetector
 from cap.detectors.search import knn_search
+from cap.utils.errors import ConfigError, DataError, MissingResourceError, NotFittedError
 
 pytestmark = pytest.mark.usefixtures("single_thread_math")
 
@@ -73,6 +76,36 @@ def test_init_only_stores_settings(method: str) -> None:
     assert not [name for name in vars(detector) if name.endswith("_")]
     with pytest.raises(ConfigError, match="k must be an integer"):
         detector.fit(np.ones((5, 3)))
+
+
+@pytest.mark.parametrize("method", sorted(DETECTORS))
+def test_scikit_learn_clone_copies_every_detector(method: str) -> None:
+    detector = make_detector(method, **FAST_SETTINGS[method])
+    copy = clone(detector)
+    assert type(copy) is type(detector) and copy is not detector
+    assert copy.get_params() == detector.get_params()
+
+
+@pytest.mark.parametrize("method", sorted(DETECTORS))
+def test_every_detector_is_a_knn_detector_that_owns_k(method: str) -> None:
+    detector = make_detector(method, k=3)
+    assert isinstance(detector, KNNDetector) and detector.k == 3
+    assert detector.trainable == isinstance(detector, TrainableDetector)
+    assert DETECTORS["cap"].trainable and not DETECTORS["dn2"].trainable
+
+
+@pytest.mark.parametrize("method", sorted(DETECTORS))
+def test_an_all_zero_bank_is_refused(method: str, blobs) -> None:
+    bank = blobs.bank.copy()
+    bank[:] = 0.0  # a broken backbone
+    with pytest.raises(DataError, match="300 all-zero row"):
+        make_detector(method, **FAST_SETTINGS[method]).fit(bank)
+
+
+def test_a_zero_norm_query_scores_as_an_orthogonal_item(fitted) -> None:
+    detector, data = fitted
+    queries = np.zeros((2, data.bank.shape[1]), dtype=np.float32)
+    np.testing.assert_allclose(detector.anomaly_score(queries), 1.0, atol=1e-6)  # 1 − cos, cos = 0
 
 
 def test_get_params_returns_the_init_settings() -> None:

@@ -14,15 +14,8 @@ from cap.cli import embed as embed_cli
 from cap.data import load_dataset
 from cap.benchmark.embeddings import extract_embeddings, first_per_class, load_embeddings
 from cap.utils.errors import ConfigError, DataError, MissingResourceError
-from data_fixtures import (
-    CIFAR10_ZIP,
-    MOBILENET,
-    MeanColourBackbone,
-    make_image_folder,
-    make_mvtec,
-    needs_cifar10_zip,
-    needs_mobilenet,
-)
+from assets import CIFAR10_ZIP, MOBILENET, needs_cifar10_zip, needs_mobilenet
+from data_fixtures import MeanColourBackbone, make_image_folder, make_mvtec
 
 COUNTS = {"train": {"ant": 5, "bee": 3, "cat": 4}, "test": {"ant": 2, "bee": 2, "cat": 2}}
 

@@ -61,8 +61,15 @@ def test_split_errors_name_the_problem(three_classes):
     with pytest.raises(DataError, match="differ in dimension: 8 vs 4"):
         one_class_split(train, narrow, normal_class=0)
     only_normal = embeddings(test.features[:10], [0] * 10, "test")
-    with pytest.raises(DataError, match="both normal and anomalous"):
+    with pytest.raises(DataError, match="both normal and anomalous.*only label 0"):
         one_class_split(train, only_normal, normal_class=0)
+
+
+def test_an_empty_test_split_is_refused(three_classes):
+    train, test = three_classes
+    empty = embeddings(test.features[:0], [], "test")
+    with pytest.raises(DataError, match="both normal and anomalous.*no image"):
+        one_class_split(train, empty, normal_class=0)
 
 
 def test_neighbors_are_searched_once_and_sliced_for_any_k(three_classes, tmp_path):

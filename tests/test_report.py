@@ -57,27 +57,31 @@ def test_claims_are_judged_where_their_cells_exist(paper):
             ("CAP", "cifar10"): 97.0, ("CAP (no adaptation)", "cifar10"): 96.0,
             ("CAP", "fmnist"): 94.0, ("CAP (no adaptation)", "fmnist"): 95.0,
         }),
-        "table2": table_cells(paper, "table2", {("L", "mvtec"): 89.8, ("L, no attention", "mvtec"): 89.8}),
-        "table3": table_cells(paper, "table3", {
-            ("1", "cifar10"): 96.0, ("4", "cifar10"): 96.5, ("64", "cifar10"): 97.0,
-            ("1", "mvtec"): 89.0, ("4", "mvtec"): 88.0, ("16", "mvtec"): 89.5,
+        "table2": table_cells(paper, "table2", {("L", "mvtec"): 90.0, ("L, no attention", "mvtec"): 89.8}),
+        "ktable": table_cells(paper, "table3", {
+            ("1", "cifar10"): 96.0, ("4", "cifar10"): 96.5, ("32", "cifar10"): 97.0,
+            ("1", "mvtec"): 89.0, ("4", "mvtec"): 88.0, ("64", "mvtec"): 88.5,
         }),
         "table4": table_cells(paper, "table4", {("0", "cifar10"): 95.0, ("no adaptation", "cifar10"): 96.6}),
     }
-    verdicts = claims_by_key(evaluate_claims(cells, paper))
+    # a table may have any name: "ktable" reproduces the paper's table3
+    paper_tables = {"table1": "table1", "table2": "table2", "ktable": "table3", "table4": "table4"}
+    verdicts = claims_by_key(evaluate_claims(cells, paper, paper_tables))
     assert verdicts["CAP > CAP without adaptation", "cifar10"] == "holds"
     assert verdicts["CAP > CAP without adaptation", "fmnist"] == "does not hold"
     assert verdicts["CAP > CAP without adaptation", "cifar100"] == "not run"
     assert verdicts["λ = 0 below no adaptation", "cifar10"] == "holds"
-    assert verdicts["attention ≥ no attention, linear head", "mvtec"] == "holds"  # a tie counts
-    assert verdicts["attention ≥ no attention, linear head", "cifar10"] == "not run"
-    assert verdicts["K trend: larger K better", "cifar10"] == "holds"
-    assert verdicts["K trend: larger K better", "cifar100"] == "not run"
-    assert verdicts["K trend: K = 4 best", "mvtec"] == "does not hold"
+    assert verdicts["attention above no attention, linear head", "mvtec"] == "holds"
+    assert verdicts["attention above no attention, linear head", "cifar10"] == "not run"
+    assert verdicts["larger K better: K = 32 above K = 1", "cifar10"] == "holds"
+    assert verdicts["larger K better: K = 32 above K = 1", "cifar100"] == "not run"
+    assert verdicts["K = 4 best on MVTec AD: above K = 64", "mvtec"] == "does not hold"
+    unnamed = claims_by_key(evaluate_claims(cells, paper, {**paper_tables, "ktable": None}))
+    assert unnamed["larger K better: K = 32 above K = 1", "cifar10"] == "not run"
 
 
 def test_claims_without_any_tables_are_not_run(paper):
-    verdicts = evaluate_claims({}, paper)["verdict"]
+    verdicts = evaluate_claims({}, paper, {})["verdict"]
     assert set(verdicts) == {"not run"} and len(verdicts) > 0
 
 
@@ -121,10 +125,11 @@ def report_inputs(tmp_path, paper):
             "out": results / "report" / "reproduction.md"}
 
 
-def render(report_inputs: dict, backbones_used: dict, **extra) -> str:
+def render(report_inputs: dict, backbone_models: dict, **extra) -> str:
     inputs = dict(report_inputs)
     out = inputs.pop("out")
-    write_report(out, backbones_used=backbones_used, **inputs, **extra)
+    write_report(out, backbones_used={"cifar10": "my_backbone"}, backbone_models=backbone_models,
+                 paper_tables={"table1": "table1"}, **inputs, **extra)
     return out.read_text()
 
 
@@ -140,6 +145,7 @@ def test_report_with_another_backbone_shows_the_paper_as_context(report_inputs):
     text = render(report_inputs, {"cifar10": "tflite"}, environment={"resnet152 weights sha256": "abc123"})
     assert "⚠" not in text
     assert "context (tflite ≠ paper's resnet152)" in text
+    assert re.search(r"\| cifar10 +\| my_backbone \(tflite\) +\| resnet152 +\| context only", text)
     assert re.search(r"\| CAP > CAP without adaptation \(§4\.1\) +\| cifar10 +\| .+ \| holds", text)
     assert "![attention cifar10](../figures/attention/cifar10.png)" in text
     assert re.search(r"\| train +\| 1 +\| 12\.0", text)

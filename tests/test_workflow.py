@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -14,28 +15,23 @@ from pathlib import Path
 import pytest
 import yaml
 
+from assets import CIFAR10_ZIP, DEBIAN_FMNIST, MOBILENET, REPO, needs_offline_assets
+from cap.benchmark import layout
+from cap.benchmark.plan import Plan
 from cap.reporting.tables import read_table
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("CAP_SHARED_DIR", REPO.parent / "shared"))
 SNAKEFILE = REPO / "workflow" / "Snakefile"
-CIFAR_ZIP = SHARED / "data" / "cifar10-jpg.zip"
-MOBILENET = SHARED / "models" / "mobilenet_v2_1.0_224_quant.tflite"
-FMNIST = Path("/usr/share/datasets/fashion-mnist")  # Debian's dataset-fashion-mnist
-
-needs_assets = pytest.mark.skipif(
-    not (CIFAR_ZIP.exists() and MOBILENET.exists()),
-    reason=f"the offline assets are not under {SHARED} (set CAP_SHARED_DIR)",
-)
 
 
-def snakemake(workdir: Path, *args: str, timeout: float = 900) -> subprocess.CompletedProcess:
+def snakemake(
+    workdir: Path, *args: str, timeout: float = 900, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
     """Run snakemake on the repository's workflow with ``workdir`` as working directory."""
     command = [
         sys.executable, "-m", "snakemake", "--snakefile", str(SNAKEFILE),
         "--directory", str(workdir), "--workflow-profile", "none", *args,
     ]
-    return subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env)
 
 
 def write_config(path: Path, config: dict) -> Path:
@@ -46,10 +42,10 @@ def write_config(path: Path, config: dict) -> Path:
 def smoke_config() -> dict:
     """The smoke config with absolute asset paths, runnable from any working directory."""
     config = yaml.safe_load((REPO / "tests" / "configs" / "smoke.yaml").read_text())
-    config["resources"]["cifar10-jpg"]["local"] = [str(CIFAR_ZIP)]
+    config["resources"]["cifar10-jpg"]["local"] = [str(CIFAR10_ZIP)]
     config["resources"]["mobilenet-v2"]["local"] = [str(MOBILENET)]
     config["report"]["paper_results"] = str(REPO / "config" / "paper_results.yaml")
-    if not FMNIST.is_dir():  # run the CIFAR-10 part alone where Debian's package is absent
+    if not DEBIAN_FMNIST.is_dir():  # run the CIFAR-10 part alone where Debian's package is absent
         del config["datasets"]["fmnist"], config["resources"]["fashion-mnist"]
         config["tables"]["table1"]["datasets"].remove("fmnist")
     return config
@@ -62,6 +58,12 @@ def paper_config() -> dict:
 
 
 # ---------------------------------------------------------------- planning and validation
+
+
+def validate_config(config: dict) -> None:
+    from snakemake.utils import validate
+
+    validate(config, str(REPO / "workflow" / "schemas" / "config.schema.yaml"))
 
 
 def test_paper_config_plans_every_job_without_data(tmp_path):
@@ -132,6 +134,22 @@ def test_lint_reports_nothing(tmp_path):
     assert "Lints for" not in result.stdout + result.stderr
 
 
+def test_gpu_jobs_take_a_gpu_slot_only_where_a_gpu_is_visible(tmp_path):
+    config = write_config(tmp_path / "config.yaml", paper_config())
+    fake_gpu = tmp_path / "bin"
+    fake_gpu.mkdir()
+    (fake_gpu / "nvidia-smi").write_text("#!/bin/sh\nexit 0\n")
+    (fake_gpu / "nvidia-smi").chmod(0o755)
+    gpu_env = {**os.environ, "PATH": f"{fake_gpu}:{os.environ['PATH']}"}
+    for env, has_gpu in ((gpu_env, True), (None, False)):
+        result = snakemake(tmp_path, "-n", "table1", "--configfile", str(config), env=env)
+        assert result.returncode == 0, result.stderr
+        embed_job = result.stdout.split("rule embed:")[1].split("\n\n")[0]
+        assert ("gpu=1" in embed_job) == has_gpu, embed_job
+    profile = yaml.safe_load((REPO / "workflow" / "profiles" / "default" / "config.yaml").read_text())
+    assert profile["resources"] == ["gpu=1"]  # one GPU job at a time on a one-GPU machine
+
+
 # ---------------------------------------------------------------- running it
 
 
@@ -152,7 +170,7 @@ def auroc_records(workdir: Path) -> dict[str, float]:
     }
 
 
-@needs_assets
+@needs_offline_assets
 def test_smoke_run_executes_every_rule_and_writes_every_output(smoke_run):
     workdir, _, result = smoke_run
     log = result.stdout + result.stderr
@@ -161,7 +179,7 @@ def test_smoke_run_executes_every_rule_and_writes_every_output(smoke_run):
         assert f"rule {rule}:" in log or f"localrule {rule}:" in log, rule
     records = auroc_records(workdir)
     # CIFAR-10: 2 classes × (cap, no_adaptation, dn2, k4, lam0); Fashion-MNIST: 1 class × table 1
-    expected = 10 + (3 if FMNIST.is_dir() else 0)
+    expected = 10 + (3 if DEBIAN_FMNIST.is_dir() else 0)
     assert len(records) == expected
     assert all(0.0 <= value <= 1.0 for value in records.values())
     summary = (workdir / "results" / "tables" / "auroc_summary.csv").read_text().splitlines()
@@ -178,11 +196,26 @@ def test_smoke_run_executes_every_rule_and_writes_every_output(smoke_run):
     assert not re.search(r"\bnan\b", report, flags=re.IGNORECASE)
     pngs = list((workdir / "results" / "figures").rglob("*.png"))
     assert len(pngs) == 3
-    assert all((workdir / "results" / "logs").rglob("*.log"))
-    assert list((workdir / "results" / "benchmarks" / "train").rglob("*.tsv"))
+    assert_every_job_logged(workdir, smoke_config())
 
 
-@needs_assets
+def assert_every_job_logged(workdir: Path, config: dict) -> None:
+    """Every job of the config left a log and a benchmark file; shell jobs wrote to their log."""
+    validate_config(config)
+    for rule, wildcards in Plan(config).jobs():
+        log = workdir / layout.log_path(rule).format(**wildcards)
+        assert log.is_file(), log
+        assert (workdir / layout.benchmark_path(rule).format(**wildcards)).is_file(), rule
+        if rule in ("embed", "neighbors", "train", "score", "auroc"):
+            assert log.stat().st_size > 0, log
+
+
+def test_the_log_check_fails_on_a_run_without_logs(tmp_path):
+    with pytest.raises(AssertionError):
+        assert_every_job_logged(tmp_path, smoke_config())
+
+
+@needs_offline_assets
 def test_rerun_after_finished_run_does_nothing(smoke_run):
     workdir, config, _ = smoke_run
     result = snakemake(workdir, "-n", "all", "--configfile", str(config))
@@ -190,7 +223,7 @@ def test_rerun_after_finished_run_does_nothing(smoke_run):
     assert "Nothing to be done" in result.stdout + result.stderr
 
 
-@needs_assets
+@needs_offline_assets
 def test_killed_run_resumes_with_the_same_aurocs(smoke_run, tmp_path):
     reference_dir, _, _ = smoke_run
     config = write_config(tmp_path / "smoke.yaml", smoke_config())
@@ -215,7 +248,7 @@ def test_killed_run_resumes_with_the_same_aurocs(smoke_run, tmp_path):
     assert auroc_records(tmp_path) == auroc_records(reference_dir)
 
 
-@needs_assets
+@needs_offline_assets
 def test_snakemake_html_report_renders_without_errors(smoke_run):
     workdir, config, _ = smoke_run
     result = snakemake(workdir, "--report", "report.html", "--configfile", str(config))
@@ -223,3 +256,26 @@ def test_snakemake_html_report_renders_without_errors(smoke_run):
     assert "ERROR" not in result.stdout + result.stderr
     html = (workdir / "report.html").read_text(errors="replace")
     assert "reproduction.md" in html and "Table" in html
+
+
+@needs_offline_assets
+def test_jobs_find_cap_without_an_activated_environment(tmp_path):
+    config = write_config(tmp_path / "smoke.yaml", smoke_config())
+    env = {**os.environ, "PATH": "/usr/bin:/bin"}  # as `venv/bin/snakemake` without activation
+    assert shutil.which("cap", path=env["PATH"]) is None
+    result = snakemake(tmp_path, "--cores", "1", "resources/mobilenet-v2", "--configfile", str(config), env=env)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert (tmp_path / "resources" / "mobilenet-v2" / MOBILENET.name).is_file()
+
+
+@needs_offline_assets
+def test_report_reads_only_this_configs_benchmarks(smoke_run):
+    workdir, config, _ = smoke_run
+    stray = workdir / "results" / "benchmarks" / "train" / "another-config" / "run.tsv"
+    stray.parent.mkdir(parents=True)
+    stray.write_text("s\th:m:s\tmax_rss\n99999.0\t27:46:39\t1.0\n")
+    result = snakemake(workdir, "--cores", "1", "--forcerun", "report", layout.REPORT, "--configfile", str(config))
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = (workdir / layout.REPORT).read_text()
+    runtimes = report.split("## Runtime per rule")[1].split("##")[0]
+    assert "| train" in runtimes and "99999" not in runtimes

@@ -55,10 +55,12 @@ def one_class_split(train: Embeddings, test: Embeddings, normal_class: int | Non
             )
         in_bank = train.labels == normal_class
         is_anomaly = (test.labels != normal_class).astype(np.int64)
-    if is_anomaly.min(initial=1) == is_anomaly.max(initial=0):
+    present = sorted(set(is_anomaly.tolist()))
+    if present != [0, 1]:
+        holds = f"only label {present[0]}" if present else "no image"
         raise DataError(
             "the test split must hold both normal and anomalous images to measure AUROC; "
-            f"it holds only label {int(is_anomaly[0]) if len(is_anomaly) else 'none'}"
+            f"it holds {holds}"
         )
     return OneClassSplit(
         bank=train.features[in_bank],

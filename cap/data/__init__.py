@@ -37,6 +37,8 @@ class DatasetEntry:
     load: Loader  # builds one split
     classes: ClassNames  # class names without loading images where possible
     description: str  # one line for help texts
+    per_category: bool = False  # each category has its own train/test folders (MVTec AD)
+    fixed_classes: bool = True  # the class list is known without the data (not imagefolder)
 
 
 def _imagefolder_classes(root: Path | None, category: str | None) -> Sequence[str]:
@@ -73,11 +75,13 @@ DATASETS: dict[str, DatasetEntry] = {
         ),
         lambda root, category: MVTEC_CATEGORIES if category is None else MVTEC_CLASSES,
         "MVTec AD, one category at a time (downloaded by the user)",
+        per_category=True,
     ),
     "imagefolder": DatasetEntry(
         lambda root, split, category, download, offline: ImageFolderDataset(root, split),
         _imagefolder_classes,
         "<root>/{train,test}/<class>/*.{png,jpg,jpeg}, a folder or a .zip",
+        fixed_classes=False,
     ),
 }
 
@@ -85,11 +89,14 @@ DATASETS: dict[str, DatasetEntry] = {
 def _check_name(name: str, category: str | None) -> DatasetEntry:
     if name not in DATASETS:
         raise ConfigError(f"unknown dataset {name!r}; valid: {', '.join(DATASETS)}")
-    if category is not None and name != "mvtec":
+    entry = DATASETS[name]
+    if category is not None and not entry.per_category:
+        per_category = [other for other, e in DATASETS.items() if e.per_category]
         raise ConfigError(
-            f"dataset {name!r} has no categories (category={category!r}); only mvtec has"
+            f"dataset {name!r} has no categories (category={category!r}); "
+            f"only {', '.join(per_category)} has"
         )
-    return DATASETS[name]
+    return entry
 
 
 def load_dataset(
@@ -120,8 +127,9 @@ def load_dataset(
     entry = _check_name(name, category)
     if split not in SPLITS:
         raise ConfigError(f"unknown split {split!r}; valid: {', '.join(SPLITS)}")
-    if name == "mvtec" and category is None:
-        raise ConfigError(f"mvtec needs a category; valid: {', '.join(MVTEC_CATEGORIES)}")
+    if entry.per_category and category is None:
+        valid = ", ".join(entry.classes(None, None))
+        raise ConfigError(f"{name} needs a category; valid: {valid}")
     return entry.load(Path(root), split, category, download, offline)
 
 

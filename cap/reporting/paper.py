@@ -1,14 +1,15 @@
-"""The CAP paper's own numbers (Tables 1–4), read from ``config/paper_results.yaml``.
+"""The CAP paper's own numbers (Tables 1–4) and claims, read from ``config/paper_results.yaml``.
 
-The file is the single place the paper's values live: tables and the report read
-them from here, never from literals in code. Values are average AUROC in percent;
-``None`` stands for a cell the paper leaves empty ("-").
+The file is the single place the paper's values and claims live: tables and the
+report read them from here, never from literals in code. Values are average AUROC
+in percent; ``None`` stands for a cell the paper leaves empty ("-").
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from dataclasses import dataclass
 from numbers import Real
 from typing import Any
 
@@ -23,13 +24,27 @@ PaperRows = dict[str, dict[str, float | None]]
 SPLIT_TABLES: tuple[str, ...] = ("table1",)
 #: Every table the file must hold.
 TABLES: tuple[str, ...] = ("table1", "table2", "table3", "table4")
+#: Keys of one claim in the file.
+CLAIM_KEYS: tuple[str, ...] = ("text", "table", "higher", "lower", "datasets")
+
+
+@dataclass(frozen=True)
+class Claim:
+    """The paper claims that row ``higher`` of one of its tables scores above ``lower``."""
+
+    text: str  # the claim as the paper states it, with its section
+    table: str  # the paper's table ("table1"...), see TABLES
+    higher: str  # row label expected to score higher
+    lower: str  # row label expected to score lower
+    datasets: tuple[str, ...]  # where the paper makes the claim
 
 
 def load_paper_results(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Read and validate the paper-results file.
 
     Returns ``{"backbones": {dataset: backbone}, "table1": {"computed": rows,
-    "reported": rows}, "table2": rows, ...}`` where ``rows`` is :data:`PaperRows`.
+    "reported": rows}, "table2": rows, ..., "claims": [Claim, ...]}`` where ``rows``
+    is :data:`PaperRows`.
     Raises ConfigError naming the bad entry when the structure is off.
     """
     try:
@@ -39,7 +54,7 @@ def load_paper_results(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise ConfigError(f"paper results {path}: not valid YAML: {error}") from error
     if not isinstance(raw, Mapping):
         raise ConfigError(f"paper results {path}: expected a mapping at the top level")
-    expected = {"backbones", *TABLES}
+    expected = {"backbones", "claims", *TABLES}
     if set(raw) != expected:
         raise ConfigError(
             f"paper results {path}: expected keys {sorted(expected)}, "
@@ -58,6 +73,7 @@ def load_paper_results(path: str | os.PathLike[str]) -> dict[str, Any]:
             }
         else:
             paper[table] = _check_rows(raw[table], backbones, where)
+    paper["claims"] = _check_claims(raw["claims"], paper, f"paper results {path}: claims")
     return paper
 
 
@@ -122,4 +138,37 @@ def _check_rows(rows: object, backbones: Mapping[str, str], where: str) -> Paper
                     f"(0–100) or null, got {value!r}"
                 )
             checked[label][dataset] = None if value is None else float(value)
+    return checked
+
+
+def _check_claims(claims: object, paper: Mapping[str, Any], where: str) -> list[Claim]:
+    """Claims whose rows and datasets exist in the table they name."""
+    if not isinstance(claims, list):
+        raise ConfigError(f"{where}: expected a list of claims")
+    checked = []
+    for index, claim in enumerate(claims):
+        here = f"{where}[{index}]"
+        if not isinstance(claim, Mapping) or set(claim) != set(CLAIM_KEYS):
+            raise ConfigError(f"{here}: expected exactly the keys {list(CLAIM_KEYS)}")
+        if claim["table"] not in TABLES:
+            raise ConfigError(f"{here}: unknown table {claim['table']!r}; valid: {list(TABLES)}")
+        rows = reported_rows(paper, claim["table"])
+        for side in ("higher", "lower"):
+            if str(claim[side]) not in rows:
+                raise ConfigError(
+                    f"{here}: {side} row {claim[side]!r} is not in {claim['table']}; "
+                    f"valid: {list(rows)}"
+                )
+        for dataset in claim["datasets"]:
+            if rows[str(claim["higher"])].get(dataset) is None:
+                raise ConfigError(f"{here}: {claim['table']} has no {dataset!r} value")
+        checked.append(
+            Claim(
+                text=str(claim["text"]),
+                table=str(claim["table"]),
+                higher=str(claim["higher"]),
+                lower=str(claim["lower"]),
+                datasets=tuple(claim["datasets"]),
+            )
+        )
     return checked

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import os
 import platform
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,6 @@ import pandas as pd
 import yaml
 
 from cap.utils.io import write_text_atomic
-from cap.reporting.paper import paper_rows
 from cap.reporting.tables import read_table
 
 HOLDS, FAILS, NOT_RUN = "holds", "does not hold", "not run"
@@ -37,33 +35,6 @@ PACKAGES: dict[str, tuple[str, ...]] = {
 }
 
 
-@dataclass(frozen=True)
-class PairClaim:
-    """A claim that one table entry scores above another on every dataset."""
-
-    text: str  # the claim as the paper states it
-    table: str  # table name (file stem)
-    higher: str  # entry label expected to score higher
-    lower: str  # entry label expected to score lower
-    strict: bool  # '>' rather than '>='
-
-
-#: The paper's comparisons between two entries of one table (§4.1, §4.3, §4.5).
-PAIR_CLAIMS: tuple[PairClaim, ...] = (
-    PairClaim("CAP > CAP without adaptation (§4.1)", "table1", "CAP", "CAP (no adaptation)", True),
-    PairClaim("λ = 0 below no adaptation (§4.5)", "table4", "no adaptation", "0", True),
-    PairClaim(
-        "attention ≥ no attention, linear head (§4.3)", "table2", "L", "L, no attention", False
-    ),
-)
-#: The K trend of §4.4 per dataset: the paper makes it for these datasets only.
-K_TREND: dict[str, str] = {
-    "cifar10": "larger K better",
-    "cifar100": "larger K better",
-    "mvtec": "K = 4 best",
-}
-
-
 def write_report(
     out_md: str | os.PathLike[str],
     *,
@@ -71,6 +42,8 @@ def write_report(
     tables: Mapping[str, pd.DataFrame | str | os.PathLike[str]],
     paper: Mapping[str, Any],
     backbones_used: Mapping[str, str],
+    backbone_models: Mapping[str, str],
+    paper_tables: Mapping[str, str | None],
     tolerance: float = 1.0,
     figures: Sequence[str | os.PathLike[str]] = (),
     benchmarks: Sequence[str | os.PathLike[str]] = (),
@@ -89,13 +62,17 @@ def write_report(
     paper : mapping
         From :func:`cap.reporting.paper.load_paper_results`.
     backbones_used : mapping
-        Dataset → backbone of this run.
+        Dataset → the config's name of its backbone (shown).
+    backbone_models : mapping
+        Dataset → the registry model of its backbone (compared with the paper's).
+    paper_tables : mapping
+        Our table name → the paper's table it reproduces (``None``: none).
     tolerance : float
         AUROC points beyond which a difference from the paper is flagged.
     figures : sequence of paths
         PNGs to embed, linked relative to the report's folder.
     benchmarks : sequence of paths
-        Snakemake benchmark TSVs under ``.../benchmarks/<rule>/...``.
+        This run's Snakemake benchmark TSVs, ``.../benchmarks/<rule>/...``.
     config : mapping
         The workflow config used, shown verbatim.
     environment : mapping, optional
@@ -107,16 +84,16 @@ def write_report(
         name: source if isinstance(source, pd.DataFrame) else read_table(source)
         for name, source in sorted(tables.items())
     }
-    comparison = compare_with_paper(cells, paper, backbones_used, tolerance)
+    comparison = compare_with_paper(cells, paper, backbone_models, tolerance)
     sections = [
         "# CAP reproduction report",
         _overview(summary, comparison, tolerance),
         "## Datasets and backbones",
-        _markdown(_backbone_frame(summary, paper, backbones_used)),
+        _markdown(_backbone_frame(summary, paper, backbones_used, backbone_models)),
         "## Tables against the paper",
         _tables_section(tables, comparison, tolerance),
         "## The paper's claims in this run",
-        _markdown(evaluate_claims(cells, paper)),
+        _markdown(evaluate_claims(cells, paper, paper_tables)),
         "## Figures",
         _figures_section(figures, out_md.parent),
         "## Runtime per rule",
@@ -134,20 +111,21 @@ def write_report(
 def compare_with_paper(
     cells: Mapping[str, pd.DataFrame],
     paper: Mapping[str, Any],
-    backbones_used: Mapping[str, str],
+    backbone_models: Mapping[str, str],
     tolerance: float,
 ) -> pd.DataFrame:
     """One row per computed cell: paper value, ours, difference and whether it is flagged.
 
-    ``compared`` is True where both values exist and our backbone is the paper's;
-    ``flagged`` where, in addition, |ours − paper| > ``tolerance``.
+    ``compared`` is True where both values exist and our backbone model (dataset →
+    registry model) is the paper's; ``flagged`` where, in addition,
+    |ours − paper| > ``tolerance``.
     """
     paper_backbones = paper["backbones"]
     rows = []
     for name, frame in cells.items():
         for cell in frame[frame["kind"] == "computed"].itertuples():
             ours, theirs = cell.auroc_pct, cell.paper_pct
-            used, expected = backbones_used.get(cell.dataset), paper_backbones.get(cell.dataset)
+            used, expected = backbone_models.get(cell.dataset), paper_backbones.get(cell.dataset)
             difference = ours - theirs if not (pd.isna(ours) or pd.isna(theirs)) else np.nan
             compared = not pd.isna(difference) and used is not None and used == expected
             rows.append({
@@ -160,31 +138,28 @@ def compare_with_paper(
     return pd.DataFrame.from_records(rows)
 
 
-def evaluate_claims(cells: Mapping[str, pd.DataFrame], paper: Mapping[str, Any]) -> pd.DataFrame:
-    """Which of the paper's qualitative claims hold: one row per (claim, dataset).
+def evaluate_claims(
+    cells: Mapping[str, pd.DataFrame],
+    paper: Mapping[str, Any],
+    paper_tables: Mapping[str, str | None],
+) -> pd.DataFrame:
+    """Which of the paper's claims (``paper["claims"]``) hold: one row per (claim, dataset).
 
-    A claim is judged only where the cells it needs were computed; otherwise it
-    is "not run".
+    A claim on the paper's table T is judged on each of our tables that reproduces T
+    (``paper_tables``), for the claim's datasets; where the cells it needs were not
+    computed, it is "not run".
     """
     rows = []
-    for claim in PAIR_CLAIMS:
-        values = _computed_values(cells.get(claim.table))
-        for dataset in _claim_datasets(claim.table, cells, paper):
+    for claim in paper["claims"]:
+        tables = [name for name, key in paper_tables.items() if key == claim.table]
+        values = {key: value for name in tables for key, value in _computed_values(cells.get(name)).items()}
+        for dataset in claim.datasets:
             high, low = values.get((claim.higher, dataset)), values.get((claim.lower, dataset))
             if high is None or low is None:
                 rows.append(_claim_row(claim.text, dataset, "", NOT_RUN))
                 continue
-            holds = high > low if claim.strict else high >= low
             evidence = f"{claim.higher}: {high:.1f} vs {claim.lower}: {low:.1f}"
-            rows.append(_claim_row(claim.text, dataset, evidence, HOLDS if holds else FAILS))
-    values = _computed_values(cells.get("table3"))
-    for dataset, trend in K_TREND.items():
-        by_k = {
-            int(label): value
-            for (label, d), value in values.items()
-            if d == dataset and label.isdigit()
-        }
-        rows.append(_k_trend_row(dataset, trend, by_k))
+            rows.append(_claim_row(claim.text, dataset, evidence, HOLDS if high > low else FAILS))
     return pd.DataFrame.from_records(rows, columns=["claim", "dataset", "evidence", "verdict"])
 
 
@@ -264,16 +239,22 @@ def _overview(summary: pd.DataFrame, comparison: pd.DataFrame, tolerance: float)
 
 
 def _backbone_frame(
-    summary: pd.DataFrame, paper: Mapping[str, Any], backbones_used: Mapping[str, str]
+    summary: pd.DataFrame,
+    paper: Mapping[str, Any],
+    backbones_used: Mapping[str, str],
+    backbone_models: Mapping[str, str],
 ) -> pd.DataFrame:
     datasets = list(dict.fromkeys([*backbones_used, *summary["dataset"].unique()]))
     paper_backbones = paper["backbones"]
     return pd.DataFrame({
         "dataset": datasets,
-        "backbone (this run)": [backbones_used.get(d, "–") for d in datasets],
+        "backbone (this run)": [
+            f"{backbones_used[d]} ({backbone_models[d]})" if d in backbones_used else "–"
+            for d in datasets
+        ],
         "backbone (paper)": [paper_backbones.get(d, "–") for d in datasets],
         "compared with the paper": [
-            "yes" if d in paper_backbones and backbones_used.get(d) == paper_backbones[d]
+            "yes" if d in paper_backbones and backbone_models.get(d) == paper_backbones[d]
             else "context only"
             for d in datasets
         ],
@@ -340,30 +321,6 @@ def _computed_values(frame: pd.DataFrame | None) -> dict[tuple[str, str], float]
     computed = frame[(frame["kind"] == "computed") & frame["auroc_pct"].notna()]
     keys = zip(computed["entry"], computed["dataset"])
     return {key: float(value) for key, value in zip(keys, computed["auroc_pct"])}
-
-
-def _claim_datasets(
-    table: str, cells: Mapping[str, pd.DataFrame], paper: Mapping[str, Any]
-) -> list[str]:
-    """The paper's datasets for ``table``, then any other dataset our table holds."""
-    paper_datasets = [d for row in paper_rows(paper, table).values() for d in row]
-    ours = cells[table]["dataset"].tolist() if table in cells else []
-    return list(dict.fromkeys([*paper_datasets, *ours]))
-
-
-def _k_trend_row(dataset: str, trend: str, by_k: Mapping[int, float]) -> dict[str, str]:
-    text = f"K trend: {trend} (§4.4)"
-    judge: dict[str, Callable[[Mapping[int, float]], bool | None]] = {
-        "larger K better": lambda v: v[max(v)] > v[min(v)] if len(v) >= 2 else None,
-        "K = 4 best": lambda v: (
-            round(v[4], 1) >= round(max(v.values()), 1) if 4 in v and len(v) >= 2 else None
-        ),
-    }
-    holds = judge[trend](by_k)
-    if holds is None:
-        return _claim_row(text, dataset, "", NOT_RUN)
-    evidence = ", ".join(f"K={k}: {by_k[k]:.1f}" for k in sorted(by_k))
-    return _claim_row(text, dataset, evidence, HOLDS if holds else FAILS)
 
 
 def _claim_row(claim: str, dataset: str, evidence: str, verdict: str) -> dict[str, str]:

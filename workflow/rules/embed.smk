@@ -4,16 +4,16 @@ rule embed:
     input:
         unpack(get_embed_inputs),
     output:
-        EMBEDDINGS,
+        layout.EMBEDDINGS,
     log:
-        "results/logs/embed/{dataset}/{backbone}/{subset}/{split}.log",
+        layout.log_path("embed"),
     benchmark:
-        "results/benchmarks/embed/{dataset}/{backbone}/{subset}/{split}.tsv"
+        layout.benchmark_path("embed")
     params:
         args=get_embed_args,
     threads: 8  # capped by --cores: the DataLoader workers
     resources:
-        gpu=1,
+        gpu=GPU_SLOTS,
     conda:
         CONDA_ENV
     shell:

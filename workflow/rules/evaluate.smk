@@ -3,11 +3,11 @@ rule score:
     input:
         unpack(get_score_inputs),
     output:
-        SCORES,
+        layout.SCORES,
     log:
-        f"results/logs/score/{RUN}.log",
+        layout.log_path("score"),
     benchmark:
-        f"results/benchmarks/score/{RUN}.tsv"
+        layout.benchmark_path("score")
     params:
         args=get_run_args,
         model=get_model_arg,
@@ -23,13 +23,13 @@ rule score:
 rule auroc:
     """AUROC of one run, with the run's identity, as JSON."""
     input:
-        SCORES,
+        layout.SCORES,
     output:
-        AUROC,
+        layout.AUROC,
     log:
-        f"results/logs/auroc/{RUN}.log",
+        layout.log_path("auroc"),
     benchmark:
-        f"results/benchmarks/auroc/{RUN}.tsv"
+        layout.benchmark_path("auroc")
     params:
         tags=get_auroc_tags,
     conda:
@@ -41,13 +41,13 @@ rule auroc:
 rule aggregate:
     """Every run's AUROC in one CSV, for the report."""
     input:
-        all_auroc_records(),
+        [run.path(layout.AUROC) for run in PLAN.all_runs],
     output:
-        SUMMARY,
+        layout.SUMMARY,
     log:
-        "results/logs/aggregate.log",
+        layout.log_path("aggregate"),
     benchmark:
-        "results/benchmarks/aggregate.tsv"
+        layout.benchmark_path("aggregate")
     localrule: True
     conda:
         CONDA_ENV

@@ -1,11 +1,11 @@
 rule fetch:
     """Link a local copy of a dataset or weight file into resources/, else download it."""
     output:
-        directory("resources/{resource}"),
+        directory(layout.RESOURCE),
     log:
-        "results/logs/fetch/{resource}.log",
+        layout.log_path("fetch"),
     benchmark:
-        "results/benchmarks/fetch/{resource}.tsv"
+        layout.benchmark_path("fetch")
     params:
         args=get_fetch_args,
     localrule: True

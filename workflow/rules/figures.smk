@@ -2,24 +2,23 @@ rule figure_attention:
     """Figures 2 and 7: a test image, its nearest normal images, and their weights with
     and without the reformed self-attention."""
     input:
-        unpack(get_figure_run_inputs),
+        unpack(get_figure_inputs("attention")),
     output:
         png=report(
-            "results/figures/attention/{dataset}/{backbone}/{cls}/{variant}.png",
+            f"{layout.FIGURES['attention']}.png",
             caption="../report/attention.rst",
             category="Figures",
         ),
-        pdf="results/figures/attention/{dataset}/{backbone}/{cls}/{variant}.pdf",
+        pdf=f"{layout.FIGURES['attention']}.pdf",
     log:
-        "results/logs/figure_attention/{dataset}/{backbone}/{cls}/{variant}.log",
+        layout.log_path("figure_attention"),
     benchmark:
-        "results/benchmarks/figure_attention/{dataset}/{backbone}/{cls}/{variant}.tsv"
+        layout.benchmark_path("figure_attention")
     params:
         dataset=get_figure_dataset,
         normal_class=get_figure_normal_class,
-        backbone=lambda wildcards: config["backbones"][wildcards.backbone]["model"],
-        n_examples=lambda wildcards: find_figure("attention", wildcards)["n_examples"],
-        n_neighbors=lambda wildcards: find_figure("attention", wildcards)["n_neighbors"],
+        backbone=get_backbone_model,
+        figure=get_figure("attention"),
     conda:
         CONDA_ENV
     script:
@@ -33,18 +32,18 @@ rule figure_score_curves:
         histories=get_curve_histories,
     output:
         png=report(
-            "results/figures/score_curves/{dataset}/{backbone}/{cls}.png",
+            f"{layout.FIGURES['score_curves']}.png",
             caption="../report/score_curves.rst",
             category="Figures",
         ),
-        pdf="results/figures/score_curves/{dataset}/{backbone}/{cls}.pdf",
+        pdf=f"{layout.FIGURES['score_curves']}.pdf",
     log:
-        "results/logs/figure_score_curves/{dataset}/{backbone}/{cls}.log",
+        layout.log_path("figure_score_curves"),
     benchmark:
-        "results/benchmarks/figure_score_curves/{dataset}/{backbone}/{cls}.tsv"
+        layout.benchmark_path("figure_score_curves")
     params:
-        labels=lambda wildcards: [c["label"] for c in find_figure("score_curves", wildcards)["curves"]],
-        title=lambda wildcards: find_figure("score_curves", wildcards).get("title", ""),
+        labels=get_curve_labels,
+        figure=get_figure("score_curves"),
     localrule: True
     conda:
         CONDA_ENV
@@ -56,39 +55,24 @@ rule figure_anomaly_maps:
     """Figures 4 and 5: the difference of cos(z, f) and cos(ẑⁿ, f) over the 7×7 feature
     map, upsampled."""
     input:
-        unpack(get_figure_run_inputs),
+        unpack(get_figure_inputs("anomaly_maps")),
     output:
         png=report(
-            "results/figures/anomaly_maps/{dataset}/{backbone}/{cls}/{variant}.png",
+            f"{layout.FIGURES['anomaly_maps']}.png",
             caption="../report/anomaly_maps.rst",
             category="Figures",
         ),
-        pdf="results/figures/anomaly_maps/{dataset}/{backbone}/{cls}/{variant}.pdf",
+        pdf=f"{layout.FIGURES['anomaly_maps']}.pdf",
     log:
-        "results/logs/figure_anomaly_maps/{dataset}/{backbone}/{cls}/{variant}.log",
+        layout.log_path("figure_anomaly_maps"),
     benchmark:
-        "results/benchmarks/figure_anomaly_maps/{dataset}/{backbone}/{cls}/{variant}.tsv"
+        layout.benchmark_path("figure_anomaly_maps")
     params:
         dataset=get_figure_dataset,
         normal_class=get_figure_normal_class,
-        backbone=lambda wildcards: config["backbones"][wildcards.backbone]["model"],
-        n_examples=lambda wildcards: find_figure("anomaly_maps", wildcards)["n_examples"],
+        backbone=get_backbone_model,
+        figure=get_figure("anomaly_maps"),
     conda:
         CONDA_ENV
     script:
         "../scripts/figure_anomaly_maps.py"
-
-
-rule fig_attention:
-    input:
-        figure_paths("attention"),
-
-
-rule fig_score_curves:
-    input:
-        figure_paths("score_curves"),
-
-
-rule fig_anomaly_maps:
-    input:
-        figure_paths("anomaly_maps"),

@@ -4,18 +4,16 @@ rule neighbors:
     input:
         unpack(get_split_inputs),
     output:
-        NEIGHBORS,
+        layout.NEIGHBORS,
     log:
-        "results/logs/neighbors/{dataset}/{backbone}/{cls}.log",
+        layout.log_path("neighbors"),
     benchmark:
-        "results/benchmarks/neighbors/{dataset}/{backbone}/{cls}.tsv"
+        layout.benchmark_path("neighbors")
     params:
-        args=get_split_args,
-        k_max=lambda wildcards: k_max(wildcards.dataset),
-        clip=lambda wildcards: "--clip-k" if DATASETS[wildcards.dataset]["clip_k"] else "",
+        args=get_neighbor_args,
     threads: 1
     conda:
         CONDA_ENV
     shell:
-        "cap neighbors {params.args} --k-max {params.k_max} {params.clip} "
-        "--train-emb {input.train_emb} --test-emb {input.test_emb} --out {output} > {log} 2>&1"
+        "cap neighbors {params.args} --train-emb {input.train_emb} "
+        "--test-emb {input.test_emb} --out {output} > {log} 2>&1"

@@ -2,26 +2,29 @@ rule report:
     """The reproduction report: our numbers beside the paper's, claims, environment,
     runtimes and the config used."""
     input:
-        summary=SUMMARY,
-        tables=[f"results/tables/{table}.csv" for table in config["tables"]],
-        figures=[path for path in all_figures() if path.endswith(".png")],
+        summary=layout.SUMMARY,
+        tables=[layout.table_files(table)["csv"] for table in config["tables"]],
+        rendered=[layout.table_files(table)["md"] for table in config["tables"]],
+        figures=[path for path in PLAN.all_figures() if path.endswith(".png")],
         paper=config["report"]["paper_results"],
+        benchmarks=PLAN.benchmark_files(),
+        embeddings=PLAN.embedding_files(),
     output:
         md=report(
-            "results/report/reproduction.md",
+            layout.REPORT,
             caption="../report/reproduction.rst",
             category="Report",
         ),
     log:
-        "results/logs/report.log",
+        layout.log_path("report"),
     benchmark:
-        "results/benchmarks/report.tsv"
+        layout.benchmark_path("report")
     params:
-        backbones_used={name: config["backbones"][d["backbone"]]["model"] for name, d in DATASETS.items()},
+        backbones_used={dataset: PLAN.backbone_of(dataset) for dataset in PLAN.datasets},
+        backbone_models={dataset: PLAN.backbone_model(PLAN.backbone_of(dataset)) for dataset in PLAN.datasets},
+        paper_tables={name: table["paper"] for name, table in config["tables"].items()},
         tolerance=config["report"]["tolerance"],
         config=config,
-        benchmark_dir="results/benchmarks",
-        embedding_dir="results/embeddings",
     localrule: True
     conda:
         CONDA_ENV

@@ -4,43 +4,23 @@ rule table:
         records=get_table_records,
         paper=config["report"]["paper_results"],
     output:
-        csv="results/tables/{table}.csv",
+        csv=layout.table_files("{table}")["csv"],
         md=report(
-            "results/tables/{table}.md",
+            layout.table_files("{table}")["md"],
             caption="../report/table.rst",
             category="Tables",
             labels={"table": "{table}"},
         ),
-        tex="results/tables/{table}.tex",
-        per_class="results/tables/{table}_per_class.csv",
+        tex=layout.table_files("{table}")["tex"],
+        per_class=layout.table_files("{table}")["per_class"],
     log:
-        "results/logs/table/{table}.log",
+        layout.log_path("table"),
     benchmark:
-        "results/benchmarks/table/{table}.tsv"
+        layout.benchmark_path("table")
     params:
-        spec=lambda wildcards: resolved_table_spec(wildcards.table),
+        spec=get_table_spec,
     localrule: True
     conda:
         CONDA_ENV
     script:
         "../scripts/table.py"
-
-
-rule table1:
-    input:
-        table_outputs("table1"),
-
-
-rule table2:
-    input:
-        table_outputs("table2"),
-
-
-rule table3:
-    input:
-        table_outputs("table3"),
-
-
-rule table4:
-    input:
-        table_outputs("table4"),

@@ -4,17 +4,17 @@ rule train:
     input:
         unpack(get_run_inputs),
     output:
-        model=MODEL,
-        history=HISTORY,
+        model=layout.MODEL,
+        history=layout.HISTORY,
     log:
-        f"results/logs/train/{RUN}.log",
+        layout.log_path("train"),
     benchmark:
-        f"results/benchmarks/train/{RUN}.tsv"
+        layout.benchmark_path("train")
     params:
         args=get_run_args,
     threads: 1
     resources:
-        gpu=1,
+        gpu=GPU_SLOTS,
     conda:
         CONDA_ENV
     shell:

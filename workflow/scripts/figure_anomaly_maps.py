@@ -15,6 +15,6 @@ run = load_trained_run(
 )
 examples = anomaly_map_examples(
     run.detector, run.split, run.neighbors, run.test_embeddings,
-    load_images(params.dataset, "test"), n_examples=params.n_examples,
+    load_images(params.dataset, "test"), n_examples=params.figure["n_examples"],
 )
 plot_anomaly_maps(examples, Path(snakemake.output.png).with_suffix(""))  # noqa: F821

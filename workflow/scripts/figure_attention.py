@@ -16,6 +16,6 @@ run = load_trained_run(
 examples = attention_examples(
     run.detector, run.split, run.neighbors,
     load_images(params.dataset, "train"), load_images(params.dataset, "test"),
-    n_examples=params.n_examples, n_neighbors=params.n_neighbors,
+    n_examples=params.figure["n_examples"], n_neighbors=params.figure["n_neighbors"],
 )
 plot_attention(examples, Path(snakemake.output.png).with_suffix(""))  # noqa: F821

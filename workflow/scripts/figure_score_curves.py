@@ -12,5 +12,5 @@ histories = [json.loads(Path(path).read_text()) for path in snakemake.input.hist
 plot_score_curves(
     dict(zip(snakemake.params.labels, histories, strict=True)),  # noqa: F821
     Path(snakemake.output.png).with_suffix(""),  # noqa: F821
-    title=snakemake.params.title,  # noqa: F821
+    title=snakemake.params.figure.get("title", ""),  # noqa: F821
 )

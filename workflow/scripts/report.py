@@ -17,9 +17,11 @@ write_report(
     tables={Path(path).stem: Path(path) for path in inputs.tables},
     paper=load_paper_results(inputs.paper),
     backbones_used=params.backbones_used,
+    backbone_models=params.backbone_models,
+    paper_tables=params.paper_tables,
     tolerance=params.tolerance,
     figures=[Path(path) for path in inputs.figures],
-    benchmarks=sorted(Path(params.benchmark_dir).rglob("*.tsv")),
+    benchmarks=list(inputs.benchmarks),
     config=params.config,
-    environment=backbone_weights(sorted(Path(params.embedding_dir).rglob("*.h5"))),
+    environment=backbone_weights(list(inputs.embeddings)),
 )

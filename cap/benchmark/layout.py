@@ -1,0 +1,80 @@
+"""Where the workflow writes everything: one path pattern per kind of output.
+
+The Snakemake rules, the planning module and the writers all take their paths
+from here, so that a file's place is stated once. Patterns use the workflow's
+wildcards: ``dataset``, ``backbone``, ``cls`` (class id or MVTec category),
+``variant``, ``seed``, ``subset``, ``split``, ``resource``, ``table``.
+"""
+
+from __future__ import annotations
+
+RESULTS = "results"
+#: A run: one (dataset, backbone, normal class, variant, seed).
+RUN = "{dataset}/{backbone}/{cls}/{variant}/seed{seed}"
+
+RESOURCE = "resources/{resource}"
+EMBEDDINGS = f"{RESULTS}/embeddings/{{dataset}}/{{backbone}}/{{subset}}/{{split}}.h5"
+NEIGHBORS = f"{RESULTS}/neighbors/{{dataset}}/{{backbone}}/{{cls}}.h5"
+MODEL = f"{RESULTS}/models/{RUN}.pt"
+HISTORY = f"{RESULTS}/models/{RUN}.history.json"
+SCORES = f"{RESULTS}/scores/{RUN}.csv.gz"
+AUROC = f"{RESULTS}/auroc/{RUN}.json"
+SUMMARY = f"{RESULTS}/tables/auroc_summary.csv"
+REPORT = f"{RESULTS}/report/reproduction.md"
+
+#: A table's files: ``{TABLE}{suffix}`` for each kind (written by ``cap.reporting.tables``).
+TABLE = f"{RESULTS}/tables/{{table}}"
+TABLE_SUFFIXES: dict[str, str] = {
+    "csv": ".csv",
+    "md": ".md",
+    "tex": ".tex",
+    "per_class": "_per_class.csv",
+}
+
+#: Figure kinds of the config's ``figures`` section and the stem of each figure's files
+#: (``.png`` for the report, ``.pdf`` for papers).
+FIGURES: dict[str, str] = {
+    "attention": f"{RESULTS}/figures/attention/{{dataset}}/{{backbone}}/{{cls}}/{{variant}}",
+    "score_curves": f"{RESULTS}/figures/score_curves/{{dataset}}/{{backbone}}/{{cls}}",
+    "anomaly_maps": f"{RESULTS}/figures/anomaly_maps/{{dataset}}/{{backbone}}/{{cls}}/{{variant}}",
+}
+FIGURE_FORMATS: tuple[str, ...] = ("png", "pdf")
+
+#: Each rule's job identity: its log is ``logs/<rule>/<id>.log`` and its benchmark
+#: ``benchmarks/<rule>/<id>.tsv`` (``logs/<rule>.log`` for rules that run once).
+JOB_IDS: dict[str, str | None] = {
+    "fetch": "{resource}",
+    "embed": "{dataset}/{backbone}/{subset}/{split}",
+    "neighbors": "{dataset}/{backbone}/{cls}",
+    "train": RUN,
+    "score": RUN,
+    "auroc": RUN,
+    "aggregate": None,
+    "table": "{table}",
+    "figure_attention": "{dataset}/{backbone}/{cls}/{variant}",
+    "figure_score_curves": "{dataset}/{backbone}/{cls}",
+    "figure_anomaly_maps": "{dataset}/{backbone}/{cls}/{variant}",
+    "report": None,
+}
+
+
+def table_files(table: str) -> dict[str, str]:
+    """Kind (``csv``, ``md``, ``tex``, ``per_class``) → path of one table's file."""
+    prefix = TABLE.format(table=table)
+    return {kind: f"{prefix}{suffix}" for kind, suffix in TABLE_SUFFIXES.items()}
+
+
+def log_path(rule: str) -> str:
+    """The log pattern of ``rule``."""
+    return _job_path("logs", rule, "log")
+
+
+def benchmark_path(rule: str) -> str:
+    """The benchmark (runtime, memory) pattern of ``rule``."""
+    return _job_path("benchmarks", rule, "tsv")
+
+
+def _job_path(folder: str, rule: str, extension: str) -> str:
+    job = JOB_IDS[rule]
+    name = rule if job is None else f"{rule}/{job}"
+    return f"{RESULTS}/{folder}/{name}.{extension}"

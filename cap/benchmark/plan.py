@@ -1,0 +1,492 @@
+"""Planning the workflow from its config: which runs each table, figure and target needs,
+and the command-line arguments of every step.
+
+Pure functions of the (schema-validated) config dict, with no Snakemake import, so
+that they are unit-tested directly; ``workflow/rules/common.smk`` wraps them in
+one-line input functions. A *run* is one (dataset, backbone, normal class, variant,
+seed); a *variant* is a named set of settings resolved as method defaults ←
+dataset settings ← the variant's own, and variants that resolve to the same
+settings on a dataset share one run (the first of them in config order names it).
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass
+from functools import cached_property
+from typing import Any
+
+from cap.benchmark import layout
+from cap.data import DATASETS as DATASET_REGISTRY
+from cap.detectors import detector_class
+from cap.utils.errors import ConfigError
+
+#: Figure kinds that draw a trained model (its first seed), not only histories.
+MODEL_FIGURES: tuple[str, ...] = ("attention", "anomaly_maps")
+
+
+class ConfigReferenceError(ConfigError):
+    """A config entry naming something the config (or the dataset) does not define."""
+
+
+@dataclass(frozen=True, order=True)
+class Run:
+    """One fit-and-score of a method on one normal class."""
+
+    dataset: str
+    backbone: str
+    cls: str  # class id, or MVTec category
+    variant: str  # the canonical variant (see :meth:`Plan.canonical_variant`)
+    seed: int
+
+    def path(self, pattern: str) -> str:
+        """``pattern`` (a :mod:`cap.benchmark.layout` path) filled with this run."""
+        return pattern.format(**asdict(self))
+
+
+class Plan:
+    """Everything the workflow decides from its config; raises on bad references.
+
+    Parameters
+    ----------
+    config : mapping
+        The workflow config, validated against ``workflow/schemas/config.schema.yaml``
+        (defaults filled in).
+    """
+
+    def __init__(self, config: Mapping[str, Any]) -> None:
+        self.config = config
+        self.datasets: Mapping[str, Any] = config["datasets"]
+        self.variants: Mapping[str, Any] = config["variants"]
+        self.seeds: list[int] = list(config["seeds"])
+        check_references(config)
+        self._resolved = {
+            (dataset, variant): self._resolve(dataset, variant)
+            for dataset in self.datasets
+            for variant in self.variants
+        }
+
+    # ------------------------------------------------------------ datasets and classes
+
+    def class_ids(self, dataset: str) -> list[str]:
+        """The normal classes of ``dataset`` as wildcard values."""
+        return [str(c) for c in self.datasets[dataset]["classes"]]
+
+    def backbone_of(self, dataset: str) -> str:
+        return self.datasets[dataset]["backbone"]
+
+    def backbone_model(self, backbone: str) -> str:
+        """The registry model behind a configured backbone name (``tflite``, ``resnet152``)."""
+        return self.config["backbones"][backbone]["model"]
+
+    def is_per_category(self, dataset: str) -> bool:
+        """Whether each class is a category with its own train/test folders (MVTec AD)."""
+        return DATASET_REGISTRY[self.datasets[dataset]["source"]].per_category
+
+    def embedding_subset(self, dataset: str, cls: str) -> str:
+        """Embeddings are shared by all classes, except per-category datasets (MVTec)."""
+        return cls if self.is_per_category(dataset) else "all"
+
+    def normal_class(self, dataset: str, cls: str) -> str:
+        """The ``--normal-class`` of a run: the class id, or ``none`` where the whole
+        training split is normal (per-category datasets)."""
+        return "none" if self.is_per_category(dataset) else cls
+
+    def resource_path(self, name: str) -> str:
+        """Where the ``fetch`` rule puts resource ``name``'s file."""
+        return f"{layout.RESOURCE.format(resource=name)}/{self.config['resources'][name]['file']}"
+
+    # --------------------------------------------------------------------- variants
+
+    def resolve_variant(self, dataset: str, variant: str) -> tuple[str, dict[str, Any]]:
+        """(method, settings): method defaults ← dataset settings ← the variant's own."""
+        method, settings = self._resolved[dataset, variant]
+        return method, dict(settings)
+
+    def _resolve(self, dataset: str, variant: str) -> tuple[str, dict[str, Any]]:
+        spec = dict(self.variants[variant])
+        method = spec.pop("method")
+        settings = dict(self.config["methods"].get(method, {}))
+        settings.update(self.datasets[dataset]["settings"].get(method, {}))
+        settings.update(spec)
+        return method, settings
+
+    def canonical_variant(self, dataset: str, variant: str) -> str:
+        """The first variant (config order) with the same resolved settings: run once, reuse."""
+        resolved = self._resolved[dataset, variant]
+        return next(name for name in self.variants if self._resolved[dataset, name] == resolved)
+
+    def is_trainable(self, dataset: str, variant: str) -> bool:
+        """Whether the variant's method learns parameters (it has a model file)."""
+        return detector_class(self._resolved[dataset, variant][0]).trainable
+
+    def seeds_of(self, dataset: str, variant: str) -> list[int]:
+        """Every seed for trainable methods; deterministic ones run once."""
+        return self.seeds if self.is_trainable(dataset, variant) else self.seeds[:1]
+
+    def variants_of(self, dataset: str) -> list[str]:
+        """Canonical variants some table or figure needs on ``dataset``, in config order."""
+        needed = {
+            run.variant
+            for target in self.targets()
+            for run in self.target_runs(target)
+            if run.dataset == dataset
+        }
+        return [name for name in self.variants if name in needed]
+
+    def k_max(self, dataset: str) -> int:
+        """The largest K any run needs on ``dataset``: neighbours are searched once with it."""
+        return max(self.resolve_variant(dataset, v)[1].get("k", 1) for v in self.variants_of(dataset))
+
+    def runs(self, dataset: str, variant: str, classes: Iterable[str] | None = None) -> list[Run]:
+        """The runs of ``variant`` on ``dataset``: every class (or ``classes``) and seed."""
+        canonical = self.canonical_variant(dataset, variant)
+        return [
+            Run(dataset, self.backbone_of(dataset), cls, canonical, seed)
+            for cls in (self.class_ids(dataset) if classes is None else classes)
+            for seed in self.seeds_of(dataset, canonical)
+        ]
+
+    @cached_property
+    def all_runs(self) -> list[Run]:
+        """Every run of ``snakemake all``: a variant that some table or figure needs on a
+        dataset runs on all of the dataset's classes, so that the run summary holds
+        complete class means for it."""
+        return [
+            run
+            for dataset in self.datasets
+            for variant in self.variants_of(dataset)
+            for run in self.runs(dataset, variant)
+        ]
+
+    # ------------------------------------------------------------- tables and figures
+
+    def targets(self) -> list[str]:
+        """The named targets: one per table, one per figure kind (``fig_<kind>``)."""
+        return [*self.config["tables"], *(f"fig_{kind}" for kind in self.config["figures"])]
+
+    def target_runs(self, target: str) -> list[Run]:
+        """The runs ``target`` (a table name or ``fig_<kind>``) reads, in a stable order."""
+        if target in self.config["tables"]:
+            return self.table_runs(target)
+        kind = target.removeprefix("fig_")
+        return sorted({run for figure in self.config["figures"][kind] for run in self._figure_runs(kind, figure)})
+
+    def table_runs(self, table: str) -> list[Run]:
+        spec = self.config["tables"][table]
+        return sorted(
+            {
+                run
+                for dataset in spec["datasets"]
+                for entry in spec["entries"]
+                for run in self.runs(dataset, entry["variant"])
+            }
+        )
+
+    def table_spec(self, table: str) -> dict[str, Any]:
+        """The table as :func:`cap.reporting.tables.build_table` reads it: entries with
+        the canonical variant of each dataset."""
+        spec = self.config["tables"][table]
+        return {
+            "name": table,
+            "title": spec["title"],
+            "layout": spec["layout"],
+            "datasets": spec["datasets"],
+            "paper_key": spec.get("paper"),
+            "reported_rows": spec["reported_rows"],
+            "entries": [
+                {
+                    "label": entry["label"],
+                    "variants": {d: self.canonical_variant(d, entry["variant"]) for d in spec["datasets"]},
+                }
+                for entry in spec["entries"]
+            ],
+        }
+
+    def table_outputs(self, table: str) -> list[str]:
+        return list(layout.table_files(table).values())
+
+    def target_outputs(self, target: str) -> list[str]:
+        """The files a named target (see :meth:`targets`) builds."""
+        if target in self.config["tables"]:
+            return self.table_outputs(target)
+        return self.figure_paths(target.removeprefix("fig_"))
+
+    def figure_paths(self, kind: str) -> list[str]:
+        """PNG and PDF of every configured figure of ``kind``."""
+        return [
+            f"{self.figure_stem(kind, figure)}.{extension}"
+            for figure in self.config["figures"][kind]
+            for extension in layout.FIGURE_FORMATS
+        ]
+
+    def figure_stem(self, kind: str, figure: Mapping[str, Any]) -> str:
+        dataset = figure["dataset"]
+        wildcards = {"dataset": dataset, "backbone": self.backbone_of(dataset), "cls": str(figure["cls"])}
+        if "variant" in figure:
+            wildcards["variant"] = self.canonical_variant(dataset, figure["variant"])
+        return layout.FIGURES[kind].format(**wildcards)
+
+    def find_figure(self, kind: str, dataset: str, cls: str, variant: str | None = None) -> dict[str, Any]:
+        """The ``figures.<kind>`` entry drawn for these wildcards."""
+        for figure in self.config["figures"][kind]:
+            if figure["dataset"] == dataset and str(figure["cls"]) == cls:
+                if variant is None or self.canonical_variant(dataset, figure["variant"]) == variant:
+                    return figure
+        raise ConfigReferenceError(
+            f"no figures.{kind} entry for dataset {dataset!r}, class {cls!r}"
+            + ("" if variant is None else f", variant {variant!r}")
+        )
+
+    def _figure_runs(self, kind: str, figure: Mapping[str, Any]) -> list[Run]:
+        """A model figure draws its variant's first seed; score curves every curve's."""
+        dataset, cls = figure["dataset"], str(figure["cls"])
+        variants = [figure["variant"]] if kind in MODEL_FIGURES else [c["variant"] for c in figure["curves"]]
+        return [self.runs(dataset, variant, classes=[cls])[0] for variant in variants]
+
+    def figure_run(self, kind: str, dataset: str, cls: str, variant: str) -> Run:
+        """The run whose trained model a model figure draws (its first seed)."""
+        figure = self.find_figure(kind, dataset, cls, variant)
+        return self._figure_runs(kind, figure)[0]
+
+    def curve_runs(self, dataset: str, cls: str) -> list[tuple[str, Run]]:
+        """(label, run) of each curve of the score-curve figure of ``dataset``/``cls``."""
+        figure = self.find_figure("score_curves", dataset, cls)
+        runs = self._figure_runs("score_curves", figure)
+        return [(curve["label"], run) for curve, run in zip(figure["curves"], runs, strict=True)]
+
+    def all_figures(self) -> list[str]:
+        return [path for kind in self.config["figures"] for path in self.figure_paths(kind)]
+
+    def final_outputs(self) -> list[str]:
+        """What ``snakemake all`` builds: tables, figures, the run summary and the report."""
+        tables = [path for table in self.config["tables"] for path in self.table_outputs(table)]
+        return [*tables, *self.all_figures(), layout.SUMMARY, layout.REPORT]
+
+    # ----------------------------------------------------------------------- jobs
+
+    def jobs(self) -> list[tuple[str, dict[str, str]]]:
+        """Every job ``snakemake all`` runs, as (rule, wildcards), grouped by rule."""
+        runs = self.all_runs
+        used_datasets = sorted({run.dataset for run in runs})
+        jobs: list[tuple[str, dict[str, str]]] = []
+        resources = sorted(
+            {self.datasets[d]["resource"] for d in used_datasets}
+            | {
+                self.config["backbones"][self.backbone_of(d)]["resource"]
+                for d in used_datasets
+                if self.config["backbones"][self.backbone_of(d)]["resource"] is not None
+            }
+        )
+        jobs += [("fetch", {"resource": resource}) for resource in resources]
+        classes = sorted({(run.dataset, run.backbone, run.cls) for run in runs})
+        subsets = sorted({(d, b, self.embedding_subset(d, c)) for d, b, c in classes})
+        jobs += [
+            ("embed", {"dataset": d, "backbone": b, "subset": s, "split": split})
+            for d, b, s in subsets
+            for split in ("train", "test")
+        ]
+        jobs += [("neighbors", {"dataset": d, "backbone": b, "cls": c}) for d, b, c in classes]
+        run_wildcards = [_wildcards(run) for run in runs]
+        trainable = [_wildcards(run) for run in runs if self.is_trainable(run.dataset, run.variant)]
+        jobs += [("train", w) for w in trainable]
+        jobs += [(rule, w) for rule in ("score", "auroc") for w in run_wildcards]
+        jobs.append(("aggregate", {}))
+        jobs += [("table", {"table": table}) for table in self.config["tables"]]
+        for kind in self.config["figures"]:
+            for figure in self.config["figures"][kind]:
+                dataset = figure["dataset"]
+                wildcards = {"dataset": dataset, "backbone": self.backbone_of(dataset), "cls": str(figure["cls"])}
+                if kind in MODEL_FIGURES:
+                    wildcards["variant"] = self.canonical_variant(dataset, figure["variant"])
+                jobs.append((f"figure_{kind}", wildcards))
+        jobs.append(("report", {}))
+        return jobs
+
+    def benchmark_files(self, exclude: Iterable[str] = ("report",)) -> list[str]:
+        """The benchmark file of every job of this config (but those of ``exclude``)."""
+        skip = set(exclude)
+        return [
+            layout.benchmark_path(rule).format(**wildcards)
+            for rule, wildcards in self.jobs()
+            if rule not in skip
+        ]
+
+    def embedding_files(self) -> list[str]:
+        return [layout.EMBEDDINGS.format(**w) for rule, w in self.jobs() if rule == "embed"]
+
+    # ----------------------------------------------------------- step arguments
+
+    def split_inputs(self, dataset: str, backbone: str, cls: str) -> dict[str, str]:
+        """Train and test embeddings of the split that ``cls`` belongs to."""
+        subset = self.embedding_subset(dataset, cls)
+        return {
+            f"{split}_emb": layout.EMBEDDINGS.format(dataset=dataset, backbone=backbone, subset=subset, split=split)
+            for split in ("train", "test")
+        }
+
+    def fetch_args(self, resource: str) -> str:
+        entry = self.config["resources"][resource]
+        args = ["--destination", self.resource_path(resource)]
+        for local in entry["local"]:
+            args += ["--local", os.path.expandvars(os.path.expanduser(local))]
+        if entry["url"]:
+            args += ["--url", entry["url"]]
+        if entry["torchvision"]:
+            args += ["--torchvision", entry["torchvision"]]
+        if entry["instructions"]:
+            args += ["--instructions", " ".join(entry["instructions"].split())]
+        return shlex.join(args + self._offline_args())
+
+    def embed_inputs(self, dataset: str, backbone: str) -> dict[str, str]:
+        """The fetched images, and the weights where the backbone has a resource."""
+        resource = self.datasets[dataset]["resource"]
+        inputs = {"data": layout.RESOURCE.format(resource=resource)}
+        weights = self.config["backbones"][backbone]["resource"]
+        if weights is not None:
+            inputs["weights"] = layout.RESOURCE.format(resource=weights)
+        return inputs
+
+    def embed_args(self, dataset: str, backbone: str, subset: str, split: str) -> str:
+        entry = self.datasets[dataset]
+        model = self.config["backbones"][backbone]
+        args = [
+            "--dataset", entry["source"],
+            "--data-root", self.resource_path(entry["resource"]),
+            "--split", split,
+            "--backbone", model["model"],
+            "--batch-size", str(model["batch_size"]),
+        ]  # fmt: skip
+        if model["resource"] is not None:
+            args += ["--weights", self.resource_path(model["resource"])]
+        if self.is_per_category(dataset):
+            args += ["--category", subset]
+        limit = entry["limit_per_class"].get(split)
+        if limit:
+            args += ["--limit-per-class", str(limit)]
+        if split == "test" and entry["feature_maps_per_class"]:
+            args += ["--feature-maps-per-class", str(entry["feature_maps_per_class"])]
+        if model["bf16"]:
+            args.append("--bf16")
+        for option, value in model["options"].items():
+            args += [f"--tflite-{option.removesuffix('_tensor')}-tensor", value]
+        return shlex.join(args + self._offline_args())
+
+    def split_args(self, dataset: str, backbone: str, cls: str) -> str:
+        """How a job selects the run's split: the backbone to expect and the normal class."""
+        return shlex.join(
+            ["--backbone", self.backbone_model(backbone), "--normal-class", self.normal_class(dataset, cls)]
+        )
+
+    def neighbor_args(self, dataset: str, backbone: str, cls: str) -> str:
+        args = ["--k-max", str(self.k_max(dataset))] + self._clip_args(dataset)
+        return f"{self.split_args(dataset, backbone, cls)} {shlex.join(args)}"
+
+    def run_args(self, dataset: str, backbone: str, cls: str, variant: str, seed: str | int) -> str:
+        """The method, its resolved settings and the seed of one run."""
+        method, settings = self.resolve_variant(dataset, variant)
+        args = ["--method", method, "--seed", str(seed)]
+        for key, value in settings.items():
+            args += ["--set", f"{key}={'null' if value is None else value}"]
+        args += self._clip_args(dataset)
+        return f"{self.split_args(dataset, backbone, cls)} {shlex.join(args)}"
+
+    def run_inputs(self, dataset: str, backbone: str, cls: str) -> dict[str, str]:
+        """Embeddings and neighbours of a run on class ``cls``."""
+        neighbors = layout.NEIGHBORS.format(dataset=dataset, backbone=backbone, cls=cls)
+        return {**self.split_inputs(dataset, backbone, cls), "neighbors": neighbors}
+
+    def score_inputs(self, dataset: str, backbone: str, cls: str, variant: str, seed: str) -> dict[str, str]:
+        """Those of the run, plus the trained model where the method learns one."""
+        inputs = self.run_inputs(dataset, backbone, cls)
+        if self.is_trainable(dataset, variant):
+            inputs["model"] = layout.MODEL.format(dataset=dataset, backbone=backbone, cls=cls, variant=variant, seed=seed)
+        return inputs
+
+    def auroc_tags(self, dataset: str, backbone: str, cls: str, variant: str, seed: str) -> str:
+        method, _ = self.resolve_variant(dataset, variant)
+        tags = {"dataset": dataset, "backbone": backbone, "cls": cls, "variant": variant, "seed": seed, "method": method}
+        return shlex.join(f"--tag={key}={value}" for key, value in tags.items())
+
+    def figure_inputs(self, kind: str, dataset: str, backbone: str, cls: str, variant: str) -> dict[str, str]:
+        """Model, embeddings and neighbours of the run a model figure draws."""
+        run = self.figure_run(kind, dataset, cls, variant)
+        return {**self.run_inputs(dataset, backbone, cls), "model": run.path(layout.MODEL)}
+
+    def figure_dataset(self, dataset: str, cls: str) -> dict[str, str | None]:
+        """How a figure reloads the run's images (``cap.reporting.figure_examples.load_images``)."""
+        entry = self.datasets[dataset]
+        return {
+            "source": entry["source"],
+            "root": self.resource_path(entry["resource"]),
+            "category": cls if self.is_per_category(dataset) else None,
+        }
+
+    def figure_normal_class(self, dataset: str, cls: str) -> int | None:
+        return None if self.is_per_category(dataset) else int(cls)
+
+    def _clip_args(self, dataset: str) -> list[str]:
+        return ["--clip-k"] if self.datasets[dataset]["clip_k"] else []
+
+    def _offline_args(self) -> list[str]:
+        return ["--offline"] if self.config["offline"] else []
+
+
+def check_references(config: Mapping[str, Any]) -> None:
+    """Cross-references the JSON schema cannot express, each error naming the key."""
+    datasets, variants = config["datasets"], config["variants"]
+    for name, dataset in datasets.items():
+        _require(dataset["resource"], config["resources"], f"datasets.{name}.resource")
+        _require(dataset["backbone"], config["backbones"], f"datasets.{name}.backbone")
+        for method in dataset["settings"]:
+            _require(method, config["methods"], f"datasets.{name}.settings")
+        _check_classes(name, dataset)
+    for name, backbone in config["backbones"].items():
+        if backbone["resource"] is not None:
+            _require(backbone["resource"], config["resources"], f"backbones.{name}.resource")
+    for name, table in config["tables"].items():
+        for dataset in table["datasets"]:
+            _require(dataset, datasets, f"tables.{name}.datasets")
+        for entry in table["entries"]:
+            _require(entry["variant"], variants, f"tables.{name}.entries")
+    for kind, figures in config["figures"].items():
+        for index, figure in enumerate(figures):
+            where = f"figures.{kind}[{index}]"
+            _require(figure["dataset"], datasets, f"{where}.dataset")
+            _require(figure["cls"], datasets[figure["dataset"]]["classes"], f"{where}.cls")
+            for variant in [figure.get("variant")] + [c["variant"] for c in figure.get("curves", [])]:
+                if variant is not None:
+                    _require(variant, variants, f"{where}.variant")
+
+
+def _check_classes(name: str, dataset: Mapping[str, Any]) -> None:
+    """Normal classes must exist in the dataset: ids in range, or known categories."""
+    entry = DATASET_REGISTRY[dataset["source"]]
+    where = f"datasets.{name}.classes"
+    if entry.per_category:
+        _require_each(dataset["classes"], entry.classes(None, None), where)
+        return
+    not_ids = [c for c in dataset["classes"] if not isinstance(c, int) or c < 0]
+    if not_ids:
+        raise ConfigReferenceError(f"{where}: {not_ids} are not class ids (integers ≥ 0)")
+    if entry.fixed_classes:  # an image folder's classes are known only once it is fetched
+        _require_each(dataset["classes"], range(len(entry.classes(None, None))), where)
+
+
+def _require_each(names: Iterable[object], known: Iterable[object], where: str) -> None:
+    for name in names:
+        _require(name, known, where)
+
+
+def _require(name: object, known: Iterable[object], where: str) -> None:
+    known = list(known)
+    if str(name) not in {str(k) for k in known}:
+        raise ConfigReferenceError(
+            f"{where} refers to {name!r}, which is not defined; valid: {sorted(map(str, known))}"
+        )
+
+
+def _wildcards(run: Run) -> dict[str, str]:
+    return {key: str(value) for key, value in asdict(run).items()}

@@ -1,0 +1,27 @@
+"""The real offline assets the tests use, defined once: where they are and how to skip
+a test that needs one when it is absent.
+
+``CAP_SHARED_DIR`` points elsewhere than the ``shared`` folder beside the repository.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("CAP_SHARED_DIR", REPO.parent / "shared"))
+MOBILENET = SHARED / "models" / "mobilenet_v2_1.0_224_quant.tflite"
+MOBILENET_SHA256 = "7aad0c74c5e3c06e5eb3c827e13304fdd68a83da6087d92ee169c24ff9fd4776"
+CIFAR10_ZIP = SHARED / "data" / "cifar10-jpg.zip"
+#: Debian's dataset-fashion-mnist: the original idx files.
+DEBIAN_FMNIST = Path("/usr/share/datasets/fashion-mnist")
+
+needs_mobilenet = pytest.mark.skipif(not MOBILENET.is_file(), reason=f"{MOBILENET} is absent")
+needs_cifar10_zip = pytest.mark.skipif(not CIFAR10_ZIP.is_file(), reason=f"{CIFAR10_ZIP} is absent")
+needs_offline_assets = pytest.mark.skipif(
+    not (CIFAR10_ZIP.is_file() and MOBILENET.is_file()),
+    reason=f"the offline assets are not under {SHARED} (set CAP_SHARED_DIR)",
+)
