@@ -23,9 +23,9 @@ from PIL import Image
 
 from cap.backbones import build_backbone
 from cap.backbones.base import Backbone
+from cap.benchmark.embeddings import extract_embeddings
 from cap.data import load_dataset
 from cap.data.base import ImageDataset
-from cap.benchmark.embeddings import extract_embeddings
 
 DEFAULT_MODEL = (
     Path(__file__).resolve().parents[2] / "shared" / "models" / "mobilenet_v2_1.0_224_quant.tflite"

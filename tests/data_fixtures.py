@@ -13,6 +13,7 @@ from torchvision.transforms import functional as F
 
 from cap.backbones.base import Backbone
 
+
 def write_image(
     path: Path, *, seed: int, mode: str = "RGB", size: tuple[int, int] = (20, 16)
 ) -> None:

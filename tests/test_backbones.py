@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import torch
 import torchvision
+from assets import MOBILENET, MOBILENET_SHA256, needs_mobilenet
 
 from cap.backbones import BACKBONES, build_backbone
 from cap.backbones.base import file_sha256
 from cap.utils.errors import ConfigError, MissingResourceError
-from assets import MOBILENET, MOBILENET_SHA256, needs_mobilenet
 
 
 def test_registry_names_and_unknown_names():

@@ -7,6 +7,8 @@ import pickle
 import numpy as np
 import pytest
 import torch
+from assets import DEBIAN_FMNIST
+from data_fixtures import make_image_folder, make_mvtec, write_idx, zip_folder
 from PIL import Image
 
 from cap.data import DATASETS, list_classes, load_dataset
@@ -20,8 +22,6 @@ from cap.data.transforms import (
 )
 from cap.utils.errors import ConfigError, DataError, MissingResourceError
 from cap.utils.offline import is_offline
-from assets import DEBIAN_FMNIST
-from data_fixtures import make_image_folder, make_mvtec, write_idx, zip_folder
 
 # --- image folders -------------------------------------------------------------------
 

@@ -7,9 +7,8 @@ import json
 import numpy as np
 import pytest
 import torch
-from sklearn.metrics import roc_auc_score
-
 from sklearn.base import clone
+from sklearn.metrics import roc_auc_score
 
 from cap import (
     DETECTORS,

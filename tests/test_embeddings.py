@@ -8,14 +8,14 @@ import json
 import h5py
 import numpy as np
 import pytest
-
-from cap.backbones import build_backbone
-from cap.cli import embed as embed_cli
-from cap.data import load_dataset
-from cap.benchmark.embeddings import extract_embeddings, first_per_class, load_embeddings
-from cap.utils.errors import ConfigError, DataError, MissingResourceError
 from assets import CIFAR10_ZIP, MOBILENET, needs_cifar10_zip, needs_mobilenet
 from data_fixtures import MeanColourBackbone, make_image_folder, make_mvtec
+
+from cap.backbones import build_backbone
+from cap.benchmark.embeddings import extract_embeddings, first_per_class, load_embeddings
+from cap.cli import embed as embed_cli
+from cap.data import load_dataset
+from cap.utils.errors import ConfigError, DataError, MissingResourceError
 
 COUNTS = {"train": {"ant": 5, "bee": 3, "cat": 4}, "test": {"ant": 2, "bee": 2, "cat": 2}}
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cap.utils.errors import DataError
+from cap.reporting.figure_examples import anomaly_map_examples, attention_examples
 from cap.reporting.figures import (
     DPI,
     SCORE_CURVES_SIZE,
@@ -22,7 +22,7 @@ from cap.reporting.figures import (
     plot_attention,
     plot_score_curves,
 )
-from cap.reporting.figure_examples import anomaly_map_examples, attention_examples
+from cap.utils.errors import DataError
 
 
 def pixels(size_in: tuple[float, float]) -> tuple[int, int]:
@@ -45,11 +45,16 @@ def solid(value: int, size: int = 32) -> Image.Image:
 
 def test_score_curves(tmp_path):
     histories = {
-        lam: [{"epoch": e, "score_normal_mean": 0.1, "score_anomaly_mean": 0.1 + e * float(lam) / 10}
-              for e in range(1, 6)]
+        lam: [
+            {"epoch": e, "score_normal_mean": 0.1, "score_anomaly_mean": 0.1 + e * float(lam) / 10}
+            for e in range(1, 6)
+        ]
         for lam in ("0", "0.1", "2")
     }
-    check_outputs(plot_score_curves(histories, tmp_path / "curves", title="CIFAR-10 class 0"), SCORE_CURVES_SIZE)
+    check_outputs(
+        plot_score_curves(histories, tmp_path / "curves", title="CIFAR-10 class 0"),
+        SCORE_CURVES_SIZE,
+    )
 
 
 def test_score_curves_need_monitored_histories(tmp_path):
@@ -60,7 +65,9 @@ def test_score_curves_need_monitored_histories(tmp_path):
 
 def attention_example(k: int, title: str = "test") -> AttentionExample:
     weights = np.linspace(1, 2, k) / np.linspace(1, 2, k).sum()
-    return AttentionExample(solid(10), [solid(20 * j) for j in range(k)], weights, np.full(k, 1 / k), title)
+    return AttentionExample(
+        solid(10), [solid(20 * j) for j in range(k)], weights, np.full(k, 1 / k), title
+    )
 
 
 def test_attention_figure_size_follows_rows_and_neighbours(tmp_path):
@@ -72,8 +79,13 @@ def test_attention_figure_size_follows_rows_and_neighbours(tmp_path):
 
 def test_attention_rejects_mismatched_weights(tmp_path):
     broken = attention_example(4)
-    broken = AttentionExample(broken.test_image, broken.neighbor_images, broken.weights_attention[:3],
-                              broken.weights_uniform, "broken")
+    broken = AttentionExample(
+        broken.test_image,
+        broken.neighbor_images,
+        broken.weights_attention[:3],
+        broken.weights_uniform,
+        "broken",
+    )
     with pytest.raises(DataError, match="broken"):
         plot_attention([attention_example(4), broken], tmp_path / "x")
 
@@ -90,7 +102,11 @@ def coarse_map(z, z_hat_n, f):
 
 def test_anomaly_map_matches_direct_computation():
     rng = np.random.default_rng(0)
-    z, z_hat_n, f = rng.normal(size=16), rng.normal(size=16), rng.normal(size=(7, 7, 16)).astype(np.float16)
+    z, z_hat_n, f = (
+        rng.normal(size=16),
+        rng.normal(size=16),
+        rng.normal(size=(7, 7, 16)).astype(np.float16),
+    )
     expected = coarse_map(z, z_hat_n, f.astype(np.float64))
     np.testing.assert_allclose(anomaly_map(z, z_hat_n, f, size=7), expected, atol=1e-5)
     upsampled = anomaly_map(z, z_hat_n, f)
@@ -122,10 +138,14 @@ def test_anomaly_maps_figure(tmp_path, with_masks):
     mask = np.zeros((224, 224), dtype=bool)
     mask[40:90, 100:160] = True
     examples = [
-        AnomalyMapExample(solid(40, 224), rng.random((224, 224)), mask if with_masks and i else None, f"ex {i}")
+        AnomalyMapExample(
+            solid(40, 224), rng.random((224, 224)), mask if with_masks and i else None, f"ex {i}"
+        )
         for i in range(3)
     ]
-    check_outputs(plot_anomaly_maps(examples, tmp_path / "maps"), anomaly_maps_figure_size(3, with_masks))
+    check_outputs(
+        plot_anomaly_maps(examples, tmp_path / "maps"), anomaly_maps_figure_size(3, with_masks)
+    )
 
 
 # ----------------------------------------------------------- example selection
@@ -173,7 +193,11 @@ class FakeDetector:
 
     def anomaly_score(self, X, *, neighbors):
         z_hat, z_hat_n = self.project(X, neighbors=neighbors)
-        cosine = (z_hat * z_hat_n).sum(axis=1) / np.linalg.norm(z_hat, axis=1) / np.linalg.norm(z_hat_n, axis=1)
+        cosine = (
+            (z_hat * z_hat_n).sum(axis=1)
+            / np.linalg.norm(z_hat, axis=1)
+            / np.linalg.norm(z_hat_n, axis=1)
+        )
         return 1.0 - cosine
 
 
@@ -185,27 +209,47 @@ def run():
     test[:, 0] = np.arange(10) / 10  # item i's attention is sharper for larger i
     is_anomaly = np.array([0, 0, 0, 0, 0, 1, 1, 1, 1, 0])
     split = SimpleNamespace(
-        bank=bank, bank_ids=[f"train{j}" for j in range(20)], test=test,
-        test_ids=[f"test{i}" for i in range(10)], test_labels=is_anomaly * 2, is_anomaly=is_anomaly,
+        bank=bank,
+        bank_ids=[f"train{j}" for j in range(20)],
+        test=test,
+        test_ids=[f"test{i}" for i in range(10)],
+        test_labels=is_anomaly * 2,
+        is_anomaly=is_anomaly,
     )
     test_indices = np.argsort(-(test @ bank.T), axis=1)[:, :5]  # (10, 5)
     neighbors = SimpleNamespace(train_indices=None, test_indices=test_indices, k_max=5)
-    return SimpleNamespace(split=split, neighbors=neighbors, detector=FakeDetector(bank, k=4), rng=rng)
+    return SimpleNamespace(
+        split=split, neighbors=neighbors, detector=FakeDetector(bank, k=4), rng=rng
+    )
 
 
 def test_attention_examples_pick_the_least_uniform_normal_items(run):
-    train_images = FakeImages([f"train{j}" for j in reversed(range(20))])  # order differs from the bank
+    train_images = FakeImages(
+        [f"train{j}" for j in reversed(range(20))]
+    )  # order differs from the bank
     test_images = FakeImages([f"test{i}" for i in range(10)])
-    examples = attention_examples(run.detector, run.split, run.neighbors, train_images, test_images,
-                                  n_examples=2, n_neighbors=3)
-    assert [e.title for e in examples] == ["test4", "test9"]  # the sharpest normal ones, in test order
+    examples = attention_examples(
+        run.detector,
+        run.split,
+        run.neighbors,
+        train_images,
+        test_images,
+        n_examples=2,
+        n_neighbors=3,
+    )
+    assert [e.title for e in examples] == [
+        "test4",
+        "test9",
+    ]  # the sharpest normal ones, in test order
     first = examples[0]
     assert first.test_image.getpixel((0, 0))[0] == test_images.index_of("test4")
     expected_rows = run.neighbors.test_indices[4, :3]
     assert [im.getpixel((0, 0))[0] for im in first.neighbor_images] == [
         train_images.index_of(f"train{j}") for j in expected_rows
     ]
-    full = run.detector.neighbor_weights(run.split.test[[4]], neighbors=run.neighbors.test_indices[[4], :4])[0]
+    full = run.detector.neighbor_weights(
+        run.split.test[[4]], neighbors=run.neighbors.test_indices[[4], :4]
+    )[0]
     np.testing.assert_allclose(first.weights_attention, full[:3])
     np.testing.assert_allclose(first.weights_uniform, np.full(3, 0.25))
 
@@ -214,33 +258,62 @@ def test_anomaly_map_examples_use_stored_feature_maps(run):
     map_ids = ["test1", "test2", "test6", "test7", "test8"]  # test0 (normal) has none
     feature_maps = run.rng.normal(size=(5, 7, 7, 6)).astype(np.float16)
     embeddings = SimpleNamespace(
-        feature_maps=feature_maps, feature_map_ids=map_ids, defect_type=None,
-        labels=run.split.test_labels, class_names=["good", "x", "defect"],
+        feature_maps=feature_maps,
+        feature_map_ids=map_ids,
+        defect_type=None,
+        labels=run.split.test_labels,
+        class_names=["good", "x", "defect"],
     )
     test_images = FakeImages([f"test{i}" for i in range(10)], with_masks=True)
-    examples = anomaly_map_examples(run.detector, run.split, run.neighbors, embeddings, test_images, n_examples=3)
+    examples = anomaly_map_examples(
+        run.detector, run.split, run.neighbors, embeddings, test_images, n_examples=3
+    )
     assert [e.title.split(":")[0] for e in examples] == ["normal", "normal", "anomaly"]
-    assert examples[0].title.startswith("normal: good") and examples[2].title.startswith("anomaly: defect")
+    assert examples[0].title.startswith("normal: good") and examples[2].title.startswith(
+        "anomaly: defect"
+    )
     neighbors = run.neighbors.test_indices[[6], :4]
     z_hat_n = run.split.bank[neighbors].mean(axis=1)[0]
-    np.testing.assert_allclose(examples[2].heatmap, anomaly_map(run.split.test[6], z_hat_n, feature_maps[2]), atol=1e-6)
+    np.testing.assert_allclose(
+        examples[2].heatmap, anomaly_map(run.split.test[6], z_hat_n, feature_maps[2]), atol=1e-6
+    )
     assert examples[2].image.size == (224, 224)
-    assert examples[2].mask.shape == (224, 224) and examples[2].mask[:, :100].all() and not examples[2].mask[:, 124:].any()
+    assert (
+        examples[2].mask.shape == (224, 224)
+        and examples[2].mask[:, :100].all()
+        and not examples[2].mask[:, 124:].any()
+    )
 
 
 def test_anomaly_map_examples_fill_from_the_other_group(run):
     embeddings = SimpleNamespace(
-        feature_maps=np.ones((2, 7, 7, 6), dtype=np.float16), feature_map_ids=["test3", "test5"],
-        defect_type=None, labels=run.split.test_labels, class_names=["good", "x", "defect"],
+        feature_maps=np.ones((2, 7, 7, 6), dtype=np.float16),
+        feature_map_ids=["test3", "test5"],
+        defect_type=None,
+        labels=run.split.test_labels,
+        class_names=["good", "x", "defect"],
     )
-    examples = anomaly_map_examples(run.detector, run.split, run.neighbors, embeddings,
-                                    FakeImages([f"test{i}" for i in range(10)]), n_examples=4)
+    examples = anomaly_map_examples(
+        run.detector,
+        run.split,
+        run.neighbors,
+        embeddings,
+        FakeImages([f"test{i}" for i in range(10)]),
+        n_examples=4,
+    )
     assert [e.title.split(":")[0] for e in examples] == ["normal", "anomaly"]
     assert examples[0].mask is None
 
 
 def test_anomaly_map_examples_need_feature_maps(run):
-    embeddings = SimpleNamespace(feature_maps=None, feature_map_ids=[], defect_type=None,
-                                 labels=run.split.test_labels, class_names=["a", "b", "c"])
+    embeddings = SimpleNamespace(
+        feature_maps=None,
+        feature_map_ids=[],
+        defect_type=None,
+        labels=run.split.test_labels,
+        class_names=["a", "b", "c"],
+    )
     with pytest.raises(DataError, match="feature maps"):
-        anomaly_map_examples(run.detector, run.split, run.neighbors, embeddings, FakeImages([]), n_examples=2)
+        anomaly_map_examples(
+            run.detector, run.split, run.neighbors, embeddings, FakeImages([]), n_examples=2
+        )

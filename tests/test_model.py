@@ -10,8 +10,8 @@ import torch
 from torch import nn
 
 from cap import CAPModel
-from cap.utils.errors import ConfigError
 from cap.detectors.cap_model import cap_loss, make_head
+from cap.utils.errors import ConfigError
 
 pytestmark = pytest.mark.usefixtures("single_thread_math")
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cap.utils.errors import ConfigError, DataError
 from cap.detectors.search import chunk_slices, knn_search, l2_knn_search, l2_normalize
+from cap.utils.errors import ConfigError, DataError
 
 pytestmark = pytest.mark.usefixtures("single_thread_math")
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from cap.utils.errors import ConfigError
 from cap.reporting.paper import load_paper_results, paper_rows, reported_rows
+from cap.utils.errors import ConfigError
 
 PAPER_FILE = Path(__file__).resolve().parents[1] / "config" / "paper_results.yaml"
 
@@ -27,12 +27,17 @@ def write(tmp_path: Path, content: dict) -> Path:
 def test_repo_file_holds_the_papers_tables():
     paper = load_paper_results(PAPER_FILE)
     assert paper["backbones"] == {
-        "cifar10": "resnet152", "cifar100": "resnet152", "fmnist": "resnet152",
+        "cifar10": "resnet152",
+        "cifar100": "resnet152",
+        "fmnist": "resnet152",
         "mvtec": "wide_resnet50_2",
     }
     assert list(paper_rows(paper, "table1")) == ["DN2", "CAP (no adaptation)", "CAP"]
     assert paper_rows(paper, "table1")["CAP"] == {
-        "cifar10": 97.0, "cifar100": 96.5, "fmnist": 95.5, "mvtec": 89.9,
+        "cifar10": 97.0,
+        "cifar100": 96.5,
+        "fmnist": 95.5,
+        "mvtec": 89.9,
     }
     assert paper["table1"]["reported"]["Distillation"]["cifar100"] is None  # "-" in the paper
     assert list(paper_rows(paper, "table2")) == ["L+ReLU+L", "L+ReLU", "L", "L, no attention"]
@@ -45,7 +50,13 @@ def test_repo_file_holds_the_papers_tables():
 def test_reported_rows_are_the_whole_printed_table():
     paper = load_paper_results(PAPER_FILE)
     assert list(reported_rows(paper, "table1")) == [
-        "Deep-SVDD", "MHRot", "Distillation", "PANDA", "DN2", "CAP (no adaptation)", "CAP",
+        "Deep-SVDD",
+        "MHRot",
+        "Distillation",
+        "PANDA",
+        "DN2",
+        "CAP (no adaptation)",
+        "CAP",
     ]
     assert reported_rows(paper, "table3") == paper_rows(paper, "table3")
 

@@ -65,7 +65,9 @@ def test_seeds_apply_to_trainable_methods_only(paper_config):
 def test_a_table_needs_its_variants_on_its_datasets(paper_plan):
     runs = paper_plan.table_runs("table3")
     assert {run.dataset for run in runs} == {"cifar10", "cifar100", "mvtec"}
-    by_dataset = {d: {run.variant for run in runs if run.dataset == d} for d in ("cifar10", "mvtec")}
+    by_dataset = {
+        d: {run.variant for run in runs if run.dataset == d} for d in ("cifar10", "mvtec")
+    }
     assert by_dataset["cifar10"] == {"k1", "k4", "k8", "k16", "cap", "k64"}
     assert by_dataset["mvtec"] == {"k1", "cap", "k8", "k16", "k32", "k64"}
     assert len(runs) == 6 * 10 + 6 * 20 + 6 * 15
@@ -78,7 +80,14 @@ def test_figures_need_their_first_seed_or_every_curve(paper_config):
     assert plan.target_runs("fig_attention") == [Run("cifar10", "resnet152", "1", "cap", 0)]
     curves = plan.curve_runs("cifar10", "2")
     assert [label for label, _ in curves] == ["0", "0.1", "1", "2", "10", "100"]
-    assert [run.variant for _, run in curves] == ["lam0", "lam0.1", "lam1", "cap", "lam10", "lam100"]
+    assert [run.variant for _, run in curves] == [
+        "lam0",
+        "lam0.1",
+        "lam1",
+        "cap",
+        "lam10",
+        "lam100",
+    ]
     assert {run.cls for _, run in curves} == {"2"}
 
 
@@ -88,16 +97,24 @@ def test_k_max_is_the_largest_k_a_dataset_needs(paper_plan):
 
 
 def test_clip_k_reaches_the_runs_and_the_search(paper_plan):
-    assert "--clip-k" in shlex.split(paper_plan.run_args("mvtec", "wide_resnet50_2", "toothbrush", "k64", "0"))
-    assert "--clip-k" in shlex.split(paper_plan.neighbor_args("mvtec", "wide_resnet50_2", "toothbrush"))
-    assert "--clip-k" not in shlex.split(paper_plan.run_args("cifar10", "resnet152", "0", "k64", "0"))
+    assert "--clip-k" in shlex.split(
+        paper_plan.run_args("mvtec", "wide_resnet50_2", "toothbrush", "k64", "0")
+    )
+    assert "--clip-k" in shlex.split(
+        paper_plan.neighbor_args("mvtec", "wide_resnet50_2", "toothbrush")
+    )
+    assert "--clip-k" not in shlex.split(
+        paper_plan.run_args("cifar10", "resnet152", "0", "k64", "0")
+    )
 
 
 def test_run_arguments_carry_every_resolved_setting(paper_plan):
     args = shlex.split(paper_plan.run_args("mvtec", "wide_resnet50_2", "bottle", "cap", "0"))
     assert args[:4] == ["--backbone", "wide_resnet50_2", "--normal-class", "none"]
     settings = dict(args[i + 1].split("=", 1) for i, arg in enumerate(args) if arg == "--set")
-    assert settings["k"] == "4" and settings["lr_decay"] == "0.9" and settings["attention"] == "True"
+    assert (
+        settings["k"] == "4" and settings["lr_decay"] == "0.9" and settings["attention"] == "True"
+    )
     assert shlex.split(paper_plan.split_args("cifar10", "resnet152", "3"))[-1] == "3"
 
 
@@ -108,12 +125,18 @@ def test_embeddings_are_shared_except_per_category(paper_plan):
     assert paper_plan.split_inputs("mvtec", "wide_resnet50_2", "pill")["test_emb"] == (
         "results/embeddings/mvtec/wide_resnet50_2/pill/test.h5"
     )
-    assert "--category" in shlex.split(paper_plan.embed_args("mvtec", "wide_resnet50_2", "pill", "test"))
+    assert "--category" in shlex.split(
+        paper_plan.embed_args("mvtec", "wide_resnet50_2", "pill", "test")
+    )
 
 
 @pytest.mark.parametrize(
     ("config", "jobs", "train"),
-    [("config/config.yaml", 2025, 565), ("config/demo.yaml", 199, 47), ("tests/configs/smoke.yaml", 51, 7)],
+    [
+        ("config/config.yaml", 2025, 565),
+        ("config/demo.yaml", 199, 47),
+        ("tests/configs/smoke.yaml", 51, 7),
+    ],
 )
 def test_job_counts(config, jobs, train):
     counts = Counter(rule for rule, _ in Plan(load(config)).jobs())
@@ -131,13 +154,20 @@ def test_benchmark_files_are_this_configs_jobs_only(paper_plan):
 
 def test_targets_cover_every_table_and_figure_kind(paper_plan):
     assert paper_plan.targets() == [
-        "table1", "table2", "table3", "table4", "fig_attention", "fig_score_curves", "fig_anomaly_maps",
+        "table1",
+        "table2",
+        "table3",
+        "table4",
+        "fig_attention",
+        "fig_score_curves",
+        "fig_anomaly_maps",
     ]
     assert paper_plan.target_outputs("table2") == [
         f"results/tables/table2{suffix}" for suffix in layout.TABLE_SUFFIXES.values()
     ]
-    assert "results/figures/anomaly_maps/mvtec/wide_resnet50_2/bottle/cap.pdf" in paper_plan.target_outputs(
-        "fig_anomaly_maps"
+    assert (
+        "results/figures/anomaly_maps/mvtec/wide_resnet50_2/bottle/cap.pdf"
+        in paper_plan.target_outputs("fig_anomaly_maps")
     )
 
 
@@ -146,21 +176,39 @@ def test_table_spec_names_the_papers_table(paper_config):
     config["tables"]["k_ablation"] = config["tables"].pop("table3")
     spec = Plan(config).table_spec("k_ablation")
     assert spec["name"] == "k_ablation" and spec["paper_key"] == "table3"
-    assert spec["entries"][4] == {"label": "32", "variants": {"cifar10": "cap", "cifar100": "cap", "mvtec": "k32"}}
+    assert spec["entries"][4] == {
+        "label": "32",
+        "variants": {"cifar10": "cap", "cifar100": "cap", "mvtec": "k32"},
+    }
 
 
 @pytest.mark.parametrize(
     ("edit", "named"),
     [
         (lambda c: c["datasets"]["cifar10"].update(classes=[0, 1, 12]), "datasets.cifar10.classes"),
-        (lambda c: c["datasets"]["mvtec"].update(classes=["bottle", "bottel"]), "datasets.mvtec.classes"),
+        (
+            lambda c: c["datasets"]["mvtec"].update(classes=["bottle", "bottel"]),
+            "datasets.mvtec.classes",
+        ),
         (lambda c: c["datasets"]["fmnist"].update(classes=["shirt"]), "datasets.fmnist.classes"),
-        (lambda c: c["tables"]["table2"]["entries"].append({"label": "x", "variant": "k3"}), "tables.table2.entries"),
+        (
+            lambda c: c["tables"]["table2"]["entries"].append({"label": "x", "variant": "k3"}),
+            "tables.table2.entries",
+        ),
         (lambda c: c["figures"]["attention"][0].update(cls=12), "figures.attention[0].cls"),
-        (lambda c: c["datasets"]["cifar10"].update(resource="cifar-ten"), "datasets.cifar10.resource"),
+        (
+            lambda c: c["datasets"]["cifar10"].update(resource="cifar-ten"),
+            "datasets.cifar10.resource",
+        ),
     ],
-    ids=["class-id-out-of-range", "unknown-category", "class-name-for-ids", "unknown-variant",
-         "figure-class", "unknown-resource"],
+    ids=[
+        "class-id-out-of-range",
+        "unknown-category",
+        "class-name-for-ids",
+        "unknown-variant",
+        "figure-class",
+        "unknown-resource",
+    ],
 )
 def test_bad_references_name_the_key(paper_config, edit, named):
     config = copy.deepcopy(paper_config)
@@ -190,8 +238,14 @@ def test_schema_enums_are_the_registries():
     dataset = properties["datasets"]["additionalProperties"]["properties"]
     assert set(dataset["source"]["enum"]) == set(DATASETS)
     settings = definitions["setting_properties"]["properties"]
-    assert (set(settings["head"]["enum"]), set(settings["constraint"]["enum"]), set(settings["init"]["enum"])) == (
-        set(HEADS), set(CONSTRAINTS), set(INITS),
+    assert (
+        set(settings["head"]["enum"]),
+        set(settings["constraint"]["enum"]),
+        set(settings["init"]["enum"]),
+    ) == (
+        set(HEADS),
+        set(CONSTRAINTS),
+        set(INITS),
     )
     # every setting the schema allows is a keyword of some detector
     keywords = {name for cls in DETECTORS.values() for name in cls._param_names()}

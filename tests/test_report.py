@@ -14,7 +14,12 @@ from cap.reporting.report import compare_with_paper, evaluate_claims, runtime_su
 from cap.reporting.tables import build_table, write_table
 
 PAPER_FILE = Path(__file__).resolve().parents[1] / "config" / "paper_results.yaml"
-PAPER_BACKBONES = {"cifar10": "resnet152", "cifar100": "resnet152", "fmnist": "resnet152", "mvtec": "wide_resnet50_2"}
+PAPER_BACKBONES = {
+    "cifar10": "resnet152",
+    "cifar100": "resnet152",
+    "fmnist": "resnet152",
+    "mvtec": "wide_resnet50_2",
+}
 
 
 @pytest.fixture(scope="module")
@@ -22,26 +27,50 @@ def paper() -> dict:
     return load_paper_results(PAPER_FILE)
 
 
-def table_cells(paper: dict, name: str, values: dict[tuple[str, str], float], **spec_extra) -> pd.DataFrame:
-    """Cells of table ``name`` whose entry ``label`` on ``dataset`` scored ``values[label, dataset]`` %."""
+def table_cells(
+    paper: dict, name: str, values: dict[tuple[str, str], float], **spec_extra
+) -> pd.DataFrame:
+    """Cells of table ``name`` whose entry ``label`` on ``dataset`` scored
+    ``values[label, dataset]`` %."""
     labels = list(dict.fromkeys(label for label, _ in values))
     datasets = list(dict.fromkeys(dataset for _, dataset in values))
-    summary = pd.DataFrame([
-        {"dataset": d, "backbone": "bb", "cls": 0, "variant": label, "method": "m", "seed": 0, "auroc": v / 100}
-        for (label, d), v in values.items()
-    ])
-    spec = {"name": name, "title": name, "layout": "variants_as_rows", "datasets": datasets, "paper_key": name,
-            "entries": [{"label": label, "variants": {d: label for d in datasets}} for label in labels], **spec_extra}
+    summary = pd.DataFrame(
+        [
+            {
+                "dataset": d,
+                "backbone": "bb",
+                "cls": 0,
+                "variant": label,
+                "method": "m",
+                "seed": 0,
+                "auroc": v / 100,
+            }
+            for (label, d), v in values.items()
+        ]
+    )
+    spec = {
+        "name": name,
+        "title": name,
+        "layout": "variants_as_rows",
+        "datasets": datasets,
+        "paper_key": name,
+        "entries": [{"label": label, "variants": {d: label for d in datasets}} for label in labels],
+        **spec_extra,
+    }
     return build_table(summary, spec, paper).cells
 
 
 def test_flags_only_differences_beyond_tolerance_with_the_papers_backbone(paper):
-    cells = {"table1": table_cells(paper, "table1", {("CAP", "cifar10"): 95.5, ("CAP", "fmnist"): 95.0})}
+    cells = {
+        "table1": table_cells(paper, "table1", {("CAP", "cifar10"): 95.5, ("CAP", "fmnist"): 95.0})
+    }
     # paper: CAP cifar10 97.0 (−1.5), fmnist 95.5 (−0.5)
     same = compare_with_paper(cells, paper, PAPER_BACKBONES, tolerance=1.0).set_index("dataset")
     assert same.loc["cifar10", "flagged"] and not same.loc["fmnist", "flagged"]
     assert same.loc["cifar10", "difference"] == pytest.approx(-1.5)
-    other = compare_with_paper(cells, paper, {"cifar10": "tflite", "fmnist": "tflite"}, tolerance=1.0)
+    other = compare_with_paper(
+        cells, paper, {"cifar10": "tflite", "fmnist": "tflite"}, tolerance=1.0
+    )
     assert not other["flagged"].any() and not other["compared"].any()
     loose = compare_with_paper(cells, paper, PAPER_BACKBONES, tolerance=2.0)
     assert not loose["flagged"].any()
@@ -53,16 +82,34 @@ def claims_by_key(frame: pd.DataFrame) -> dict[tuple[str, str], str]:
 
 def test_claims_are_judged_where_their_cells_exist(paper):
     cells = {
-        "table1": table_cells(paper, "table1", {
-            ("CAP", "cifar10"): 97.0, ("CAP (no adaptation)", "cifar10"): 96.0,
-            ("CAP", "fmnist"): 94.0, ("CAP (no adaptation)", "fmnist"): 95.0,
-        }),
-        "table2": table_cells(paper, "table2", {("L", "mvtec"): 90.0, ("L, no attention", "mvtec"): 89.8}),
-        "ktable": table_cells(paper, "table3", {
-            ("1", "cifar10"): 96.0, ("4", "cifar10"): 96.5, ("32", "cifar10"): 97.0,
-            ("1", "mvtec"): 89.0, ("4", "mvtec"): 88.0, ("64", "mvtec"): 88.5,
-        }),
-        "table4": table_cells(paper, "table4", {("0", "cifar10"): 95.0, ("no adaptation", "cifar10"): 96.6}),
+        "table1": table_cells(
+            paper,
+            "table1",
+            {
+                ("CAP", "cifar10"): 97.0,
+                ("CAP (no adaptation)", "cifar10"): 96.0,
+                ("CAP", "fmnist"): 94.0,
+                ("CAP (no adaptation)", "fmnist"): 95.0,
+            },
+        ),
+        "table2": table_cells(
+            paper, "table2", {("L", "mvtec"): 90.0, ("L, no attention", "mvtec"): 89.8}
+        ),
+        "ktable": table_cells(
+            paper,
+            "table3",
+            {
+                ("1", "cifar10"): 96.0,
+                ("4", "cifar10"): 96.5,
+                ("32", "cifar10"): 97.0,
+                ("1", "mvtec"): 89.0,
+                ("4", "mvtec"): 88.0,
+                ("64", "mvtec"): 88.5,
+            },
+        ),
+        "table4": table_cells(
+            paper, "table4", {("0", "cifar10"): 95.0, ("no adaptation", "cifar10"): 96.6}
+        ),
     }
     # a table may have any name: "ktable" reproduces the paper's table3
     paper_tables = {"table1": "table1", "table2": "table2", "ktable": "table3", "table4": "table4"}
@@ -107,29 +154,60 @@ def test_runtime_summary_per_rule(tmp_path):
 def report_inputs(tmp_path, paper):
     """Table files, a figure and a benchmark laid out as the workflow writes them."""
     results = tmp_path / "results"
-    summary = pd.DataFrame([
-        {"dataset": "cifar10", "backbone": "bb", "cls": c, "variant": v, "method": "m", "seed": 0, "auroc": a}
-        for c in (0, 1) for v, a in (("cap", 0.95), ("no_adaptation", 0.94))
-    ])
-    spec = {"name": "table1", "title": "Table 1 (test)", "layout": "variants_as_rows", "datasets": ["cifar10"],
-            "paper_key": "table1", "reported_rows": True,
-            "entries": [{"label": "CAP", "variants": {"cifar10": "cap"}},
-                        {"label": "CAP (no adaptation)", "variants": {"cifar10": "no_adaptation"}}]}
+    summary = pd.DataFrame(
+        [
+            {
+                "dataset": "cifar10",
+                "backbone": "bb",
+                "cls": c,
+                "variant": v,
+                "method": "m",
+                "seed": 0,
+                "auroc": a,
+            }
+            for c in (0, 1)
+            for v, a in (("cap", 0.95), ("no_adaptation", 0.94))
+        ]
+    )
+    spec = {
+        "name": "table1",
+        "title": "Table 1 (test)",
+        "layout": "variants_as_rows",
+        "datasets": ["cifar10"],
+        "paper_key": "table1",
+        "reported_rows": True,
+        "entries": [
+            {"label": "CAP", "variants": {"cifar10": "cap"}},
+            {"label": "CAP (no adaptation)", "variants": {"cifar10": "no_adaptation"}},
+        ],
+    }
     write_table(build_table(summary, spec, paper), results / "tables" / "table1")
     figure = results / "figures" / "attention" / "cifar10.png"
     figure.parent.mkdir(parents=True)
     figure.write_bytes(b"png")
     benchmark = write_benchmark(results / "benchmarks" / "train" / "x.tsv", 12.0, "50")
-    return {"summary": summary, "tables": {"table1": results / "tables" / "table1.csv"}, "paper": paper,
-            "figures": [figure], "benchmarks": [benchmark], "config": {"seeds": [0], "report": {"tolerance": 1.0}},
-            "out": results / "report" / "reproduction.md"}
+    return {
+        "summary": summary,
+        "tables": {"table1": results / "tables" / "table1.csv"},
+        "paper": paper,
+        "figures": [figure],
+        "benchmarks": [benchmark],
+        "config": {"seeds": [0], "report": {"tolerance": 1.0}},
+        "out": results / "report" / "reproduction.md",
+    }
 
 
 def render(report_inputs: dict, backbone_models: dict, **extra) -> str:
     inputs = dict(report_inputs)
     out = inputs.pop("out")
-    write_report(out, backbones_used={"cifar10": "my_backbone"}, backbone_models=backbone_models,
-                 paper_tables={"table1": "table1"}, **inputs, **extra)
+    write_report(
+        out,
+        backbones_used={"cifar10": "my_backbone"},
+        backbone_models=backbone_models,
+        paper_tables={"table1": "table1"},
+        **inputs,
+        **extra,
+    )
     return out.read_text()
 
 
@@ -142,7 +220,9 @@ def test_report_with_the_papers_backbone_flags_differences(report_inputs):
 
 
 def test_report_with_another_backbone_shows_the_paper_as_context(report_inputs):
-    text = render(report_inputs, {"cifar10": "tflite"}, environment={"resnet152 weights sha256": "abc123"})
+    text = render(
+        report_inputs, {"cifar10": "tflite"}, environment={"resnet152 weights sha256": "abc123"}
+    )
     assert "⚠" not in text
     assert "context (tflite ≠ paper's resnet152)" in text
     assert re.search(r"\| cifar10 +\| my_backbone \(tflite\) +\| resnet152 +\| context only", text)

@@ -10,9 +10,16 @@ import pandas as pd
 import pytest
 import yaml
 
-from cap.utils.errors import ConfigError, DataError
 from cap.reporting.paper import load_paper_results
-from cap.reporting.tables import build_table, display_grid, read_table, to_latex, to_markdown, write_table
+from cap.reporting.tables import (
+    build_table,
+    display_grid,
+    read_table,
+    to_latex,
+    to_markdown,
+    write_table,
+)
+from cap.utils.errors import ConfigError, DataError
 
 PAPER_FILE = Path(__file__).resolve().parents[1] / "config" / "paper_results.yaml"
 
@@ -22,25 +29,49 @@ def paper() -> dict:
     return load_paper_results(PAPER_FILE)
 
 
-def runs(dataset: str, variant: str, aurocs: dict[int, list[float]], backbone: str = "resnet152") -> list[dict]:
+def runs(
+    dataset: str, variant: str, aurocs: dict[int, list[float]], backbone: str = "resnet152"
+) -> list[dict]:
     """Run rows of one (dataset, variant): seed → AUROC of classes 0, 1, ..."""
     return [
-        {"dataset": dataset, "backbone": backbone, "cls": cls, "class_name": f"class{cls}",
-         "variant": variant, "method": "cap", "seed": seed, "auroc": auroc}
-        for seed, values in aurocs.items() for cls, auroc in enumerate(values)
+        {
+            "dataset": dataset,
+            "backbone": backbone,
+            "cls": cls,
+            "class_name": f"class{cls}",
+            "variant": variant,
+            "method": "cap",
+            "seed": seed,
+            "auroc": auroc,
+        }
+        for seed, values in aurocs.items()
+        for cls, auroc in enumerate(values)
     ]
 
 
 def spec(name: str, layout: str, datasets: list[str], labels: dict[str, str], **extra) -> dict:
     """A resolved spec whose entries use the same variant on every dataset."""
-    entries = [{"label": label, "variants": {d: variant for d in datasets}} for label, variant in labels.items()]
-    return {"name": name, "title": f"{name} title", "layout": layout, "datasets": datasets,
-            "entries": entries, "paper_key": name, "reported_rows": False, **extra}
+    entries = [
+        {"label": label, "variants": {d: variant for d in datasets}}
+        for label, variant in labels.items()
+    ]
+    return {
+        "name": name,
+        "title": f"{name} title",
+        "layout": layout,
+        "datasets": datasets,
+        "entries": entries,
+        "paper_key": name,
+        "reported_rows": False,
+        **extra,
+    }
 
 
 def cell(table, entry: str, dataset: str) -> pd.Series:
     cells = table.cells
-    (row,) = cells[(cells["entry"] == entry) & (cells["dataset"] == dataset)].itertuples(index=False)
+    (row,) = cells[(cells["entry"] == entry) & (cells["dataset"] == dataset)].itertuples(
+        index=False
+    )
     return pd.Series(row._asdict())
 
 
@@ -50,7 +81,9 @@ def plain_grid(table) -> pd.DataFrame:
 
 def test_cell_is_class_mean_per_seed_then_mean_and_std_across_seeds(paper):
     summary = pd.DataFrame(runs("cifar10", "k1", {0: [0.90, 0.80], 1: [0.92, 0.84]}))
-    table = build_table(summary, spec("table3", "variants_as_columns", ["cifar10"], {"1": "k1"}), paper)
+    table = build_table(
+        summary, spec("table3", "variants_as_columns", ["cifar10"], {"1": "k1"}), paper
+    )
     got = cell(table, "1", "cifar10")
     assert got.auroc_pct == pytest.approx(86.5)  # seeds: 85.0 and 88.0
     assert got.auroc_pct_std == pytest.approx(np.std([85.0, 88.0], ddof=1))
@@ -60,7 +93,9 @@ def test_cell_is_class_mean_per_seed_then_mean_and_std_across_seeds(paper):
 
 def test_one_seed_shows_no_spread(paper):
     summary = pd.DataFrame(runs("cifar10", "k1", {0: [0.9, 0.8]}))
-    table = build_table(summary, spec("table3", "variants_as_columns", ["cifar10"], {"1": "k1"}), paper)
+    table = build_table(
+        summary, spec("table3", "variants_as_columns", ["cifar10"], {"1": "k1"}), paper
+    )
     assert plain_grid(table).loc["CIFAR-10", "1"] == "*85.0*"
     assert "std" not in to_markdown(table)
 
@@ -68,18 +103,35 @@ def test_one_seed_shows_no_spread(paper):
 def test_layouts_put_entries_on_rows_or_columns(paper):
     summary = pd.DataFrame(runs("cifar10", "k1", {0: [0.9]}) + runs("cifar10", "k4", {0: [0.8]}))
     labels = {"1": "k1", "4": "k4"}
-    as_columns = plain_grid(build_table(summary, spec("table3", "variants_as_columns", ["cifar10", "mvtec"], labels), paper))
-    as_rows = plain_grid(build_table(summary, spec("table3", "variants_as_rows", ["cifar10", "mvtec"], labels), paper))
-    assert list(as_columns.index) == ["CIFAR-10", "MVTec AD"] and list(as_columns.columns) == ["1", "4"]
+    as_columns = plain_grid(
+        build_table(
+            summary, spec("table3", "variants_as_columns", ["cifar10", "mvtec"], labels), paper
+        )
+    )
+    as_rows = plain_grid(
+        build_table(
+            summary, spec("table3", "variants_as_rows", ["cifar10", "mvtec"], labels), paper
+        )
+    )
+    assert list(as_columns.index) == ["CIFAR-10", "MVTec AD"] and list(as_columns.columns) == [
+        "1",
+        "4",
+    ]
     assert list(as_rows.index) == ["1", "4"] and list(as_rows.columns) == ["CIFAR-10", "MVTec AD"]
 
 
 def test_bold_marks_the_best_computed_value_per_dataset_only(paper):
     summary = pd.DataFrame(
-        runs("cifar10", "a", {0: [0.95]}) + runs("cifar10", "b", {0: [0.97]})
-        + runs("mvtec", "a", {0: [0.90]}) + runs("mvtec", "b", {0: [0.85]})
+        runs("cifar10", "a", {0: [0.95]})
+        + runs("cifar10", "b", {0: [0.97]})
+        + runs("mvtec", "a", {0: [0.90]})
+        + runs("mvtec", "b", {0: [0.85]})
     )
-    table = build_table(summary, spec("table2", "variants_as_rows", ["cifar10", "mvtec"], {"L": "a", "L+ReLU": "b"}), paper)
+    table = build_table(
+        summary,
+        spec("table2", "variants_as_rows", ["cifar10", "mvtec"], {"L": "a", "L+ReLU": "b"}),
+        paper,
+    )
     grid = plain_grid(table)
     assert grid.loc["L+ReLU", "CIFAR-10"] == "*97.0*" and grid.loc["L", "CIFAR-10"] == "95.0"
     assert grid.loc["L", "MVTec AD"] == "*90.0*" and grid.loc["L+ReLU", "MVTec AD"] == "85.0"
@@ -87,8 +139,12 @@ def test_bold_marks_the_best_computed_value_per_dataset_only(paper):
 
 
 def test_ties_at_display_precision_are_all_bold(paper):
-    summary = pd.DataFrame(runs("cifar10", "a", {0: [0.97001]}) + runs("cifar10", "b", {0: [0.96999]}))
-    table = build_table(summary, spec("table2", "variants_as_rows", ["cifar10"], {"L": "a", "L+ReLU": "b"}), paper)
+    summary = pd.DataFrame(
+        runs("cifar10", "a", {0: [0.97001]}) + runs("cifar10", "b", {0: [0.96999]})
+    )
+    table = build_table(
+        summary, spec("table2", "variants_as_rows", ["cifar10"], {"L": "a", "L+ReLU": "b"}), paper
+    )
     assert table.cells["best"].tolist() == [True, True]
 
 
@@ -106,7 +162,9 @@ def test_missing_variant_or_runs_give_empty_cells_not_errors(paper):
 
 def test_reported_rows_come_from_the_paper_and_are_marked(paper):
     summary = pd.DataFrame(runs("cifar10", "cap", {0: [0.99]}))
-    table_spec = spec("table1", "variants_as_rows", ["cifar10", "cifar100"], {"CAP": "cap"}, reported_rows=True)
+    table_spec = spec(
+        "table1", "variants_as_rows", ["cifar10", "cifar100"], {"CAP": "cap"}, reported_rows=True
+    )
     table = build_table(summary, table_spec, paper)
     grid = plain_grid(table)
     assert grid.loc["Deep-SVDD (reported)", "CIFAR-10"] == "64.8"
@@ -127,7 +185,9 @@ def test_reported_rows_come_from_the_paper_and_are_marked(paper):
         ("table4", "0.1", "cifar10", "lam0.1", lambda raw: raw["table4"]["0.1"]),
     ],
 )
-def test_each_table_reads_the_paper_values_from_the_data_file(tmp_path, key, row, dataset, variant, edit):
+def test_each_table_reads_the_paper_values_from_the_data_file(
+    tmp_path, key, row, dataset, variant, edit
+):
     raw = yaml.safe_load(PAPER_FILE.read_text())
     edit(raw)[dataset] = 12.3
     edited = tmp_path / "paper.yaml"
@@ -145,28 +205,46 @@ def test_reported_rows_follow_the_data_file(tmp_path):
     edited = tmp_path / "paper.yaml"
     edited.write_text(yaml.safe_dump(raw))
     table_spec = spec("table1", "variants_as_rows", ["fmnist"], {"CAP": "cap"}, reported_rows=True)
-    table = build_table(pd.DataFrame(runs("fmnist", "cap", {0: [0.9]})), table_spec, load_paper_results(edited))
+    table = build_table(
+        pd.DataFrame(runs("fmnist", "cap", {0: [0.9]})), table_spec, load_paper_results(edited)
+    )
     assert re.search(r"\| MHRot \(reported\) +\| +42\.4 \|", to_markdown(table))
 
 
 def test_labels_missing_from_the_paper_are_logged(paper, caplog):
     summary = pd.DataFrame(runs("cifar10", "cap", {0: [0.9]}))
-    table = build_table(summary, spec("table1", "variants_as_rows", ["cifar10"], {"CAP(typo)": "cap"}), paper)
+    table = build_table(
+        summary, spec("table1", "variants_as_rows", ["cifar10"], {"CAP(typo)": "cap"}), paper
+    )
     assert "CAP(typo)" in caplog.text and np.isnan(cell(table, "CAP(typo)", "cifar10").paper_pct)
 
 
 def test_without_paper_no_paper_values(paper):
-    table = build_table(pd.DataFrame(runs("cifar10", "k1", {0: [0.9]})), spec("table3", "variants_as_rows", ["cifar10"], {"1": "k1"}), None)
+    table = build_table(
+        pd.DataFrame(runs("cifar10", "k1", {0: [0.9]})),
+        spec("table3", "variants_as_rows", ["cifar10"], {"1": "k1"}),
+        None,
+    )
     assert table.cells["paper_pct"].isna().all()
 
 
 def test_write_table_files_round_trip(tmp_path, paper):
     summary = pd.DataFrame(
-        runs("cifar10", "lam0.1", {0: [0.9, 0.8, 0.7], 1: [0.8, 0.8, 0.8]}) + runs("cifar10", "lam1", {0: [0.95, 0.9, 0.85]})
+        runs("cifar10", "lam0.1", {0: [0.9, 0.8, 0.7], 1: [0.8, 0.8, 0.8]})
+        + runs("cifar10", "lam1", {0: [0.95, 0.9, 0.85]})
     )
-    table = build_table(summary, spec("table4", "variants_as_columns", ["cifar10"], {"0.1": "lam0.1", "1": "lam1"}), paper)
+    table = build_table(
+        summary,
+        spec("table4", "variants_as_columns", ["cifar10"], {"0.1": "lam0.1", "1": "lam1"}),
+        paper,
+    )
     paths = write_table(table, tmp_path / "tables" / "table4")
-    assert [p.name for p in paths] == ["table4.csv", "table4.md", "table4.tex", "table4_per_class.csv"]
+    assert [p.name for p in paths] == [
+        "table4.csv",
+        "table4.md",
+        "table4.tex",
+        "table4_per_class.csv",
+    ]
     assert all(p.stat().st_size > 0 for p in paths)
     cells = read_table(paths[0])
     assert cells["entry"].tolist() == ["0.1", "1"]  # labels stay text
@@ -184,7 +262,9 @@ def test_write_table_files_round_trip(tmp_path, paper):
 
 
 def test_runs_from_several_backbones_in_one_cell_are_refused(paper):
-    summary = pd.DataFrame(runs("cifar10", "cap", {0: [0.9]}) + runs("cifar10", "cap", {1: [0.8]}, backbone="vit"))
+    summary = pd.DataFrame(
+        runs("cifar10", "cap", {0: [0.9]}) + runs("cifar10", "cap", {1: [0.8]}, backbone="vit")
+    )
     with pytest.raises(DataError, match="several backbones"):
         build_table(summary, spec("table2", "variants_as_rows", ["cifar10"], {"L": "cap"}), paper)
 
@@ -211,9 +291,18 @@ def test_summary_without_auroc_column_is_a_data_error(paper):
 
 
 def test_mixed_class_ids_across_datasets(paper):
-    bottle = {"dataset": "mvtec", "backbone": "wide_resnet50_2", "cls": "bottle", "variant": "cap",
-              "method": "cap", "seed": 0, "auroc": 0.7}
+    bottle = {
+        "dataset": "mvtec",
+        "backbone": "wide_resnet50_2",
+        "cls": "bottle",
+        "variant": "cap",
+        "method": "cap",
+        "seed": 0,
+        "auroc": 0.7,
+    }
     summary = pd.DataFrame(runs("cifar10", "cap", {0: [0.9, 0.8]}) + [bottle])
-    table = build_table(summary, spec("table2", "variants_as_rows", ["cifar10", "mvtec"], {"L": "cap"}), paper)
+    table = build_table(
+        summary, spec("table2", "variants_as_rows", ["cifar10", "mvtec"], {"L": "cap"}), paper
+    )
     assert set(table.per_class["cls"]) == {"0", "1", "bottle"}
     assert cell(table, "L", "mvtec").auroc_pct == pytest.approx(70.0)

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from assets import CIFAR10_ZIP, DEBIAN_FMNIST, MOBILENET, REPO, needs_offline_assets
+
 from cap.benchmark import layout
 from cap.benchmark.plan import Plan
 from cap.reporting.tables import read_table
@@ -28,8 +28,16 @@ def snakemake(
 ) -> subprocess.CompletedProcess:
     """Run snakemake on the repository's workflow with ``workdir`` as working directory."""
     command = [
-        sys.executable, "-m", "snakemake", "--snakefile", str(SNAKEFILE),
-        "--directory", str(workdir), "--workflow-profile", "none", *args,
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--snakefile",
+        str(SNAKEFILE),
+        "--directory",
+        str(workdir),
+        "--workflow-profile",
+        "none",
+        *args,
     ]
     return subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env)
 
@@ -82,9 +90,22 @@ def test_one_table_plans_only_its_jobs(tmp_path):
     assert result.returncode == 0, result.stderr
     output = result.stdout + result.stderr
     counts = job_counts(output)
-    assert set(counts) == {"fetch", "embed", "neighbors", "train", "score", "auroc", "table", "table3", "total"}
+    assert set(counts) == {
+        "fetch",
+        "embed",
+        "neighbors",
+        "train",
+        "score",
+        "auroc",
+        "table",
+        "table3",
+        "total",
+    }
     models = [line.split("/") for line in output.split() if line.startswith("results/models/")]
-    variants = {dataset: {parts[5] for parts in models if parts[2] == dataset} for dataset in ("cifar10", "mvtec")}
+    variants = {
+        dataset: {parts[5] for parts in models if parts[2] == dataset}
+        for dataset in ("cifar10", "mvtec")
+    }
     # K=32 is CIFAR's default CAP run and K=4 MVTec's: both reuse the runs of variant "cap".
     assert variants["cifar10"] == {"cap", "k1", "k4", "k8", "k16", "k64"}
     assert variants["mvtec"] == {"cap", "k1", "k8", "k16", "k32", "k64"}
@@ -96,7 +117,7 @@ def job_counts(output: str) -> dict[str, int]:
     lines = output.splitlines()
     start = next(i for i, line in enumerate(lines) if line.startswith("Job stats"))
     counts = {}
-    for line in lines[start + 3:]:
+    for line in lines[start + 3 :]:
         parts = line.split()
         if len(parts) != 2 or not parts[1].isdigit():
             break
@@ -115,13 +136,22 @@ def job_counts(output: str) -> dict[str, int]:
         (lambda c: c["tables"]["table1"]["datasets"].append("imagenet"), "tables.table1.datasets"),
         (lambda c: c["datasets"]["fmnist"].update(backbone="vit"), "datasets.fmnist.backbone"),
     ],
-    ids=["unknown-dataset", "negative-k", "lambda-string", "unknown-head", "unknown-key",
-         "table-unknown-dataset", "unknown-backbone"],
+    ids=[
+        "unknown-dataset",
+        "negative-k",
+        "lambda-string",
+        "unknown-head",
+        "unknown-key",
+        "table-unknown-dataset",
+        "unknown-backbone",
+    ],
 )
 def test_invalid_config_fails_before_any_job_naming_the_key(tmp_path, edit, named):
     config = paper_config()
     edit(config)
-    result = snakemake(tmp_path, "-n", "all", "--configfile", str(write_config(tmp_path / "c.yaml", config)))
+    result = snakemake(
+        tmp_path, "-n", "all", "--configfile", str(write_config(tmp_path / "c.yaml", config))
+    )
     assert result.returncode != 0
     assert named in result.stderr + result.stdout
     assert not (tmp_path / "results").exists()
@@ -146,7 +176,9 @@ def test_gpu_jobs_take_a_gpu_slot_only_where_a_gpu_is_visible(tmp_path):
         assert result.returncode == 0, result.stderr
         embed_job = result.stdout.split("rule embed:")[1].split("\n\n")[0]
         assert ("gpu=1" in embed_job) == has_gpu, embed_job
-    profile = yaml.safe_load((REPO / "workflow" / "profiles" / "default" / "config.yaml").read_text())
+    profile = yaml.safe_load(
+        (REPO / "workflow" / "profiles" / "default" / "config.yaml").read_text()
+    )
     assert profile["resources"] == ["gpu=1"]  # one GPU job at a time on a one-GPU machine
 
 
@@ -174,8 +206,20 @@ def auroc_records(workdir: Path) -> dict[str, float]:
 def test_smoke_run_executes_every_rule_and_writes_every_output(smoke_run):
     workdir, _, result = smoke_run
     log = result.stdout + result.stderr
-    for rule in ("fetch", "embed", "neighbors", "train", "score", "auroc", "aggregate", "table",
-                 "figure_attention", "figure_score_curves", "figure_anomaly_maps", "report"):
+    for rule in (
+        "fetch",
+        "embed",
+        "neighbors",
+        "train",
+        "score",
+        "auroc",
+        "aggregate",
+        "table",
+        "figure_attention",
+        "figure_score_curves",
+        "figure_anomaly_maps",
+        "report",
+    ):
         assert f"rule {rule}:" in log or f"localrule {rule}:" in log, rule
     records = auroc_records(workdir)
     # CIFAR-10: 2 classes × (cap, no_adaptation, dn2, k4, lam0); Fashion-MNIST: 1 class × table 1
@@ -228,11 +272,24 @@ def test_killed_run_resumes_with_the_same_aurocs(smoke_run, tmp_path):
     reference_dir, _, _ = smoke_run
     config = write_config(tmp_path / "smoke.yaml", smoke_config())
     command = [
-        sys.executable, "-m", "snakemake", "--snakefile", str(SNAKEFILE), "--directory", str(tmp_path),
-        "--workflow-profile", "none", "--cores", "2", "all", "--configfile", str(config),
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--snakefile",
+        str(SNAKEFILE),
+        "--directory",
+        str(tmp_path),
+        "--workflow-profile",
+        "none",
+        "--cores",
+        "2",
+        "all",
+        "--configfile",
+        str(config),
     ]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                               start_new_session=True)
+    process = subprocess.Popen(
+        command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
     deadline = time.monotonic() + 600
     while not list((tmp_path / "results" / "models").rglob("*.pt")):
         assert process.poll() is None, "the run ended before it could be killed"
@@ -243,7 +300,9 @@ def test_killed_run_resumes_with_the_same_aurocs(smoke_run, tmp_path):
     assert not (tmp_path / "results" / "report" / "reproduction.md").exists()
 
     assert snakemake(tmp_path, "--unlock", "--configfile", str(config)).returncode == 0
-    result = snakemake(tmp_path, "--cores", "2", "all", "--configfile", str(config), "--rerun-incomplete")
+    result = snakemake(
+        tmp_path, "--cores", "2", "all", "--configfile", str(config), "--rerun-incomplete"
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert auroc_records(tmp_path) == auroc_records(reference_dir)
 
@@ -263,7 +322,9 @@ def test_jobs_find_cap_without_an_activated_environment(tmp_path):
     config = write_config(tmp_path / "smoke.yaml", smoke_config())
     env = {**os.environ, "PATH": "/usr/bin:/bin"}  # as `venv/bin/snakemake` without activation
     assert shutil.which("cap", path=env["PATH"]) is None
-    result = snakemake(tmp_path, "--cores", "1", "resources/mobilenet-v2", "--configfile", str(config), env=env)
+    result = snakemake(
+        tmp_path, "--cores", "1", "resources/mobilenet-v2", "--configfile", str(config), env=env
+    )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     assert (tmp_path / "resources" / "mobilenet-v2" / MOBILENET.name).is_file()
 
@@ -274,7 +335,9 @@ def test_report_reads_only_this_configs_benchmarks(smoke_run):
     stray = workdir / "results" / "benchmarks" / "train" / "another-config" / "run.tsv"
     stray.parent.mkdir(parents=True)
     stray.write_text("s\th:m:s\tmax_rss\n99999.0\t27:46:39\t1.0\n")
-    result = snakemake(workdir, "--cores", "1", "--forcerun", "report", layout.REPORT, "--configfile", str(config))
+    result = snakemake(
+        workdir, "--cores", "1", "--forcerun", "report", layout.REPORT, "--configfile", str(config)
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     report = (workdir / layout.REPORT).read_text()
     runtimes = report.split("## Runtime per rule")[1].split("##")[0]

@@ -7,7 +7,6 @@ import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from cap.utils.errors import DataError
@@ -36,7 +35,7 @@ def write_auroc_record(
     record = dict(tags)
     record.update(
         auroc=auroc(scores["is_anomaly"].to_numpy(), scores["score"].to_numpy()),
-        n_test=int(len(scores)),
+        n_test=len(scores),
         n_anomalous=int(scores["is_anomaly"].sum()),
     )
     write_json_atomic(path, record)

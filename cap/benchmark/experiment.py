@@ -39,7 +39,9 @@ def fit_on_split(
     if monitor:
         test_indices = neighbors.test_indices[:, : detector.k]
         return detector.fit(
-            split.bank, neighbors=train_indices, monitor=(split.test, split.is_anomaly, test_indices)
+            split.bank,
+            neighbors=train_indices,
+            monitor=(split.test, split.is_anomaly, test_indices),
         )
     return detector.fit(split.bank, neighbors=train_indices)
 

@@ -16,8 +16,8 @@ import h5py
 import numpy as np
 
 from cap.benchmark.protocol import OneClassSplit
-from cap.utils.errors import ConfigError
 from cap.detectors.search import knn_search
+from cap.utils.errors import ConfigError
 from cap.utils.io import atomic_path
 
 

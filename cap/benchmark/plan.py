@@ -138,7 +138,9 @@ class Plan:
 
     def k_max(self, dataset: str) -> int:
         """The largest K any run needs on ``dataset``: neighbours are searched once with it."""
-        return max(self.resolve_variant(dataset, v)[1].get("k", 1) for v in self.variants_of(dataset))
+        return max(
+            self.resolve_variant(dataset, v)[1].get("k", 1) for v in self.variants_of(dataset)
+        )
 
     def runs(self, dataset: str, variant: str, classes: Iterable[str] | None = None) -> list[Run]:
         """The runs of ``variant`` on ``dataset``: every class (or ``classes``) and seed."""
@@ -172,7 +174,13 @@ class Plan:
         if target in self.config["tables"]:
             return self.table_runs(target)
         kind = target.removeprefix("fig_")
-        return sorted({run for figure in self.config["figures"][kind] for run in self._figure_runs(kind, figure)})
+        return sorted(
+            {
+                run
+                for figure in self.config["figures"][kind]
+                for run in self._figure_runs(kind, figure)
+            }
+        )
 
     def table_runs(self, table: str) -> list[Run]:
         spec = self.config["tables"][table]
@@ -199,7 +207,9 @@ class Plan:
             "entries": [
                 {
                     "label": entry["label"],
-                    "variants": {d: self.canonical_variant(d, entry["variant"]) for d in spec["datasets"]},
+                    "variants": {
+                        d: self.canonical_variant(d, entry["variant"]) for d in spec["datasets"]
+                    },
                 }
                 for entry in spec["entries"]
             ],
@@ -224,17 +234,25 @@ class Plan:
 
     def figure_stem(self, kind: str, figure: Mapping[str, Any]) -> str:
         dataset = figure["dataset"]
-        wildcards = {"dataset": dataset, "backbone": self.backbone_of(dataset), "cls": str(figure["cls"])}
+        wildcards = {
+            "dataset": dataset,
+            "backbone": self.backbone_of(dataset),
+            "cls": str(figure["cls"]),
+        }
         if "variant" in figure:
             wildcards["variant"] = self.canonical_variant(dataset, figure["variant"])
         return layout.FIGURES[kind].format(**wildcards)
 
-    def find_figure(self, kind: str, dataset: str, cls: str, variant: str | None = None) -> dict[str, Any]:
+    def find_figure(
+        self, kind: str, dataset: str, cls: str, variant: str | None = None
+    ) -> dict[str, Any]:
         """The ``figures.<kind>`` entry drawn for these wildcards."""
         for figure in self.config["figures"][kind]:
-            if figure["dataset"] == dataset and str(figure["cls"]) == cls:
-                if variant is None or self.canonical_variant(dataset, figure["variant"]) == variant:
-                    return figure
+            same_run = figure["dataset"] == dataset and str(figure["cls"]) == cls
+            if same_run and (
+                variant is None or self.canonical_variant(dataset, figure["variant"]) == variant
+            ):
+                return figure
         raise ConfigReferenceError(
             f"no figures.{kind} entry for dataset {dataset!r}, class {cls!r}"
             + ("" if variant is None else f", variant {variant!r}")
@@ -243,7 +261,11 @@ class Plan:
     def _figure_runs(self, kind: str, figure: Mapping[str, Any]) -> list[Run]:
         """A model figure draws its variant's first seed; score curves every curve's."""
         dataset, cls = figure["dataset"], str(figure["cls"])
-        variants = [figure["variant"]] if kind in MODEL_FIGURES else [c["variant"] for c in figure["curves"]]
+        variants = (
+            [figure["variant"]]
+            if kind in MODEL_FIGURES
+            else [c["variant"] for c in figure["curves"]]
+        )
         return [self.runs(dataset, variant, classes=[cls])[0] for variant in variants]
 
     def figure_run(self, kind: str, dataset: str, cls: str, variant: str) -> Run:
@@ -298,7 +320,11 @@ class Plan:
         for kind in self.config["figures"]:
             for figure in self.config["figures"][kind]:
                 dataset = figure["dataset"]
-                wildcards = {"dataset": dataset, "backbone": self.backbone_of(dataset), "cls": str(figure["cls"])}
+                wildcards = {
+                    "dataset": dataset,
+                    "backbone": self.backbone_of(dataset),
+                    "cls": str(figure["cls"]),
+                }
                 if kind in MODEL_FIGURES:
                     wildcards["variant"] = self.canonical_variant(dataset, figure["variant"])
                 jobs.append((f"figure_{kind}", wildcards))
@@ -323,7 +349,9 @@ class Plan:
         """Train and test embeddings of the split that ``cls`` belongs to."""
         subset = self.embedding_subset(dataset, cls)
         return {
-            f"{split}_emb": layout.EMBEDDINGS.format(dataset=dataset, backbone=backbone, subset=subset, split=split)
+            f"{split}_emb": layout.EMBEDDINGS.format(
+                dataset=dataset, backbone=backbone, subset=subset, split=split
+            )
             for split in ("train", "test")
         }
 
@@ -377,7 +405,12 @@ class Plan:
     def split_args(self, dataset: str, backbone: str, cls: str) -> str:
         """How a job selects the run's split: the backbone to expect and the normal class."""
         return shlex.join(
-            ["--backbone", self.backbone_model(backbone), "--normal-class", self.normal_class(dataset, cls)]
+            [
+                "--backbone",
+                self.backbone_model(backbone),
+                "--normal-class",
+                self.normal_class(dataset, cls),
+            ]
         )
 
     def neighbor_args(self, dataset: str, backbone: str, cls: str) -> str:
@@ -398,19 +431,32 @@ class Plan:
         neighbors = layout.NEIGHBORS.format(dataset=dataset, backbone=backbone, cls=cls)
         return {**self.split_inputs(dataset, backbone, cls), "neighbors": neighbors}
 
-    def score_inputs(self, dataset: str, backbone: str, cls: str, variant: str, seed: str) -> dict[str, str]:
+    def score_inputs(
+        self, dataset: str, backbone: str, cls: str, variant: str, seed: str
+    ) -> dict[str, str]:
         """Those of the run, plus the trained model where the method learns one."""
         inputs = self.run_inputs(dataset, backbone, cls)
         if self.is_trainable(dataset, variant):
-            inputs["model"] = layout.MODEL.format(dataset=dataset, backbone=backbone, cls=cls, variant=variant, seed=seed)
+            inputs["model"] = layout.MODEL.format(
+                dataset=dataset, backbone=backbone, cls=cls, variant=variant, seed=seed
+            )
         return inputs
 
     def auroc_tags(self, dataset: str, backbone: str, cls: str, variant: str, seed: str) -> str:
         method, _ = self.resolve_variant(dataset, variant)
-        tags = {"dataset": dataset, "backbone": backbone, "cls": cls, "variant": variant, "seed": seed, "method": method}
+        tags = {
+            "dataset": dataset,
+            "backbone": backbone,
+            "cls": cls,
+            "variant": variant,
+            "seed": seed,
+            "method": method,
+        }
         return shlex.join(f"--tag={key}={value}" for key, value in tags.items())
 
-    def figure_inputs(self, kind: str, dataset: str, backbone: str, cls: str, variant: str) -> dict[str, str]:
+    def figure_inputs(
+        self, kind: str, dataset: str, backbone: str, cls: str, variant: str
+    ) -> dict[str, str]:
         """Model, embeddings and neighbours of the run a model figure draws."""
         run = self.figure_run(kind, dataset, cls, variant)
         return {**self.run_inputs(dataset, backbone, cls), "model": run.path(layout.MODEL)}
@@ -456,7 +502,9 @@ def check_references(config: Mapping[str, Any]) -> None:
             where = f"figures.{kind}[{index}]"
             _require(figure["dataset"], datasets, f"{where}.dataset")
             _require(figure["cls"], datasets[figure["dataset"]]["classes"], f"{where}.cls")
-            for variant in [figure.get("variant")] + [c["variant"] for c in figure.get("curves", [])]:
+            for variant in [figure.get("variant")] + [
+                c["variant"] for c in figure.get("curves", [])
+            ]:
                 if variant is not None:
                     _require(variant, variants, f"{where}.variant")
 

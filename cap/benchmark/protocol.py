@@ -64,7 +64,7 @@ def one_class_split(train: Embeddings, test: Embeddings, normal_class: int | Non
         )
     return OneClassSplit(
         bank=train.features[in_bank],
-        bank_ids=[i for i, keep in zip(train.ids, in_bank) if keep],
+        bank_ids=[i for i, keep in zip(train.ids, in_bank, strict=True) if keep],
         test=test.features,
         test_ids=list(test.ids),
         test_labels=test.labels,

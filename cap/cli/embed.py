@@ -71,8 +71,8 @@ def backbone_options(args: argparse.Namespace) -> dict[str, object]:
 def run(args: argparse.Namespace) -> None:
     """Handler of ``cap embed``."""
     from cap.backbones import build_backbone
-    from cap.data import load_dataset
     from cap.benchmark.embeddings import extract_embeddings
+    from cap.data import load_dataset
     from cap.utils.errors import ConfigError
 
     if args.backbone != "tflite" and (args.tflite_pooled_tensor or args.tflite_map_tensor):

@@ -41,19 +41,32 @@ def _add_split_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--train-emb", type=Path, required=True, help="train-split HDF5")
     parser.add_argument("--test-emb", type=Path, required=True, help="test-split HDF5")
     parser.add_argument("--backbone", help="refuse embeddings from any other backbone")
-    parser.add_argument("--normal-class", type=parse_normal_class, required=True,
-                        help="class id, or 'none' (MVTec: the train split is all normal)")
+    parser.add_argument(
+        "--normal-class",
+        type=parse_normal_class,
+        required=True,
+        help="class id, or 'none' (MVTec: the train split is all normal)",
+    )
 
 
 def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
     _add_split_arguments(parser)
     parser.add_argument("--neighbors", type=Path, required=True, help="from `cap neighbors`")
     parser.add_argument("--method", required=True, help="registered detector name")
-    parser.add_argument("--set", dest="settings", action="append", default=[],
-                        metavar="KEY=VALUE", help="detector setting (repeatable)")
+    parser.add_argument(
+        "--set",
+        dest="settings",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="detector setting (repeatable)",
+    )
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--clip-k", action="store_true",
-                        help="use all searched neighbours when K exceeds them (small banks)")
+    parser.add_argument(
+        "--clip-k",
+        action="store_true",
+        help="use all searched neighbours when K exceeds them (small banks)",
+    )
 
 
 def _load_split(args: argparse.Namespace):
@@ -67,8 +80,12 @@ def _run_settings(args: argparse.Namespace, k_available: int) -> dict[str, Any]:
     """The detector settings, with K lowered to the neighbours available under --clip-k."""
     settings = parse_assignments(args.settings)
     if args.clip_k and settings.get("k", 0) > k_available:
-        log.warning("K=%s exceeds the %d neighbours available: using K=%d",
-                    settings["k"], k_available, k_available)
+        log.warning(
+            "K=%s exceeds the %d neighbours available: using K=%d",
+            settings["k"],
+            k_available,
+            k_available,
+        )
         settings["k"] = k_available
     return settings
 
@@ -80,16 +97,23 @@ def run_neighbors(args: argparse.Namespace) -> None:
     k_max = args.k_max
     if args.clip_k and k_max >= len(split.bank):
         k_max = len(split.bank) - 1
-        log.warning("k_max=%d exceeds the bank of %d items: searching %d", args.k_max, len(split.bank), k_max)
+        log.warning(
+            "k_max=%d exceeds the bank of %d items: searching %d",
+            args.k_max,
+            len(split.bank),
+            k_max,
+        )
     neighbors = search_split_neighbors(split, k_max)
     save_neighbors(args.out, neighbors, k_max=k_max, normal_class=str(args.normal_class))
-    log.info("searched %d train and %d test items, k_max=%d", len(split.bank), len(split.test), k_max)
+    log.info(
+        "searched %d train and %d test items, k_max=%d", len(split.bank), len(split.test), k_max
+    )
 
 
 def run_train(args: argparse.Namespace) -> None:
     from cap.benchmark.experiment import build_detector, fit_on_split
-    from cap.utils.io import write_json_atomic
     from cap.benchmark.neighbors import load_neighbors
+    from cap.utils.io import write_json_atomic
 
     split = _load_split(args)
     neighbors = load_neighbors(args.neighbors)
@@ -102,10 +126,10 @@ def run_train(args: argparse.Namespace) -> None:
 def run_score(args: argparse.Namespace) -> None:
     import pandas as pd
 
-    from cap.detectors import DETECTORS
     from cap.benchmark.evaluation import write_scores
     from cap.benchmark.experiment import build_detector, fit_on_split, score_split
     from cap.benchmark.neighbors import load_neighbors
+    from cap.detectors import DETECTORS
 
     split = _load_split(args)
     neighbors = load_neighbors(args.neighbors)
@@ -115,8 +139,12 @@ def run_score(args: argparse.Namespace) -> None:
         detector = build_detector(args.method, _run_settings(args, neighbors.k_max), args.seed)
         fit_on_split(detector, split, neighbors)
     frame = pd.DataFrame(
-        {"id": split.test_ids, "label": split.test_labels, "is_anomaly": split.is_anomaly,
-         "score": score_split(detector, split, neighbors)}
+        {
+            "id": split.test_ids,
+            "label": split.test_labels,
+            "is_anomaly": split.is_anomaly,
+            "score": score_split(detector, split, neighbors),
+        }
     )
     write_scores(args.out, frame)
 

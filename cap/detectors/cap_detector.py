@@ -313,7 +313,8 @@ class CAPDetector(KNNDetector, TrainableDetector, name="cap"):
         saved = state.get("provenance")
         if provenance is not None and saved != provenance:
             differing = sorted(
-                key for key in {*provenance, *(saved or {})}
+                key
+                for key in {*provenance, *(saved or {})}
                 if provenance.get(key) != (saved or {}).get(key)
             )
             raise DataError(

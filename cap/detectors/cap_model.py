@@ -211,7 +211,11 @@ def cap_objective(
         distance = (z - z_hat).pow(2).sum(dim=-1).mean()
     omega = cosine_distance(z, z_hat).mean() + distance
     total = similarity + lam * omega
-    terms = {"similarity": similarity.detach(), "constraint": omega.detach(), "total": total.detach()}
+    terms = {
+        "similarity": similarity.detach(),
+        "constraint": omega.detach(),
+        "total": total.detach(),
+    }
     return total, terms
 
 

@@ -16,14 +16,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from cap.utils.errors import DataError
 from cap.reporting.figures import AnomalyMapExample, AttentionExample, anomaly_map
+from cap.utils.errors import DataError
 
 if TYPE_CHECKING:
-    from cap.data.base import ImageDataset
     from cap.benchmark.embeddings import Embeddings
     from cap.benchmark.neighbors import Neighbors
     from cap.benchmark.protocol import OneClassSplit
+    from cap.data.base import ImageDataset
 
 #: How many normal test items (the first ones) compete to appear in the attention figure.
 ATTENTION_CANDIDATES = 256
@@ -49,9 +49,9 @@ def load_trained_run(
     backbone: str | None,
 ) -> TrainedRun:
     """Load the split, neighbours and a CAPDetector saved without its bank."""
-    from cap.detectors import CAPDetector
     from cap.benchmark.neighbors import load_neighbors
     from cap.benchmark.protocol import load_split
+    from cap.detectors import CAPDetector
 
     split, test_embeddings = load_split(train_emb, test_emb, normal_class, backbone=backbone)
     return TrainedRun(
@@ -100,15 +100,17 @@ def attention_examples(
     for c in chosen:
         i = candidates[c]
         bank_rows = neighbors.test_indices[i, :shown]
-        examples.append(AttentionExample(
-            test_image=test_images[test_images.index_of(split.test_ids[i])][0],
-            neighbor_images=[
-                train_images[train_images.index_of(split.bank_ids[j])][0] for j in bank_rows
-            ],
-            weights_attention=np.asarray(weights[c, :shown]),
-            weights_uniform=np.full(shown, 1.0 / k),
-            title="\n".join(split.test_ids[i].rsplit("/", 1)),  # fits the narrow column
-        ))
+        examples.append(
+            AttentionExample(
+                test_image=test_images[test_images.index_of(split.test_ids[i])][0],
+                neighbor_images=[
+                    train_images[train_images.index_of(split.bank_ids[j])][0] for j in bank_rows
+                ],
+                weights_attention=np.asarray(weights[c, :shown]),
+                weights_uniform=np.full(shown, 1.0 / k),
+                title="\n".join(split.test_ids[i].rsplit("/", 1)),  # fits the narrow column
+            )
+        )
     return examples
 
 
@@ -131,7 +133,9 @@ def anomaly_map_examples(
     from cap.data.transforms import resize_and_crop, transform_mask
 
     if test_embeddings.feature_maps is None or not test_embeddings.feature_map_ids:
-        raise DataError("the test embeddings hold no feature maps: extract them to draw anomaly maps")
+        raise DataError(
+            "the test embeddings hold no feature maps: extract them to draw anomaly maps"
+        )
     map_row = {identifier: row for row, identifier in enumerate(test_embeddings.feature_map_ids)}
     rows = _pick_map_rows(split, test_embeddings, set(map_row), n_examples)
     k = _neighbor_count(detector, neighbors)
@@ -144,19 +148,23 @@ def anomaly_map_examples(
         mask = test_images.mask(index)
         feature_map = test_embeddings.feature_maps[map_row[split.test_ids[i]]]  # (7, 7, D)
         kind = "anomaly" if split.is_anomaly[i] else "normal"
-        examples.append(AnomalyMapExample(
-            image=resize_and_crop(test_images[index][0]),
-            heatmap=anomaly_map(split.test[i], z_hat_n[position], feature_map),
-            mask=None if mask is None else transform_mask(mask),
-            title=f"{kind}: {_group_name(test_embeddings, i)}, s = {scores[position]:.3f}",
-        ))
+        examples.append(
+            AnomalyMapExample(
+                image=resize_and_crop(test_images[index][0]),
+                heatmap=anomaly_map(split.test[i], z_hat_n[position], feature_map),
+                mask=None if mask is None else transform_mask(mask),
+                title=f"{kind}: {_group_name(test_embeddings, i)}, s = {scores[position]:.3f}",
+            )
+        )
     return examples
 
 
 def _neighbor_count(detector: Any, neighbors: Neighbors) -> int:
     k = int(detector.k)
     if k > neighbors.k_max:
-        raise DataError(f"the detector uses k={k} neighbours but only {neighbors.k_max} were searched")
+        raise DataError(
+            f"the detector uses k={k} neighbours but only {neighbors.k_max} were searched"
+        )
     return k
 
 
@@ -164,7 +172,9 @@ def _pick_map_rows(
     split: OneClassSplit, embeddings: Embeddings, with_maps: set[str], n_examples: int
 ) -> np.ndarray:
     """Test rows to show: normal ones first, then anomalies round-robin over their groups."""
-    eligible = np.array([i for i, identifier in enumerate(split.test_ids) if identifier in with_maps])
+    eligible = np.array(
+        [i for i, identifier in enumerate(split.test_ids) if identifier in with_maps]
+    )
     if len(eligible) == 0:
         raise DataError("no test image has a stored feature map")
     normal = eligible[split.is_anomaly[eligible] == 0]
@@ -188,4 +198,3 @@ def _group_name(embeddings: Embeddings, i: int) -> str:
     if embeddings.defect_type is not None:
         return embeddings.defect_type[i]
     return embeddings.class_names[int(embeddings.labels[i])]
-

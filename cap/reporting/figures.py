@@ -78,7 +78,7 @@ def plot_score_curves(
     figure = Figure(figsize=SCORE_CURVES_SIZE, layout="constrained")
     axes = figure.add_subplot()
     colors = sns.color_palette("colorblind", len(histories))
-    for color, (label, history) in zip(colors, histories.items()):
+    for color, (label, history) in zip(colors, histories.items(), strict=True):
         epochs, normal, anomalous = _history_columns(label, history)
         axes.plot(epochs, normal, color=color, linestyle="-", label=f"λ = {label}")
         axes.plot(epochs, anomalous, color=color, linestyle="--")
@@ -129,10 +129,20 @@ def plot_attention(
         for j, image in enumerate(example.neighbor_images):
             _show_image(figure.add_subplot(grid[2 * row, j + 1]), image, f"#{j + 1}")
         bars = figure.add_subplot(grid[2 * row + 1, 1:])
-        bars.bar(positions - 0.2, example.weights_uniform, width=0.4, color=uniform_color,
-                 label="no attention")
-        bars.bar(positions + 0.2, example.weights_attention, width=0.4, color=attention_color,
-                 label="attention")
+        bars.bar(
+            positions - 0.2,
+            example.weights_uniform,
+            width=0.4,
+            color=uniform_color,
+            label="no attention",
+        )
+        bars.bar(
+            positions + 0.2,
+            example.weights_attention,
+            width=0.4,
+            color=attention_color,
+            label="attention",
+        )
         bars.set_xlim(-0.5, k - 0.5)
         bars.set_xticks(positions, [f"#{j + 1}" for j in positions], fontsize="x-small")
         bars.tick_params(axis="y", labelsize="x-small")
@@ -181,7 +191,10 @@ def anomaly_map(
 
     coarse = np.abs(cosine(z) - cosine(z_hat_n))  # (H, W)
     upsampled = F.interpolate(
-        torch.from_numpy(coarse)[None, None], size=(size, size), mode="bilinear", align_corners=False
+        torch.from_numpy(coarse)[None, None],
+        size=(size, size),
+        mode="bilinear",
+        align_corners=False,
     )  # (1, 1, size, size)
     return upsampled[0, 0].numpy()
 
@@ -203,21 +216,23 @@ def plot_anomaly_maps(
     if not examples:
         raise DataError("no anomaly-map examples to plot")
     with_masks = any(example.mask is not None for example in examples)
-    figure = Figure(figsize=anomaly_maps_figure_size(len(examples), with_masks), layout="constrained")
+    figure = Figure(
+        figsize=anomaly_maps_figure_size(len(examples), with_masks), layout="constrained"
+    )
     axes = figure.subplots(len(examples), 3 if with_masks else 2, squeeze=False)
     vmax = max(float(np.max(example.heatmap)) for example in examples) or 1.0
-    for row, example in zip(axes, examples):
+    for row, example in zip(axes, examples, strict=True):
         _show_image(row[0], example.image, example.title)
         _show_image(row[1], example.image, "anomaly map")
         overlay = row[1].imshow(example.heatmap, cmap="viridis", alpha=0.55, vmin=0.0, vmax=vmax)
         if with_masks:
             row[2].axis("off")
             if example.mask is not None:
-                row[2].imshow(np.asarray(example.mask, dtype=float), cmap="gray", vmin=0.0, vmax=1.0)
+                row[2].imshow(
+                    np.asarray(example.mask, dtype=float), cmap="gray", vmin=0.0, vmax=1.0
+                )
                 row[2].set_title("ground truth", fontsize="x-small")
-    figure.colorbar(
-        overlay, ax=axes.ravel().tolist(), shrink=0.8, label="|cos(z, f) − cos(ẑⁿ, f)|"
-    )
+    figure.colorbar(overlay, ax=axes.ravel().tolist(), shrink=0.8, label="|cos(z, f) − cos(ẑⁿ, f)|")
     return _save(figure, out_prefix)
 
 

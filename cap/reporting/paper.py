@@ -57,8 +57,7 @@ def load_paper_results(path: str | os.PathLike[str]) -> dict[str, Any]:
     expected = {"backbones", "claims", *TABLES}
     if set(raw) != expected:
         raise ConfigError(
-            f"paper results {path}: expected keys {sorted(expected)}, "
-            f"got {sorted(map(str, raw))}"
+            f"paper results {path}: expected keys {sorted(expected)}, got {sorted(map(str, raw))}"
         )
     backbones = _check_backbones(raw["backbones"], path)
     paper: dict[str, Any] = {"backbones": backbones}

@@ -19,8 +19,8 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from cap.utils.io import write_text_atomic
 from cap.reporting.tables import read_table
+from cap.utils.io import write_text_atomic
 
 HOLDS, FAILS, NOT_RUN = "holds", "does not hold", "not run"
 #: Distributions whose versions the report records, by display name (first installed wins).
@@ -99,9 +99,12 @@ def write_report(
         "## Runtime per rule",
         _markdown(runtime_summary(benchmarks)) if benchmarks else "No benchmark files.",
         "## Environment",
-        _markdown(pd.DataFrame(
-            list({**detect_environment(), **(environment or {})}.items()), columns=["item", "value"]
-        )),
+        _markdown(
+            pd.DataFrame(
+                list({**detect_environment(), **(environment or {})}.items()),
+                columns=["item", "value"],
+            )
+        ),
         "## Config",
         "```yaml\n" + yaml.safe_dump(dict(config), sort_keys=False, allow_unicode=True) + "```",
     ]
@@ -128,13 +131,21 @@ def compare_with_paper(
             used, expected = backbone_models.get(cell.dataset), paper_backbones.get(cell.dataset)
             difference = ours - theirs if not (pd.isna(ours) or pd.isna(theirs)) else np.nan
             compared = not pd.isna(difference) and used is not None and used == expected
-            rows.append({
-                "table": name, "entry": cell.entry, "dataset": cell.dataset,
-                "backbone": used, "paper_backbone": expected,
-                "paper_pct": theirs, "auroc_pct": ours, "auroc_pct_std": cell.auroc_pct_std,
-                "difference": difference, "compared": compared,
-                "flagged": compared and abs(difference) > tolerance,
-            })
+            rows.append(
+                {
+                    "table": name,
+                    "entry": cell.entry,
+                    "dataset": cell.dataset,
+                    "backbone": used,
+                    "paper_backbone": expected,
+                    "paper_pct": theirs,
+                    "auroc_pct": ours,
+                    "auroc_pct_std": cell.auroc_pct_std,
+                    "difference": difference,
+                    "compared": compared,
+                    "flagged": compared and abs(difference) > tolerance,
+                }
+            )
     return pd.DataFrame.from_records(rows)
 
 
@@ -152,7 +163,11 @@ def evaluate_claims(
     rows = []
     for claim in paper["claims"]:
         tables = [name for name, key in paper_tables.items() if key == claim.table]
-        values = {key: value for name in tables for key, value in _computed_values(cells.get(name)).items()}
+        values = {
+            key: value
+            for name in tables
+            for key, value in _computed_values(cells.get(name)).items()
+        }
         for dataset in claim.datasets:
             high, low = values.get((claim.higher, dataset)), values.get((claim.lower, dataset))
             if high is None or low is None:
@@ -168,15 +183,28 @@ def runtime_summary(benchmarks: Sequence[str | os.PathLike[str]]) -> pd.DataFram
     frames = []
     for path in benchmarks:
         frame = pd.read_csv(path, sep="\t")
-        frames.append(pd.DataFrame({
-            "rule": _rule_of(Path(path)),
-            "s": pd.to_numeric(frame["s"], errors="coerce"),
-            "max_rss": (
-                pd.to_numeric(frame["max_rss"], errors="coerce") if "max_rss" in frame else np.nan
-            ),
-        }))
-    table = pd.concat(frames).groupby("rule", sort=True).agg(
-        jobs=("s", "size"), total_s=("s", "sum"), max_s=("s", "max"), max_rss_mb=("max_rss", "max")
+        frames.append(
+            pd.DataFrame(
+                {
+                    "rule": _rule_of(Path(path)),
+                    "s": pd.to_numeric(frame["s"], errors="coerce"),
+                    "max_rss": (
+                        pd.to_numeric(frame["max_rss"], errors="coerce")
+                        if "max_rss" in frame
+                        else np.nan
+                    ),
+                }
+            )
+        )
+    table = (
+        pd.concat(frames)
+        .groupby("rule", sort=True)
+        .agg(
+            jobs=("s", "size"),
+            total_s=("s", "sum"),
+            max_s=("s", "max"),
+            max_rss_mb=("max_rss", "max"),
+        )
     )
     return table.round(1).reset_index()
 
@@ -246,19 +274,22 @@ def _backbone_frame(
 ) -> pd.DataFrame:
     datasets = list(dict.fromkeys([*backbones_used, *summary["dataset"].unique()]))
     paper_backbones = paper["backbones"]
-    return pd.DataFrame({
-        "dataset": datasets,
-        "backbone (this run)": [
-            f"{backbones_used[d]} ({backbone_models[d]})" if d in backbones_used else "–"
-            for d in datasets
-        ],
-        "backbone (paper)": [paper_backbones.get(d, "–") for d in datasets],
-        "compared with the paper": [
-            "yes" if d in paper_backbones and backbone_models.get(d) == paper_backbones[d]
-            else "context only"
-            for d in datasets
-        ],
-    })
+    return pd.DataFrame(
+        {
+            "dataset": datasets,
+            "backbone (this run)": [
+                f"{backbones_used[d]} ({backbone_models[d]})" if d in backbones_used else "–"
+                for d in datasets
+            ],
+            "backbone (paper)": [paper_backbones.get(d, "–") for d in datasets],
+            "compared with the paper": [
+                "yes"
+                if d in paper_backbones and backbone_models.get(d) == paper_backbones[d]
+                else "context only"
+                for d in datasets
+            ],
+        }
+    )
 
 
 def _tables_section(
@@ -275,7 +306,9 @@ def _tables_section(
             parts.append(rendered.read_text().strip())
         rows = comparison[comparison["table"] == name] if not comparison.empty else comparison
         parts.append(
-            _markdown(_comparison_frame(rows, tolerance)) if not rows.empty else "No computed cells."
+            _markdown(_comparison_frame(rows, tolerance))
+            if not rows.empty
+            else "No computed cells."
         )
     return "\n\n".join(parts)
 
@@ -290,17 +323,19 @@ def _comparison_frame(rows: pd.DataFrame, tolerance: float) -> pd.DataFrame:
             return f"context ({row.backbone} ≠ paper's {row.paper_backbone})"
         return f"⚠ off by > {tolerance:g}" if row.flagged else "ok"
 
-    return pd.DataFrame({
-        "entry": rows["entry"],
-        "dataset": rows["dataset"],
-        "paper": rows["paper_pct"].map(_number),
-        "ours": [
-            _number(mean) + ("" if pd.isna(std) else f" ± {std:.1f}")
-            for mean, std in zip(rows["auroc_pct"], rows["auroc_pct_std"])
-        ],
-        "difference": rows["difference"].map(lambda d: "–" if pd.isna(d) else f"{d:+.1f}"),
-        "flag": [verdict(row) for row in rows.itertuples()],
-    })
+    return pd.DataFrame(
+        {
+            "entry": rows["entry"],
+            "dataset": rows["dataset"],
+            "paper": rows["paper_pct"].map(_number),
+            "ours": [
+                _number(mean) + ("" if pd.isna(std) else f" ± {std:.1f}")
+                for mean, std in zip(rows["auroc_pct"], rows["auroc_pct_std"], strict=True)
+            ],
+            "difference": rows["difference"].map(lambda d: "–" if pd.isna(d) else f"{d:+.1f}"),
+            "flag": [verdict(row) for row in rows.itertuples()],
+        }
+    )
 
 
 def _figures_section(figures: Sequence[str | os.PathLike[str]], folder: Path) -> str:
@@ -319,8 +354,8 @@ def _computed_values(frame: pd.DataFrame | None) -> dict[tuple[str, str], float]
     if frame is None:
         return {}
     computed = frame[(frame["kind"] == "computed") & frame["auroc_pct"].notna()]
-    keys = zip(computed["entry"], computed["dataset"])
-    return {key: float(value) for key, value in zip(keys, computed["auroc_pct"])}
+    keys = zip(computed["entry"], computed["dataset"], strict=True)
+    return {key: float(value) for key, value in zip(keys, computed["auroc_pct"], strict=True)}
 
 
 def _claim_row(claim: str, dataset: str, evidence: str, verdict: str) -> dict[str, str]:
@@ -328,10 +363,11 @@ def _claim_row(claim: str, dataset: str, evidence: str, verdict: str) -> dict[st
 
 
 def _figure_name(path: Path) -> str:
-    """``…/figures/attention/cifar10/resnet152/1/cap.png`` → ``attention cifar10/resnet152/1/cap``."""
+    """``…/figures/attention/cifar10/resnet152/1/cap.png`` →
+    ``attention cifar10/resnet152/1/cap``."""
     parts = path.with_suffix("").parts
     if "figures" in parts[:-1]:
-        kind, *rest = parts[parts.index("figures") + 1:]
+        kind, *rest = parts[parts.index("figures") + 1 :]
         return f"{kind} {'/'.join(rest)}"
     return path.stem
 

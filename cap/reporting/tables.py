@@ -27,9 +27,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from cap.reporting.paper import paper_rows, reported_rows
 from cap.utils.errors import ConfigError, DataError
 from cap.utils.io import atomic_path, write_text_atomic
-from cap.reporting.paper import paper_rows, reported_rows
 
 log = logging.getLogger(__name__)
 
@@ -38,19 +38,40 @@ LAYOUTS: tuple[str, ...] = ("variants_as_rows", "variants_as_columns")
 SUMMARY_COLUMNS: tuple[str, ...] = ("dataset", "backbone", "cls", "variant", "seed", "auroc")
 #: Columns of the tidy table CSV: one row per (entry, dataset).
 CELL_COLUMNS: tuple[str, ...] = (
-    "table", "entry", "dataset", "kind", "variant", "backbone",
-    "auroc_pct", "auroc_pct_std", "n_seeds", "n_classes", "paper_pct", "best",
+    "table",
+    "entry",
+    "dataset",
+    "kind",
+    "variant",
+    "backbone",
+    "auroc_pct",
+    "auroc_pct_std",
+    "n_seeds",
+    "n_classes",
+    "paper_pct",
+    "best",
 )
 #: Columns of the per-class CSV: one row per (entry, dataset, class).
 PER_CLASS_COLUMNS: tuple[str, ...] = (
-    "table", "entry", "dataset", "variant", "backbone", "cls", "class_name",
-    "auroc_pct", "auroc_pct_std", "n_seeds",
+    "table",
+    "entry",
+    "dataset",
+    "variant",
+    "backbone",
+    "cls",
+    "class_name",
+    "auroc_pct",
+    "auroc_pct_std",
+    "n_seeds",
 )
 #: Columns read back as text, so that labels such as "1" or "0.1" stay labels.
 TEXT_COLUMNS: tuple[str, ...] = ("table", "entry", "dataset", "kind", "variant", "backbone", "cls")
 #: Display names of the paper's datasets; others are shown as they are named.
 DATASET_NAMES: dict[str, str] = {
-    "cifar10": "CIFAR-10", "cifar100": "CIFAR-100", "fmnist": "FMNIST", "mvtec": "MVTec AD",
+    "cifar10": "CIFAR-10",
+    "cifar100": "CIFAR-100",
+    "fmnist": "FMNIST",
+    "mvtec": "MVTec AD",
 }
 MISSING = "–"
 REPORTED_SUFFIX = " (reported)"
@@ -93,15 +114,19 @@ def build_table(
     labels = [str(entry["label"]) for entry in spec["entries"]]
     unmatched = [label for label in labels if paper_values and label not in paper_values]
     if unmatched:
-        log.warning("%s: entries %s have no row in the paper's %s", name, unmatched, spec["paper_key"])
+        log.warning(
+            "%s: entries %s have no row in the paper's %s", name, unmatched, spec["paper_key"]
+        )
     cells, per_class = [], []
     for entry in spec["entries"]:
         label = str(entry["label"])
         for dataset in datasets:
             variant = entry["variants"].get(dataset)
-            runs = summary.iloc[0:0] if variant is None else summary[
-                (summary["dataset"] == dataset) & (summary["variant"] == variant)
-            ]
+            runs = (
+                summary.iloc[0:0]
+                if variant is None
+                else summary[(summary["dataset"] == dataset) & (summary["variant"] == variant)]
+            )
             key = {"table": name, "entry": label, "dataset": dataset, "variant": variant}
             cell = _aggregate_cell(runs, f"{name} {label!r} on {dataset}")
             paper_value = paper_values.get(label, {}).get(dataset)
@@ -110,15 +135,25 @@ def build_table(
     if spec.get("reported_rows") and paper:
         for label, values in reported_rows(paper, spec["paper_key"]).items():
             for dataset in datasets:
-                cells.append({
-                    "table": name, "entry": label + REPORTED_SUFFIX, "dataset": dataset,
-                    "kind": "reported", "paper_pct": values.get(dataset),
-                })
+                cells.append(
+                    {
+                        "table": name,
+                        "entry": label + REPORTED_SUFFIX,
+                        "dataset": dataset,
+                        "kind": "reported",
+                        "paper_pct": values.get(dataset),
+                    }
+                )
     frame = pd.DataFrame.from_records(cells).reindex(columns=list(CELL_COLUMNS))
-    frame = frame.astype({
-        "auroc_pct": float, "auroc_pct_std": float, "paper_pct": float,
-        "n_seeds": "Int64", "n_classes": "Int64",
-    })
+    frame = frame.astype(
+        {
+            "auroc_pct": float,
+            "auroc_pct_std": float,
+            "paper_pct": float,
+            "n_seeds": "Int64",
+            "n_classes": "Int64",
+        }
+    )
     frame["best"] = _best_cells(frame)
     return Table(
         name=name,
@@ -155,9 +190,7 @@ def read_table(path: str | os.PathLike[str]) -> pd.DataFrame:
 def to_markdown(table: Table) -> str:
     """The table in the paper's layout as a Markdown pipe table, with a caption and legend."""
     grid = display_grid(table, bold=lambda text: f"**{text}**", plus_minus=" ± ")
-    body = grid.to_markdown(
-        colalign=("left",) + ("right",) * grid.shape[1], disable_numparse=True
-    )
+    body = grid.to_markdown(colalign=("left",) + ("right",) * grid.shape[1], disable_numparse=True)
     return f"**{table.title}**\n\n{body}\n\n{_legend(table)}\n"
 
 
@@ -253,7 +286,7 @@ def _aggregate_cell(runs: pd.DataFrame, where: str) -> dict[str, object]:
         "backbone": backbones[0],
         "auroc_pct": float(per_seed.mean()),
         "auroc_pct_std": float(per_seed.std(ddof=1)) if len(per_seed) > 1 else np.nan,
-        "n_seeds": int(len(per_seed)),
+        "n_seeds": len(per_seed),
         "n_classes": int(runs["cls"].nunique()),
     }
 
@@ -263,14 +296,16 @@ def _per_class_rows(runs: pd.DataFrame) -> list[dict[str, object]]:
     rows = []
     for cls, group in runs.groupby(runs["cls"].astype(str), sort=False):
         aurocs = group["auroc"] * 100.0  # (n_seeds,)
-        rows.append({
-            "backbone": str(group["backbone"].iloc[0]),
-            "cls": cls,
-            "class_name": group["class_name"].iloc[0] if "class_name" in group else None,
-            "auroc_pct": float(aurocs.mean()),
-            "auroc_pct_std": float(aurocs.std(ddof=1)) if len(aurocs) > 1 else np.nan,
-            "n_seeds": int(group["seed"].nunique(dropna=False)),
-        })
+        rows.append(
+            {
+                "backbone": str(group["backbone"].iloc[0]),
+                "cls": cls,
+                "class_name": group["class_name"].iloc[0] if "class_name" in group else None,
+                "auroc_pct": float(aurocs.mean()),
+                "auroc_pct_std": float(aurocs.std(ddof=1)) if len(aurocs) > 1 else np.nan,
+                "n_seeds": int(group["seed"].nunique(dropna=False)),
+            }
+        )
     return rows
 
 
@@ -309,9 +344,18 @@ def _legend(table: Table) -> str:
 
 
 _LATEX_SPECIALS = {
-    "\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#",
-    "_": r"\_", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
-    "λ": r"$\lambda$", "±": r"$\pm$",
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+    "λ": r"$\lambda$",
+    "±": r"$\pm$",
 }
 
 

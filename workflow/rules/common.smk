@@ -13,7 +13,6 @@ from snakemake_interface_executor_plugins.settings import DeploymentMethod
 from cap.benchmark import layout
 from cap.benchmark.plan import Plan
 
-
 validate(config, schema="../schemas/config.schema.yaml")
 PLAN = Plan(config)
 
@@ -21,7 +20,9 @@ PLAN = Plan(config)
 # works without activating the venv (under --use-conda, the rule's environment has it).
 if DeploymentMethod.CONDA not in workflow.deployment_settings.deployment_method:
 
-    shell.prefix(f"set -euo pipefail; export PATH={shlex.quote(os.path.dirname(sys.executable))}:$PATH; ")
+    shell.prefix(
+        f"set -euo pipefail; export PATH={shlex.quote(os.path.dirname(sys.executable))}:$PATH; "
+    )
 
 #: One software environment for every rule (used with --use-conda).
 CONDA_ENV = "../../environment.yml"
@@ -94,7 +95,9 @@ def get_figure_inputs(kind):
 
 
 def get_figure(kind):
-    return lambda wildcards: PLAN.find_figure(kind, wildcards.dataset, wildcards.cls, wildcards.get("variant"))
+    return lambda wildcards: PLAN.find_figure(
+        kind, wildcards.dataset, wildcards.cls, wildcards.get("variant")
+    )
 
 
 def get_figure_dataset(wildcards):
@@ -110,7 +113,9 @@ def get_backbone_model(wildcards):
 
 
 def get_curve_histories(wildcards):
-    return [run.path(layout.HISTORY) for _, run in PLAN.curve_runs(wildcards.dataset, wildcards.cls)]
+    return [
+        run.path(layout.HISTORY) for _, run in PLAN.curve_runs(wildcards.dataset, wildcards.cls)
+    ]
 
 
 def get_curve_labels(wildcards):

@@ -9,12 +9,12 @@ rule embed:
         layout.log_path("embed"),
     benchmark:
         layout.benchmark_path("embed")
-    params:
-        args=get_embed_args,
+    conda:
+        CONDA_ENV
     threads: 8  # capped by --cores: the DataLoader workers
     resources:
         gpu=GPU_SLOTS,
-    conda:
-        CONDA_ENV
+    params:
+        args=get_embed_args,
     shell:
         "cap embed {params.args} --num-workers {threads} --out {output} > {log} 2>&1"

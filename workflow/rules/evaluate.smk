@@ -8,12 +8,12 @@ rule score:
         layout.log_path("score"),
     benchmark:
         layout.benchmark_path("score")
+    conda:
+        CONDA_ENV
+    threads: 1
     params:
         args=get_run_args,
         model=get_model_arg,
-    threads: 1
-    conda:
-        CONDA_ENV
     shell:
         "OMP_NUM_THREADS={threads} cap score {params.args} {params.model} "
         "--train-emb {input.train_emb} --test-emb {input.test_emb} "
@@ -30,10 +30,10 @@ rule auroc:
         layout.log_path("auroc"),
     benchmark:
         layout.benchmark_path("auroc")
-    params:
-        tags=get_auroc_tags,
     conda:
         CONDA_ENV
+    params:
+        tags=get_auroc_tags,
     shell:
         "cap auroc --scores {input} {params.tags} --out {output} > {log} 2>&1"
 

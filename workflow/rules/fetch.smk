@@ -6,10 +6,10 @@ rule fetch:
         layout.log_path("fetch"),
     benchmark:
         layout.benchmark_path("fetch")
-    params:
-        args=get_fetch_args,
     localrule: True
     conda:
         CONDA_ENV
+    params:
+        args=get_fetch_args,
     shell:
         "cap fetch {params.args} > {log} 2>&1"

@@ -14,13 +14,13 @@ rule figure_attention:
         layout.log_path("figure_attention"),
     benchmark:
         layout.benchmark_path("figure_attention")
+    conda:
+        CONDA_ENV
     params:
         dataset=get_figure_dataset,
         normal_class=get_figure_normal_class,
         backbone=get_backbone_model,
         figure=get_figure("attention"),
-    conda:
-        CONDA_ENV
     script:
         "../scripts/figure_attention.py"
 
@@ -41,12 +41,12 @@ rule figure_score_curves:
         layout.log_path("figure_score_curves"),
     benchmark:
         layout.benchmark_path("figure_score_curves")
-    params:
-        labels=get_curve_labels,
-        figure=get_figure("score_curves"),
     localrule: True
     conda:
         CONDA_ENV
+    params:
+        labels=get_curve_labels,
+        figure=get_figure("score_curves"),
     script:
         "../scripts/figure_score_curves.py"
 
@@ -67,12 +67,12 @@ rule figure_anomaly_maps:
         layout.log_path("figure_anomaly_maps"),
     benchmark:
         layout.benchmark_path("figure_anomaly_maps")
+    conda:
+        CONDA_ENV
     params:
         dataset=get_figure_dataset,
         normal_class=get_figure_normal_class,
         backbone=get_backbone_model,
         figure=get_figure("anomaly_maps"),
-    conda:
-        CONDA_ENV
     script:
         "../scripts/figure_anomaly_maps.py"

@@ -9,11 +9,11 @@ rule neighbors:
         layout.log_path("neighbors"),
     benchmark:
         layout.benchmark_path("neighbors")
-    params:
-        args=get_neighbor_args,
-    threads: 1
     conda:
         CONDA_ENV
+    threads: 1
+    params:
+        args=get_neighbor_args,
     shell:
         "cap neighbors {params.args} --train-emb {input.train_emb} "
         "--test-emb {input.test_emb} --out {output} > {log} 2>&1"

@@ -19,14 +19,16 @@ rule report:
         layout.log_path("report"),
     benchmark:
         layout.benchmark_path("report")
-    params:
-        backbones_used={dataset: PLAN.backbone_of(dataset) for dataset in PLAN.datasets},
-        backbone_models={dataset: PLAN.backbone_model(PLAN.backbone_of(dataset)) for dataset in PLAN.datasets},
-        paper_tables={name: table["paper"] for name, table in config["tables"].items()},
-        tolerance=config["report"]["tolerance"],
-        config=config,
     localrule: True
     conda:
         CONDA_ENV
+    params:
+        backbones_used={dataset: PLAN.backbone_of(dataset) for dataset in PLAN.datasets},
+        backbone_models={
+            dataset: PLAN.backbone_model(PLAN.backbone_of(dataset)) for dataset in PLAN.datasets
+        },
+        paper_tables={name: table["paper"] for name, table in config["tables"].items()},
+        tolerance=config["report"]["tolerance"],
+        config=config,
     script:
         "../scripts/report.py"

@@ -17,10 +17,10 @@ rule table:
         layout.log_path("table"),
     benchmark:
         layout.benchmark_path("table")
-    params:
-        spec=get_table_spec,
     localrule: True
     conda:
         CONDA_ENV
+    params:
+        spec=get_table_spec,
     script:
         "../scripts/table.py"

@@ -10,13 +10,13 @@ rule train:
         layout.log_path("train"),
     benchmark:
         layout.benchmark_path("train")
-    params:
-        args=get_run_args,
+    conda:
+        CONDA_ENV
     threads: 1
     resources:
         gpu=GPU_SLOTS,
-    conda:
-        CONDA_ENV
+    params:
+        args=get_run_args,
     shell:
         "OMP_NUM_THREADS={threads} cap train {params.args} --train-emb {input.train_emb} "
         "--test-emb {input.test_emb} --neighbors {input.neighbors} "

@@ -3,18 +3,26 @@
 import logging
 from pathlib import Path
 
-from cap.reporting.figures import plot_anomaly_maps
 from cap.reporting.figure_examples import anomaly_map_examples, load_images, load_trained_run
+from cap.reporting.figures import plot_anomaly_maps
 
-logging.basicConfig(filename=snakemake.log[0], level=logging.INFO)  # noqa: F821
+logging.basicConfig(filename=snakemake.log[0], level=logging.INFO)
 
-inputs, params = snakemake.input, snakemake.params  # noqa: F821
+inputs, params = snakemake.input, snakemake.params
 run = load_trained_run(
-    model=inputs.model, train_emb=inputs.train_emb, test_emb=inputs.test_emb,
-    neighbors=inputs.neighbors, normal_class=params.normal_class, backbone=params.backbone,
+    model=inputs.model,
+    train_emb=inputs.train_emb,
+    test_emb=inputs.test_emb,
+    neighbors=inputs.neighbors,
+    normal_class=params.normal_class,
+    backbone=params.backbone,
 )
 examples = anomaly_map_examples(
-    run.detector, run.split, run.neighbors, run.test_embeddings,
-    load_images(params.dataset, "test"), n_examples=params.figure["n_examples"],
+    run.detector,
+    run.split,
+    run.neighbors,
+    run.test_embeddings,
+    load_images(params.dataset, "test"),
+    n_examples=params.figure["n_examples"],
 )
-plot_anomaly_maps(examples, Path(snakemake.output.png).with_suffix(""))  # noqa: F821
+plot_anomaly_maps(examples, Path(snakemake.output.png).with_suffix(""))

@@ -3,19 +3,27 @@
 import logging
 from pathlib import Path
 
-from cap.reporting.figures import plot_attention
 from cap.reporting.figure_examples import attention_examples, load_images, load_trained_run
+from cap.reporting.figures import plot_attention
 
-logging.basicConfig(filename=snakemake.log[0], level=logging.INFO)  # noqa: F821
+logging.basicConfig(filename=snakemake.log[0], level=logging.INFO)
 
-inputs, params = snakemake.input, snakemake.params  # noqa: F821
+inputs, params = snakemake.input, snakemake.params
 run = load_trained_run(
-    model=inputs.model, train_emb=inputs.train_emb, test_emb=inputs.test_emb,
-    neighbors=inputs.neighbors, normal_class=params.normal_class, backbone=params.backbone,
+    model=inputs.model,
+    train_emb=inputs.train_emb,
+    test_emb=inputs.test_emb,
+    neighbors=inputs.neighbors,
+    normal_class=params.normal_class,
+    backbone=params.backbone,
 )
 examples = attention_examples(
-    run.detector, run.split, run.neighbors,
-    load_images(params.dataset, "train"), load_images(params.dataset, "test"),
-    n_examples=params.figure["n_examples"], n_neighbors=params.figure["n_neighbors"],
+    run.detector,
+    run.split,
+    run.neighbors,
+    load_images(params.dataset, "train"),
+    load_images(params.dataset, "test"),
+    n_examples=params.figure["n_examples"],
+    n_neighbors=params.figure["n_neighbors"],
 )
-plot_attention(examples, Path(snakemake.output.png).with_suffix(""))  # noqa: F821
+plot_attention(examples, Path(snakemake.output.png).with_suffix(""))

@@ -6,11 +6,11 @@ from pathlib import Path
 
 from cap.reporting.figures import plot_score_curves
 
-logging.basicConfig(filename=snakemake.log[0], level=logging.INFO)  # noqa: F821
+logging.basicConfig(filename=snakemake.log[0], level=logging.INFO)
 
-histories = [json.loads(Path(path).read_text()) for path in snakemake.input.histories]  # noqa: F821
+histories = [json.loads(Path(path).read_text()) for path in snakemake.input.histories]
 plot_score_curves(
-    dict(zip(snakemake.params.labels, histories, strict=True)),  # noqa: F821
-    Path(snakemake.output.png).with_suffix(""),  # noqa: F821
-    title=snakemake.params.figure.get("title", ""),  # noqa: F821
+    dict(zip(snakemake.params.labels, histories, strict=True)),
+    Path(snakemake.output.png).with_suffix(""),
+    title=snakemake.params.figure.get("title", ""),
 )

@@ -8,11 +8,11 @@ import pandas as pd
 from cap.reporting.paper import load_paper_results
 from cap.reporting.report import backbone_weights, write_report
 
-logging.basicConfig(filename=snakemake.log[0], level=logging.INFO)  # noqa: F821
+logging.basicConfig(filename=snakemake.log[0], level=logging.INFO)
 
-inputs, params = snakemake.input, snakemake.params  # noqa: F821
+inputs, params = snakemake.input, snakemake.params
 write_report(
-    snakemake.output.md,  # noqa: F821
+    snakemake.output.md,
     summary=pd.read_csv(inputs.summary),
     tables={Path(path).stem: Path(path) for path in inputs.tables},
     paper=load_paper_results(inputs.paper),

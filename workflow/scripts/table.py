@@ -10,11 +10,11 @@ from cap.benchmark.evaluation import summarize_records
 from cap.reporting.paper import load_paper_results
 from cap.reporting.tables import build_table, write_table
 
-logging.basicConfig(filename=snakemake.log[0], level=logging.INFO)  # noqa: F821
+logging.basicConfig(filename=snakemake.log[0], level=logging.INFO)
 
 table = build_table(
-    summarize_records(snakemake.input.records),  # noqa: F821
-    snakemake.params.spec,  # noqa: F821
-    load_paper_results(snakemake.input.paper),  # noqa: F821
+    summarize_records(snakemake.input.records),
+    snakemake.params.spec,
+    load_paper_results(snakemake.input.paper),
 )
-write_table(table, Path(snakemake.output.csv).with_suffix(""))  # noqa: F821
+write_table(table, Path(snakemake.output.csv).with_suffix(""))
