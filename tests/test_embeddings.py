@@ -12,7 +12,13 @@ from assets import CIFAR10_ZIP, MOBILENET, needs_cifar10_zip, needs_mobilenet
 from data_fixtures import MeanColourBackbone, make_image_folder, make_mvtec
 
 from cap.backbones import build_backbone
-from cap.benchmark.embeddings import extract_embeddings, first_per_class, load_embeddings
+from cap.benchmark.embeddings import (
+    Embeddings,
+    extract_embeddings,
+    first_per_class,
+    load_embeddings,
+    save_embeddings,
+)
 from cap.cli import embed as embed_cli
 from cap.data import load_dataset
 from cap.utils.errors import ConfigError, DataError, MissingResourceError
@@ -243,3 +249,23 @@ def test_mobilenet_features_are_real_on_a_cifar10_subset(tmp_path):
 def test_mobilenet_airplane_auroc_on_the_whole_cifar10_test_split(tmp_path):
     """The issue's sanity check: 1,000 airplanes vs all 10,000 test images (0.84 measured)."""
     assert 0.80 <= _airplane_auroc(tmp_path, 1000, n_normal_test=None, n_per_anomaly=None) <= 0.95
+
+
+def test_saved_embeddings_load_back_whole_or_by_class(tmp_path):
+    rng = np.random.default_rng(0)
+    labels = np.array([0, 1, 2, 1, 0, 1])
+    original = Embeddings(
+        features=rng.normal(size=(6, 5)).astype(np.float32),
+        labels=labels,
+        ids=[f"img{i}" for i in range(6)],
+        class_names=["a", "b", "c"],
+        attrs={"backbone": "mine", "weights": "v1"},
+    )
+    save_embeddings(tmp_path / "x.h5", original)
+    loaded = load_embeddings(tmp_path / "x.h5", expect_backbone="mine")
+    np.testing.assert_array_equal(loaded.features, original.features)
+    assert loaded.ids == original.ids and loaded.class_names == ["a", "b", "c"]
+    assert loaded.attrs["weights"] == "v1" and loaded.attrs["image_count"] == 6
+    ones = load_embeddings(tmp_path / "x.h5", label=1)
+    np.testing.assert_array_equal(ones.features, original.features[labels == 1])
+    assert ones.ids == ["img1", "img3", "img5"] and ones.labels.tolist() == [1, 1, 1]

@@ -46,8 +46,15 @@ def solid(value: int, size: int = 32) -> Image.Image:
 def test_score_curves(tmp_path):
     histories = {
         lam: [
-            {"epoch": e, "score_normal_mean": 0.1, "score_anomaly_mean": 0.1 + e * float(lam) / 10}
-            for e in range(1, 6)
+            [
+                {
+                    "epoch": e,
+                    "score_normal_mean": 0.1,
+                    "score_anomaly_mean": seed + e * float(lam) / 10,
+                }
+                for e in range(1, 6)
+            ]
+            for seed in range(1 if lam == "0" else 3)
         ]
         for lam in ("0", "0.1", "2")
     }
@@ -59,7 +66,9 @@ def test_score_curves(tmp_path):
 
 def test_score_curves_need_monitored_histories(tmp_path):
     with pytest.raises(DataError, match="score_anomaly_mean"):
-        plot_score_curves({"2": [{"epoch": 1, "score_normal_mean": 0.1}]}, tmp_path / "x", title="")
+        plot_score_curves(
+            {"2": [[{"epoch": 1, "score_normal_mean": 0.1}]]}, tmp_path / "x", title=""
+        )
     assert not list(tmp_path.iterdir())
 
 

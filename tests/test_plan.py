@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import shlex
 from collections import Counter
 from pathlib import Path
@@ -57,9 +58,9 @@ def test_seeds_apply_to_trainable_methods_only(paper_config):
     config = copy.deepcopy(paper_config)
     config["seeds"] = [3, 1, 2]
     plan = Plan(config)
-    assert plan.seeds_of("cifar10", "cap") == [3, 1, 2]
-    assert plan.seeds_of("cifar10", "no_adaptation") == [3]
-    assert [run.seed for run in plan.runs("cifar10", "k4", classes=["0"])] == [3, 1, 2]
+    assert plan.seeds_of("cifar10", "cap") == [1, 2, 3]
+    assert plan.seeds_of("cifar10", "no_adaptation") == [1]
+    assert [run.seed for run in plan.runs("cifar10", "k4", classes=["0"])] == [1, 2, 3]
 
 
 def test_a_table_needs_its_variants_on_its_datasets(paper_plan):
@@ -70,17 +71,20 @@ def test_a_table_needs_its_variants_on_its_datasets(paper_plan):
     }
     assert by_dataset["cifar10"] == {"k1", "k4", "k8", "k16", "cap", "k64"}
     assert by_dataset["mvtec"] == {"k1", "cap", "k8", "k16", "k32", "k64"}
-    assert len(runs) == 6 * 10 + 6 * 20 + 6 * 15
+    assert len(runs) == 3 * (6 * 10 + 6 * 20 + 6 * 15)  # 3 seeds
 
 
-def test_figures_need_their_first_seed_or_every_curve(paper_config):
+def test_figures_need_every_seed_of_their_variants_on_their_class(paper_config):
     config = copy.deepcopy(paper_config)
     config["seeds"] = [0, 1]
     plan = Plan(config)
-    assert plan.target_runs("fig_attention") == [Run("cifar10", "resnet152", "1", "cap", 0)]
+    assert plan.target_runs("fig_attention") == [
+        Run("cifar10", "resnet152", "1", "cap", 0), Run("cifar10", "resnet152", "1", "cap", 1),
+    ]  # fmt: skip
+    assert plan.figure_run("attention", "cifar10", "1", "cap").seed == 0  # its model is drawn
     curves = plan.curve_runs("cifar10", "2")
     assert [label for label, _ in curves] == ["0", "0.1", "1", "2", "10", "100"]
-    assert [run.variant for _, run in curves] == [
+    assert [runs[0].variant for _, runs in curves] == [
         "lam0",
         "lam0.1",
         "lam1",
@@ -88,7 +92,8 @@ def test_figures_need_their_first_seed_or_every_curve(paper_config):
         "lam10",
         "lam100",
     ]
-    assert {run.cls for _, run in curves} == {"2"}
+    assert {(run.cls, run.seed) for _, runs in curves for run in runs} == {("2", 0), ("2", 1)}
+    assert plan.curve_specs("cifar10", "2")[3] == {"label": "2", "variant": "cap", "seeds": [0, 1]}
 
 
 def test_k_max_is_the_largest_k_a_dataset_needs(paper_plan):
@@ -96,26 +101,91 @@ def test_k_max_is_the_largest_k_a_dataset_needs(paper_plan):
     assert paper_plan.k_max("fmnist") == 32  # only Table 1 (K=32 CAP, no adaptation)
 
 
+def run_specs(args: str) -> list[dict]:
+    """The ``--run`` JSON objects of a step's arguments."""
+    return [
+        json.loads(arg.split("=", 1)[1]) for arg in shlex.split(args) if arg.startswith("--run=")
+    ]
+
+
 def test_clip_k_reaches_the_runs_and_the_search(paper_plan):
+    batch = paper_plan.batch_of(Run("mvtec", "wide_resnet50_2", "toothbrush", "k64", 0))
     assert "--clip-k" in shlex.split(
-        paper_plan.run_args("mvtec", "wide_resnet50_2", "toothbrush", "k64", "0")
+        paper_plan.evaluate_args("mvtec", "wide_resnet50_2", "toothbrush", batch.name)
     )
     assert "--clip-k" in shlex.split(
         paper_plan.neighbor_args("mvtec", "wide_resnet50_2", "toothbrush")
     )
+    cifar = paper_plan.batch_of(Run("cifar10", "resnet152", "0", "k64", 0))
     assert "--clip-k" not in shlex.split(
-        paper_plan.run_args("cifar10", "resnet152", "0", "k64", "0")
+        paper_plan.evaluate_args("cifar10", "resnet152", "0", cifar.name)
     )
 
 
-def test_run_arguments_carry_every_resolved_setting(paper_plan):
-    args = shlex.split(paper_plan.run_args("mvtec", "wide_resnet50_2", "bottle", "cap", "0"))
-    assert args[:4] == ["--backbone", "wide_resnet50_2", "--normal-class", "none"]
-    settings = dict(args[i + 1].split("=", 1) for i, arg in enumerate(args) if arg == "--set")
+def test_run_specs_carry_every_resolved_setting(paper_plan):
+    batch = paper_plan.batch_of(Run("mvtec", "wide_resnet50_2", "bottle", "cap", 0))
+    args = paper_plan.evaluate_args("mvtec", "wide_resnet50_2", "bottle", batch.name)
+    assert shlex.split(args)[:4] == ["--backbone", "wide_resnet50_2", "--normal-class", "none"]
+    caps = [spec for spec in run_specs(args) if spec["variant"] == "cap"]
+    assert [spec["seed"] for spec in caps] == [0, 1, 2]
+    cap = caps[0]
+    assert cap["method"] == "cap" and cap["model"].endswith("bottle/cap/seed0.pt")  # drawn
     assert (
-        settings["k"] == "4" and settings["lr_decay"] == "0.9" and settings["attention"] == "True"
+        cap["settings"]["k"] == 4
+        and cap["settings"]["lr_decay"] == 0.9
+        and cap["settings"]["attention"]
     )
+    assert "--tag=cls=bottle" in shlex.split(args)
     assert shlex.split(paper_plan.split_args("cifar10", "resnet152", "3"))[-1] == "3"
+
+
+def test_batches_group_a_classes_runs_by_the_targets_that_need_them(paper_plan):
+    names = {
+        batch.name for batch in paper_plan.batches if (batch.dataset, batch.cls) == ("cifar10", "3")
+    }
+    assert names == {
+        "cap",  # Tables 1-4
+        "no_adaptation",  # Tables 1 and 4
+        "dn2",  # Table 1
+        "head_lrl+head_lr+no_attention",  # Table 2
+        "k1+k4+k8+k16+k64",  # Table 3
+        "lam0+lam0.1+lam1+lam10+lam100",  # Table 4
+    }
+    # class 0 draws the λ curves too: its λ variants are needed by one more target
+    assert paper_plan.batch_of(Run("cifar10", "resnet152", "0", "lam0", 0)).variants == (
+        "lam0",
+        "lam0.1",
+        "lam1",
+        "lam10",
+        "lam100",
+    )
+    all_runs = paper_plan.all_runs
+    batched = [run for batch in paper_plan.batches for run in paper_plan.batch_runs(batch)]
+    assert sorted(batched) == sorted(all_runs) and len(batched) == len(set(batched))  # a partition
+
+
+@pytest.mark.parametrize("target", ["table1", "table2", "table3", "table4", "fig_score_curves"])
+def test_a_target_needs_whole_batches_and_nothing_more(paper_plan, target):
+    needed = set(paper_plan.target_runs(target))
+    batches = {paper_plan.batch_of(run) for run in needed}
+    assert {run for batch in batches for run in paper_plan.batch_runs(batch)} == needed
+
+
+def test_models_are_kept_for_model_figures_or_on_request(paper_config):
+    plan = Plan(paper_config)
+    assert plan.kept_runs == {
+        Run("cifar10", "resnet152", "1", "cap", 0),
+        Run("mvtec", "wide_resnet50_2", "bottle", "cap", 0),
+    }
+    assert {run.cls for run in plan.monitored_runs} == {"0", "2", "1"}
+    assert all(run.dataset != "mvtec" for run in plan.monitored_runs)
+    spec = plan.run_spec(Run("cifar10", "resnet152", "1", "cap", 0))
+    assert (
+        spec["model"] == "results/models/cifar10/resnet152/1/cap/seed0.pt" and "monitor" not in spec
+    )
+    assert plan.run_spec(Run("cifar10", "resnet152", "0", "lam0", 0))["monitor"] is True
+    keep = Plan({**copy.deepcopy(paper_config), "keep_models": True})
+    assert len(keep.kept_runs) == 3 * 565  # every trainable run of 3 seeds
 
 
 def test_embeddings_are_shared_except_per_category(paper_plan):
@@ -131,24 +201,25 @@ def test_embeddings_are_shared_except_per_category(paper_plan):
 
 
 @pytest.mark.parametrize(
-    ("config", "jobs", "train"),
+    ("config", "jobs", "batches"),
     [
-        ("config/config.yaml", 2025, 565),
-        ("config/demo.yaml", 199, 47),
-        ("tests/configs/smoke.yaml", 51, 7),
+        ("config/config.yaml", 342, 230),  # 2,025 jobs with one train/score/auroc job per run
+        ("config/demo.yaml", 50, 23),  # 199 so
+        ("tests/configs/smoke.yaml", 28, 9),
     ],
 )
-def test_job_counts(config, jobs, train):
+def test_job_counts(config, jobs, batches):
     counts = Counter(rule for rule, _ in Plan(load(config)).jobs())
     assert sum(counts.values()) + 1 == jobs  # + the `all` target
-    assert counts["train"] == train
+    assert counts["evaluate"] == batches
 
 
 def test_benchmark_files_are_this_configs_jobs_only(paper_plan):
     files = paper_plan.benchmark_files()
     assert len(files) == len(paper_plan.jobs()) - 1  # all but the report's own
     assert "results/benchmarks/aggregate.tsv" in files
-    assert "results/benchmarks/train/cifar10/resnet152/0/cap/seed0.tsv" in files
+    assert "results/benchmarks/train/cifar10/resnet152/1/cap/seed0.tsv" in files
+    assert "results/benchmarks/evaluate/cifar10/resnet152/0/k1+k4+k8+k16+k64.tsv" in files
     assert not any(path.startswith("results/benchmarks/report") for path in files)
 
 
@@ -250,3 +321,15 @@ def test_schema_enums_are_the_registries():
     # every setting the schema allows is a keyword of some detector
     keywords = {name for cls in DETECTORS.values() for name in cls._param_names()}
     assert set(settings) <= keywords, set(settings) - keywords
+
+
+def test_a_variant_may_run_more_seeds_and_shares_them_with_its_equals(paper_config):
+    config = copy.deepcopy(paper_config)
+    config["seeds"] = [0]
+    config["variants"]["k32"]["seeds"] = [2, 0, 1]  # K=32 is CIFAR's default CAP run
+    config["variants"]["no_adaptation"]["seeds"] = [0, 1, 2]  # deterministic: once
+    plan = Plan(config)
+    assert plan.seeds_of("cifar10", "cap") == [0, 1, 2] == plan.seeds_of("cifar10", "k32")
+    assert plan.seeds_of("mvtec", "cap") == [0] and plan.seeds_of("mvtec", "k32") == [0, 1, 2]
+    assert plan.seeds_of("cifar10", "no_adaptation") == [0]
+    assert plan.resolve_variant("cifar10", "k32") == plan.resolve_variant("cifar10", "cap")

@@ -11,19 +11,29 @@ import pytest
 
 from cap.benchmark.embeddings import Embeddings
 from cap.benchmark.evaluation import (
-    auroc,
+    SCORE_COLUMNS,
+    compare_runs,
+    read_runs_table,
     read_scores,
     summarize_records,
-    write_auroc_record,
-    write_scores,
+    write_batch,
+    write_runs_table,
 )
-from cap.benchmark.experiment import build_detector, fit_on_split, score_split
+from cap.benchmark.experiment import (
+    RunSpec,
+    bank_provenance,
+    build_detector,
+    evaluate_run,
+    fit_on_split,
+    score_split,
+)
 from cap.benchmark.neighbors import load_neighbors, save_neighbors, search_split_neighbors
 from cap.benchmark.protocol import one_class_split
 from cap.cli import main as cap_main
 from cap.cli.evaluate import parse_assignments
 from cap.detectors.search import knn_search
 from cap.utils.errors import ConfigError, DataError
+from cap.utils.metrics import auroc
 
 
 def embeddings(features: np.ndarray, labels: list[int], prefix: str) -> Embeddings:
@@ -95,6 +105,10 @@ def test_neighbors_are_searched_once_and_sliced_for_any_k(three_classes, tmp_pat
         search_split_neighbors(split, k_max=30)
 
 
+def spec(method: str, settings: dict, seed: int = 0, **extra) -> RunSpec:
+    return RunSpec(variant=method, method=method, seed=seed, settings=settings, **extra)
+
+
 def test_runs_with_precomputed_neighbours_match_the_detectors_own_search(three_classes):
     split = one_class_split(*three_classes, normal_class=2)
     neighbors = search_split_neighbors(split, k_max=8)
@@ -103,40 +117,54 @@ def test_runs_with_precomputed_neighbours_match_the_detectors_own_search(three_c
         ("no_adaptation", {"k": 4}),
         ("dn2", {}),
     ]:
-        ours = score_split(
-            fit_on_split(build_detector(method, settings, 0), split, neighbors), split, neighbors
-        )
-        direct = build_detector(method, settings, 0).fit(split.bank).anomaly_score(split.test)
+        run = spec(method, settings)
+        ours = score_split(fit_on_split(build_detector(run, 8), split, neighbors), split, neighbors)
+        direct = build_detector(run, 8).fit(split.bank).anomaly_score(split.test)
         np.testing.assert_allclose(ours, direct, rtol=1e-5, atol=1e-6)
         assert auroc(split.is_anomaly, ours) > 0.9
 
 
-def test_build_detector_refuses_unknown_methods_and_settings():
+def test_build_detector_refuses_unknown_methods_and_settings_and_clips_k():
     with pytest.raises(ConfigError, match="unknown method 'svdd'"):
-        build_detector("svdd", {}, 0)
+        build_detector(spec("svdd", {}), 8)
     with pytest.raises(ConfigError, match=r"'dn2' has no setting\(s\) lam; valid: k"):
-        build_detector("dn2", {"lam": 2.0}, 0)
-    assert build_detector("cap", {"k": 3}, seed=5).get_params()["seed"] == 5
+        build_detector(spec("dn2", {"lam": 2.0}), 8)
+    assert build_detector(spec("cap", {"k": 3}, seed=5), 8).get_params()["seed"] == 5
+    assert build_detector(spec("cap", {"k": 64}), 29, clip_k=True).k == 29
+    assert build_detector(spec("cap", {"k": 64}), 29).k == 64  # the fit refuses it later
+    with pytest.raises(ConfigError, match="--run expects a JSON run spec"):
+        RunSpec.from_json('{"variant": "cap", "method": "cap"}')  # no seed
 
 
-def test_auroc_record_round_trip_and_summary(tmp_path):
-    scores = pd.DataFrame(
-        {
-            "id": ["a", "b", "c", "d"],
-            "label": [0, 0, 1, 2],
-            "is_anomaly": [0, 0, 1, 1],
-            "score": [0.1, 0.4, 0.35, 0.8],
-        }
+def test_batch_files_round_trip_into_the_long_form_table(three_classes, tmp_path):
+    split = one_class_split(*three_classes, normal_class=0)
+    neighbors = search_split_neighbors(split, k_max=4)
+    provenance = bank_provenance(split, "train.h5", 0)
+    records, scores = zip(
+        *(
+            evaluate_run(run, split, neighbors, provenance)
+            for run in (spec("cap", {"k": 4, "epochs": 1}, seed=3), spec("dn2", {"k": 2}))
+        ),
+        strict=True,
     )
-    write_scores(tmp_path / "s.csv.gz", scores)
-    pd.testing.assert_frame_equal(read_scores(tmp_path / "s.csv.gz"), scores)
-    record = write_auroc_record(
-        tmp_path / "a.json", scores, {"dataset": "x", "cls": "bottle", "seed": 0}
+    identity = {"dataset": "x", "backbone": "fake", "cls": "0", "n_train": len(split.bank)}
+    test = pd.DataFrame(
+        {"id": split.test_ids, "label": split.test_labels, "is_anomaly": split.is_anomaly}
     )
-    assert record["auroc"] == pytest.approx(0.75) and record["n_anomalous"] == 2
-    write_auroc_record(tmp_path / "b.json", scores, {"dataset": "x", "cls": "0", "seed": 0})
-    summary = summarize_records([tmp_path / "a.json", tmp_path / "b.json"])
-    assert list(summary["cls"]) == ["0", "bottle"]
+    write_batch(
+        tmp_path / "b.json", tmp_path / "b.csv.gz", job={"startup_s": 1.0},
+        runs=[{**identity, **r} for r in records], scores=scores, test=test,
+    )  # fmt: skip
+    frame = summarize_records([tmp_path / "b.json"])
+    assert list(frame["variant"]) == ["cap", "dn2"] and list(frame["seed"]) == [3, 0]
+    assert list(frame.columns[:6]) == ["dataset", "cls", "class_name", "variant", "method", "seed"]
+    assert frame.loc[0, "k"] == 4 and frame.loc[0, "lam"] == 2.0 and pd.isna(frame.loc[1, "lam"])
+    assert frame.loc[0, "fit_s"] > 0 and (frame["auroc"] > 0.9).all()
+    stored = read_scores(tmp_path / "b.csv.gz")
+    assert len(stored) == 2 * len(split.test) and list(stored.columns) == list(SCORE_COLUMNS)
+    np.testing.assert_allclose(stored[stored["variant"] == "dn2"]["score"], scores[1], rtol=1e-6)
+    write_runs_table(tmp_path / "runs.csv", frame)
+    pd.testing.assert_series_equal(read_runs_table(tmp_path / "runs.csv")["auroc"], frame["auroc"])
 
 
 def test_auroc_rejects_nan_scores_and_a_single_class():
@@ -162,88 +190,85 @@ def write_store(path, emb: Embeddings, backbone: str = "fake") -> str:
         store["features"], store["labels"] = emb.features, emb.labels
         store["ids"] = np.array(emb.ids, dtype=h5py.string_dtype())
         store.attrs["backbone"] = backbone
+        store.attrs["class_names"] = json.dumps(emb.class_names)
     return str(path)
 
 
-def test_cli_from_embeddings_to_auroc_clips_k_to_a_small_bank(three_classes, tmp_path):
+def test_cli_from_embeddings_to_the_runs_table(three_classes, tmp_path):
     train, test = (
         write_store(tmp_path / f"{s}.h5", e)
         for s, e in zip(("train", "test"), three_classes, strict=True)
     )
     split = ["--train-emb", train, "--test-emb", test, "--backbone", "fake", "--normal-class", "0"]
-    assert cap_main(["neighbors", *split, "--k-max", "64", "--out", str(tmp_path / "nb.h5")]) == 2
+    neighbors = ["--neighbors", str(tmp_path / "nb.h5")]
+    assert cap_main(["neighbors", *split, "--k-max", "64", "--out", neighbors[1]]) == 2
     assert not (tmp_path / "nb.h5").exists()  # the error wrote nothing
-    assert (
-        cap_main(
-            ["neighbors", *split, "--k-max", "64", "--clip-k", "--out", str(tmp_path / "nb.h5")]
-        )
-        == 0
-    )
+    assert cap_main(["neighbors", *split, "--k-max", "64", "--clip-k", "--out", neighbors[1]]) == 0
     assert load_neighbors(tmp_path / "nb.h5").k_max == 29
-    run = [
-        *split,
-        "--neighbors",
-        str(tmp_path / "nb.h5"),
-        "--method",
-        "cap",
-        "--set",
-        "k=64",
-        "--set",
-        "epochs=1",
-        "--clip-k",
+    cap_run = {"variant": "cap", "method": "cap", "seed": 0, "settings": {"k": 64, "epochs": 1}}
+    model = str(tmp_path / "m.pt")
+    train_args = ["train", *split, *neighbors, "--clip-k", "--out-model", model]
+    assert cap_main([*train_args, f"--run={json.dumps(cap_run)}"]) == 0
+    runs = [
+        f"--run={json.dumps({**cap_run, 'model': model})}",
+        '--run={"variant": "dn2", "method": "dn2", "seed": 0, "settings": {"k": 2}}',
     ]
+    outputs = [
+        "--out-records",
+        str(tmp_path / "b.json"),
+        "--out-scores",
+        str(tmp_path / "b.csv.gz"),
+    ]
+    tags = ["--tag", "dataset=x", "--tag", "cls=0"]
+    assert cap_main(["evaluate", *split, *neighbors, "--clip-k", *runs, *tags, *outputs]) == 0
+    batch = json.loads((tmp_path / "b.json").read_text())
+    assert batch["job"]["startup_s"] > 0
+    loaded, dn2 = batch["runs"]
+    assert loaded["fit_s"] is None and loaded["settings"]["k"] == 29 and len(loaded["history"]) == 1
+    assert (loaded["class_name"], loaded["cls"], loaded["n_train"]) == ("a", "0", 30)
+    assert dn2["auroc"] > 0.9 and dn2["history"] is None
     assert (
-        cap_main(
-            [
-                "train",
-                *run,
-                "--out-model",
-                str(tmp_path / "m.pt"),
-                "--out-history",
-                str(tmp_path / "h.json"),
-            ]
-        )
-        == 0
+        cap_main(["aggregate", str(tmp_path / "b.json"), "--out", str(tmp_path / "runs.csv")]) == 0
     )
-    assert len(json.loads((tmp_path / "h.json").read_text())) == 1
+    assert len(read_runs_table(tmp_path / "runs.csv")) == 2
+    # the kept model refuses another class's bank
+    other = [*split[:-1], "1"]
+    assert cap_main(["neighbors", *other, "--k-max", "4", "--out", str(tmp_path / "nb1.h5")]) == 0
+    evaluate_other = [
+        "evaluate",
+        *other,
+        "--neighbors",
+        str(tmp_path / "nb1.h5"),
+        runs[0],
+        *outputs,
+    ]
+    assert cap_main(evaluate_other) == 2
+    wrong_backbone = [*split[:4], "--backbone", "resnet152", "--normal-class", "0"]
     assert (
-        cap_main(
-            ["score", *run, "--model", str(tmp_path / "m.pt"), "--out", str(tmp_path / "s.csv.gz")]
-        )
-        == 0
-    )
-    assert (
-        cap_main(
-            [
-                "auroc",
-                "--scores",
-                str(tmp_path / "s.csv.gz"),
-                "--tag",
-                "cls=0",
-                "--tag",
-                "seed=0",
-                "--out",
-                str(tmp_path / "a.json"),
-            ]
-        )
-        == 0
-    )
-    record = json.loads((tmp_path / "a.json").read_text())
-    assert record["cls"] == "0" and record["seed"] == 0 and record["auroc"] > 0.9
-    assert (
-        cap_main(
-            [
-                "neighbors",
-                *split[:4],
-                "--backbone",
-                "resnet152",
-                "--normal-class",
-                "0",
-                "--k-max",
-                "4",
-                "--out",
-                str(tmp_path / "x.h5"),
-            ]
-        )
+        cap_main(["neighbors", *wrong_backbone, "--k-max", "4", "--out", str(tmp_path / "x.h5")])
         == 2
-    )  # refuses to mix backbones
+    )
+
+
+def test_verify_lists_runs_beyond_tolerance_and_missing_ones(tmp_path):
+    expected = pd.DataFrame(
+        {
+            "dataset": ["c"] * 4,
+            "cls": ["0", "0", "1", "1"],
+            "variant": ["cap", "lam0", "cap", "dn2"],
+            "seed": [0, 0, 0, 0],
+            "lam": [2.0, 0.0, 2.0, np.nan],
+            "auroc": [0.8, 0.7, 0.9, 0.6],
+        }
+    )
+    actual = expected.assign(auroc=[0.8004, 0.705, 0.9, 0.6]).iloc[:3]  # dn2 lost
+    mismatches = compare_runs(expected, actual, tolerance=5e-4, collapse_tolerance=1e-2)
+    assert mismatches["variant"].tolist() == ["dn2"]  # λ = 0 within its looser tolerance
+    edited = actual.assign(auroc=[0.801, 0.7, 0.9])
+    mismatches = compare_runs(expected.iloc[:3], edited, tolerance=5e-4, collapse_tolerance=1e-2)
+    assert mismatches[["cls", "variant"]].values.tolist() == [["0", "cap"]]
+    assert mismatches["difference"].iloc[0] == pytest.approx(0.001)
+    for name, frame in (("expected", expected), ("actual", edited)):
+        write_runs_table(tmp_path / f"{name}.csv", frame)
+    assert cap_main(["verify", str(tmp_path / "expected.csv"), str(tmp_path / "expected.csv")]) == 0
+    assert cap_main(["verify", str(tmp_path / "expected.csv"), str(tmp_path / "actual.csv")]) == 2

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
@@ -12,11 +11,13 @@ import sys
 import time
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 from assets import CIFAR10_ZIP, DEBIAN_FMNIST, MOBILENET, REPO, needs_offline_assets
 
 from cap.benchmark import layout
+from cap.benchmark.evaluation import read_runs, read_runs_table
 from cap.benchmark.plan import Plan
 from cap.reporting.tables import read_table
 
@@ -82,6 +83,7 @@ def test_paper_config_plans_every_job_without_data(tmp_path):
     assert counts["embed"] == 2 * (3 + 15)  # train+test of 3 shared datasets, 15 MVTec categories
     assert counts["neighbors"] == 10 + 20 + 10 + 15
     assert counts["table"] == 4 and counts["report"] == 1
+    assert counts["evaluate"] == 230 and counts["total"] == 342  # as cap.benchmark.plan says
 
 
 def test_one_table_plans_only_its_jobs(tmp_path):
@@ -90,20 +92,20 @@ def test_one_table_plans_only_its_jobs(tmp_path):
     assert result.returncode == 0, result.stderr
     output = result.stdout + result.stderr
     counts = job_counts(output)
+    # the two kept models (the figures' runs of variant cap) are trained by `train`
     assert set(counts) == {
         "fetch",
         "embed",
         "neighbors",
         "train",
-        "score",
-        "auroc",
+        "evaluate",
         "table",
         "table3",
         "total",
     }
-    models = [line.split("/") for line in output.split() if line.startswith("results/models/")]
+    batches = re.findall(r"results/runs/(\w+)/[^/]+/[^/]+/([^\s,]+)\.json", output)
     variants = {
-        dataset: {parts[5] for parts in models if parts[2] == dataset}
+        dataset: {v for d, batch in batches if d == dataset for v in batch.split("+")}
         for dataset in ("cifar10", "mvtec")
     }
     # K=32 is CIFAR's default CAP run and K=4 MVTec's: both reuse the runs of variant "cap".
@@ -195,10 +197,11 @@ def smoke_run(tmp_path_factory):
     return workdir, config, result
 
 
-def auroc_records(workdir: Path) -> dict[str, float]:
+def auroc_records(workdir: Path) -> dict[tuple[str, ...], float]:
+    """(dataset, cls, variant, seed) → AUROC, from every batch of a run."""
     return {
-        str(path.relative_to(workdir)): json.loads(path.read_text())["auroc"]
-        for path in sorted((workdir / "results" / "auroc").rglob("*.json"))
+        (run["dataset"], run["cls"], run["variant"], str(run["seed"])): run["auroc"]
+        for run in read_runs(sorted((workdir / "results" / "runs").rglob("*.json")))
     }
 
 
@@ -211,8 +214,7 @@ def test_smoke_run_executes_every_rule_and_writes_every_output(smoke_run):
         "embed",
         "neighbors",
         "train",
-        "score",
-        "auroc",
+        "evaluate",
         "aggregate",
         "table",
         "figure_attention",
@@ -222,12 +224,17 @@ def test_smoke_run_executes_every_rule_and_writes_every_output(smoke_run):
     ):
         assert f"rule {rule}:" in log or f"localrule {rule}:" in log, rule
     records = auroc_records(workdir)
-    # CIFAR-10: 2 classes × (cap, no_adaptation, dn2, k4, lam0); Fashion-MNIST: 1 class × table 1
-    expected = 10 + (3 if DEBIAN_FMNIST.is_dir() else 0)
+    # CIFAR-10: 2 classes × (cap × 2 seeds, no_adaptation, dn2, k4, lam0); Fashion-MNIST: 1 class ×
+    # table 1 (cap × 2 seeds, no_adaptation, dn2)
+    expected = 12 + (4 if DEBIAN_FMNIST.is_dir() else 0)
     assert len(records) == expected
     assert all(0.0 <= value <= 1.0 for value in records.values())
-    summary = (workdir / "results" / "tables" / "auroc_summary.csv").read_text().splitlines()
-    assert len(summary) == 1 + expected
+    runs = read_runs_table(workdir / layout.RUNS_TABLE)
+    assert len(runs) == expected and runs["class_name"].notna().all()
+    assert set(runs.loc[runs["dataset"] == "cifar10", "class_name"]) == {"airplane", "automobile"}
+    per_class = pd.read_csv(workdir / "results" / "tables" / "table1_per_class.csv")
+    assert per_class["class_name"].notna().all()  # was always empty
+    assert len(list((workdir / "results" / "models").rglob("*.pt"))) == 1  # the figures' run only
     for table in ("table1", "table3"):
         for suffix in (".csv", ".md", ".tex", "_per_class.csv"):
             assert (workdir / "results" / "tables" / f"{table}{suffix}").stat().st_size > 0
@@ -250,7 +257,7 @@ def assert_every_job_logged(workdir: Path, config: dict) -> None:
         log = workdir / layout.log_path(rule).format(**wildcards)
         assert log.is_file(), log
         assert (workdir / layout.benchmark_path(rule).format(**wildcards)).is_file(), rule
-        if rule in ("embed", "neighbors", "train", "score", "auroc"):
+        if rule in ("embed", "neighbors", "train", "evaluate"):
             assert log.stat().st_size > 0, log
 
 
@@ -291,7 +298,7 @@ def test_killed_run_resumes_with_the_same_aurocs(smoke_run, tmp_path):
         command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
     )
     deadline = time.monotonic() + 600
-    while not list((tmp_path / "results" / "models").rglob("*.pt")):
+    while not list((tmp_path / "results" / "runs").rglob("*.json")):
         assert process.poll() is None, "the run ended before it could be killed"
         assert time.monotonic() < deadline
         time.sleep(0.2)

@@ -284,13 +284,50 @@ def extract_embeddings(
     return out
 
 
+def save_embeddings(path: str | os.PathLike[str], embeddings: Embeddings) -> Path:
+    """Write features from elsewhere (precomputed by another tool, or synthetic) as an
+    embedding file that every later step reads like an extracted one, atomically."""
+    import h5py
+
+    path = Path(path)
+    features = np.ascontiguousarray(embeddings.features, dtype=np.float32)  # (N, D)
+    text = h5py.string_dtype()
+    with atomic_path(path) as temporary, h5py.File(temporary, "w") as store:
+        store.create_dataset(
+            "features", data=features, chunks=(min(len(features), 256), features.shape[1])
+        )
+        store.create_dataset("labels", data=np.asarray(embeddings.labels, dtype=np.int64))
+        store.create_dataset("ids", data=list(embeddings.ids), dtype=text)
+        store.create_dataset("skipped_ids", data=[], dtype=text)
+        if embeddings.defect_type is not None:
+            store.create_dataset("defect_type", data=embeddings.defect_type, dtype=text)
+        if embeddings.feature_maps is not None:
+            store.create_dataset("feature_maps", data=embeddings.feature_maps.astype(np.float16))
+            store.create_dataset("feature_map_ids", data=embeddings.feature_map_ids, dtype=text)
+        store.attrs.update({
+            "package_version": __version__,
+            "image_count": len(features),
+            "dim": features.shape[1],
+            "skipped_count": 0,
+            **embeddings.attrs,
+            "class_names": json.dumps(embeddings.class_names),
+        })  # fmt: skip
+    return path
+
+
 def load_embeddings(
-    path: str | os.PathLike[str], *, expect_backbone: str | None = None
+    path: str | os.PathLike[str],
+    *,
+    expect_backbone: str | None = None,
+    label: int | None = None,
+    feature_maps: bool = True,
 ) -> Embeddings:
     """Read an embedding file written by :func:`extract_embeddings`.
 
     ``expect_backbone`` guards against mixing: a file from another backbone than
-    the config names raises ConfigError.
+    the config names raises ConfigError. ``label`` reads only the rows of that class
+    (a normal bank: a tenth of CIFAR-10's training file), and ``feature_maps=False``
+    leaves the feature maps on disk, so that a job holds only what it uses.
     """
     import h5py
 
@@ -318,16 +355,36 @@ def load_embeddings(
                 f"{path} holds {attrs.get('backbone')!r} features but the config says backbone "
                 f"{expect_backbone!r}; refusing to mix them: delete the file or fix the config"
             )
+        labels = store["labels"][()].astype(np.int64, copy=False)
+        keep = np.ones(len(labels), dtype=bool) if label is None else labels == label
+        with_maps = feature_maps and "feature_maps" in store
         return Embeddings(
-            features=store["features"][()].astype(np.float32, copy=False),
-            labels=store["labels"][()].astype(np.int64, copy=False),
-            ids=_strings(store, "ids") or [],
+            features=_read_rows(store["features"], keep).astype(np.float32, copy=False),
+            labels=labels[keep],
+            ids=[i for i, kept in zip(_strings(store, "ids") or [], keep, strict=True) if kept],
             class_names=json.loads(attrs.get("class_names", "[]")),
             attrs=attrs,
-            feature_maps=store["feature_maps"][()] if "feature_maps" in store else None,
-            feature_map_ids=_strings(store, "feature_map_ids") or [],
-            defect_type=_strings(store, "defect_type"),
+            feature_maps=store["feature_maps"][()] if with_maps else None,
+            feature_map_ids=(_strings(store, "feature_map_ids") or []) if with_maps else [],
+            defect_type=_select(_strings(store, "defect_type"), keep),
         )
+
+
+def _read_rows(dataset: Any, keep: np.ndarray, block: int = 8192) -> np.ndarray:
+    """Rows ``keep`` (N,) bool of a 2-D HDF5 dataset, read in contiguous blocks: memory
+    stays at the selected rows plus one block, and no per-row selection is built."""
+    if keep.all():
+        return dataset[()]
+    parts = [
+        dataset[start : start + block][keep[start : start + block]]
+        for start in range(0, len(keep), block)
+        if keep[start : start + block].any()
+    ]
+    return np.concatenate(parts) if parts else np.empty((0, dataset.shape[1]), dataset.dtype)
+
+
+def _select(values: list[str] | None, keep: np.ndarray) -> list[str] | None:
+    return None if values is None else [v for v, kept in zip(values, keep, strict=True) if kept]
 
 
 def _strings(store: Any, name: str) -> list[str] | None:

@@ -1,52 +1,146 @@
-"""Scores → AUROC, and per-run AUROC records → one summary table."""
+"""The files of a batch of runs (records and scores) and the long-form table of all runs.
+
+A batch's *records* file (``layout.RECORDS``) is JSON: ``{"job": {...}, "runs": [...]}``,
+one object per run with its identity (dataset, backbone, cls, class_name), split
+(n_train, n_test, n_anomalous), backbone (backbone_model, weights), the record of
+:func:`cap.benchmark.experiment.evaluate_run` and the job's start-up seconds. Its
+*scores* file (``layout.SCORES``) is a gzipped CSV, one row per (run, test image).
+"""
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from cap.utils.errors import DataError
 from cap.utils.io import atomic_path, write_json_atomic
-from cap.utils.metrics import auroc
 
-#: Columns of the per-image score files written by ``cap score``.
-SCORE_COLUMNS = ("id", "label", "is_anomaly", "score")
+#: Columns of a batch's score file.
+SCORE_COLUMNS: tuple[str, ...] = ("variant", "seed", "id", "label", "is_anomaly", "score")
+#: The first columns of the long-form runs table; every setting follows as a column of
+#: its own, then :data:`MEASURE_COLUMNS`.
+IDENTITY_COLUMNS: tuple[str, ...] = (
+    "dataset", "cls", "class_name", "variant", "method", "seed",
+    "backbone", "backbone_model", "weights", "n_train", "n_test", "n_anomalous",
+)  # fmt: skip
+MEASURE_COLUMNS: tuple[str, ...] = ("auroc", "fit_s", "score_s")
+#: Order of the runs in every table.
+SORT_COLUMNS: tuple[str, ...] = ("dataset", "backbone", "cls", "variant", "seed")
 
 
-def write_scores(path: str | os.PathLike[str], frame: pd.DataFrame) -> None:
-    """Write per-image scores as gzipped CSV, atomically."""
-    with atomic_path(path) as temporary:
-        frame.loc[:, list(SCORE_COLUMNS)].to_csv(temporary, index=False, compression="gzip")
+def write_batch(
+    records_path: str | os.PathLike[str],
+    scores_path: str | os.PathLike[str],
+    *,
+    job: Mapping[str, Any],
+    runs: Sequence[Mapping[str, Any]],
+    scores: Sequence[np.ndarray],
+    test: pd.DataFrame,
+) -> None:
+    """Write a batch's records and scores atomically (scores first: the records mark the
+    batch complete).
+
+    ``test`` holds the test split's ``id``, ``label`` and ``is_anomaly``, one row per
+    item, in the order of each run's ``scores`` (M,).
+    """
+    frames = [
+        test.assign(variant=run["variant"], seed=run["seed"], score=values)
+        for run, values in zip(runs, scores, strict=True)
+    ]
+    with atomic_path(scores_path) as temporary:
+        pd.concat(frames).loc[:, list(SCORE_COLUMNS)].to_csv(
+            temporary, index=False, compression="gzip"
+        )
+    write_json_atomic(records_path, {"job": dict(job), "runs": list(runs)})
 
 
 def read_scores(path: str | os.PathLike[str]) -> pd.DataFrame:
-    """Read a score file written by :func:`write_scores`."""
-    return pd.read_csv(path, compression="gzip", dtype={"id": str})
+    """A batch's score file, ids as text."""
+    return pd.read_csv(path, compression="gzip", dtype={"id": str, "variant": str})
 
 
-def write_auroc_record(
-    path: str | os.PathLike[str], scores: pd.DataFrame, tags: Mapping[str, object]
-) -> dict[str, object]:
-    """Compute the AUROC of one run and store it with the run's tags as JSON."""
-    record = dict(tags)
-    record.update(
-        auroc=auroc(scores["is_anomaly"].to_numpy(), scores["score"].to_numpy()),
-        n_test=len(scores),
-        n_anomalous=int(scores["is_anomaly"].sum()),
-    )
-    write_json_atomic(path, record)
-    return record
+def read_runs(paths: Iterable[str | os.PathLike[str]]) -> list[dict[str, Any]]:
+    """The run records of batch files, in file order."""
+    runs = []
+    for path in paths:
+        try:
+            runs.extend(json.loads(Path(path).read_text())["runs"])
+        except (json.JSONDecodeError, KeyError, TypeError) as error:
+            raise DataError(f"{path} is not a batch records file: {error}") from error
+    return runs
 
 
 def summarize_records(paths: Iterable[str | os.PathLike[str]]) -> pd.DataFrame:
-    """One row per run, from the AUROC JSON files, in a stable order."""
-    records = [json.loads(Path(path).read_text()) for path in paths]
-    frame = pd.DataFrame.from_records(records)
-    if frame.empty:
-        raise DataError("no AUROC records to summarise")
-    sort_keys = [key for key in ("dataset", "backbone", "cls", "variant", "seed") if key in frame]
-    return frame.sort_values(sort_keys, kind="stable").reset_index(drop=True)
+    """One row per run of the batch files, settings as columns, in a stable order.
+
+    Columns: :data:`IDENTITY_COLUMNS`, then one per setting, then :data:`MEASURE_COLUMNS`.
+    """
+    runs = read_runs(paths)
+    if not runs:
+        raise DataError("no run records to summarise")
+    settings = list(
+        dict.fromkeys(key for run in runs for key in run["settings"] if key not in IDENTITY_COLUMNS)
+    )  # a detector's own ``seed`` setting is the run's seed
+    rows = [
+        {
+            **{column: run.get(column) for column in IDENTITY_COLUMNS},
+            **{key: run["settings"].get(key) for key in settings},
+            **{column: run.get(column) for column in MEASURE_COLUMNS},
+        }
+        for run in runs
+    ]
+    columns = [*IDENTITY_COLUMNS, *settings, *MEASURE_COLUMNS]
+    frame = pd.DataFrame.from_records(rows, columns=columns)
+    frame["cls"] = frame["cls"].astype(str)
+    return frame.sort_values(list(SORT_COLUMNS), kind="stable").reset_index(drop=True)
+
+
+def write_runs_table(path: str | os.PathLike[str], frame: pd.DataFrame) -> None:
+    """The long-form runs table as CSV, atomically (integer settings stay integers where
+    other methods leave them empty)."""
+    settings = [c for c in frame.columns if c not in (*IDENTITY_COLUMNS, *MEASURE_COLUMNS)]
+    frame = frame.astype({column: frame[column].convert_dtypes().dtype for column in settings})
+    with atomic_path(path) as temporary:
+        frame.to_csv(temporary, index=False)
+
+
+def read_runs_table(path: str | os.PathLike[str]) -> pd.DataFrame:
+    """A runs table of :func:`write_runs_table`; class ids and variants stay text."""
+    return pd.read_csv(path, dtype={"cls": str, "variant": str, "class_name": str})
+
+
+#: Keys that identify a run across two runs tables.
+RUN_KEY: tuple[str, ...] = ("dataset", "cls", "variant", "seed")
+
+
+def compare_runs(
+    expected: pd.DataFrame,
+    actual: pd.DataFrame,
+    *,
+    tolerance: float,
+    collapse_tolerance: float,
+) -> pd.DataFrame:
+    """Runs whose AUROC differs by more than the tolerance, or that only one table has.
+
+    ``collapse_tolerance`` applies to the runs with λ = 0 (``lam`` column): without the
+    constraint, CAP collapses (the paper's Proposition), all scores shrink towards 0 and
+    their ranking follows floating-point noise, so those AUROCs vary between machines
+    far more than the others. Returns one row per mismatch: the run's key, both
+    AUROCs, their difference and the tolerance applied.
+    """
+    merged = expected.merge(
+        actual, on=list(RUN_KEY), how="outer", suffixes=("_expected", "_actual")
+    )
+    collapse = merged.get("lam_expected", pd.Series(np.nan, index=merged.index)) == 0
+    allowed = np.where(collapse, collapse_tolerance, tolerance)
+    difference = merged["auroc_actual"] - merged["auroc_expected"]
+    bad = difference.isna() | (difference.abs() > allowed)
+    return merged.loc[bad, [*RUN_KEY, "auroc_expected", "auroc_actual"]].assign(
+        difference=difference[bad], tolerance=allowed[bad.to_numpy()]
+    )

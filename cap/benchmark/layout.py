@@ -3,7 +3,7 @@
 The Snakemake rules, the planning module and the writers all take their paths
 from here, so that a file's place is stated once. Patterns use the workflow's
 wildcards: ``dataset``, ``backbone``, ``cls`` (class id or MVTec category),
-``variant``, ``seed``, ``subset``, ``split``, ``resource``, ``table``.
+``variant``, ``seed``, ``batch``, ``subset``, ``split``, ``resource``, ``table``.
 """
 
 from __future__ import annotations
@@ -11,15 +11,21 @@ from __future__ import annotations
 RESULTS = "results"
 #: A run: one (dataset, backbone, normal class, variant, seed).
 RUN = "{dataset}/{backbone}/{cls}/{variant}/seed{seed}"
+#: A batch: the runs of one class that the same targets need, made by one job
+#: (``batch`` joins their variants' names with "+").
+BATCH = "{dataset}/{backbone}/{cls}/{batch}"
 
 RESOURCE = "resources/{resource}"
 EMBEDDINGS = f"{RESULTS}/embeddings/{{dataset}}/{{backbone}}/{{subset}}/{{split}}.h5"
 NEIGHBORS = f"{RESULTS}/neighbors/{{dataset}}/{{backbone}}/{{cls}}.h5"
+#: A trained model, kept for the figures that draw it (or for every run: keep_models).
 MODEL = f"{RESULTS}/models/{RUN}.pt"
-HISTORY = f"{RESULTS}/models/{RUN}.history.json"
-SCORES = f"{RESULTS}/scores/{RUN}.csv.gz"
-AUROC = f"{RESULTS}/auroc/{RUN}.json"
-SUMMARY = f"{RESULTS}/tables/auroc_summary.csv"
+#: Each run of a batch: identity, settings, AUROC, timings and training history.
+RECORDS = f"{RESULTS}/runs/{BATCH}.json"
+#: Each run's anomaly score of every test image, one row per (run, image).
+SCORES = f"{RESULTS}/scores/{BATCH}.csv.gz"
+#: Every run in one long-form table, one row per run (config/README.md lists its columns).
+RUNS_TABLE = f"{RESULTS}/tables/runs.csv"
 REPORT = f"{RESULTS}/report/reproduction.md"
 
 #: A table's files: ``{TABLE}{suffix}`` for each kind (written by ``cap.reporting.tables``).
@@ -47,8 +53,7 @@ JOB_IDS: dict[str, str | None] = {
     "embed": "{dataset}/{backbone}/{subset}/{split}",
     "neighbors": "{dataset}/{backbone}/{cls}",
     "train": RUN,
-    "score": RUN,
-    "auroc": RUN,
+    "evaluate": BATCH,
     "aggregate": None,
     "table": "{table}",
     "figure_attention": "{dataset}/{backbone}/{cls}/{variant}",

@@ -7,10 +7,17 @@ one-line input functions. A *run* is one (dataset, backbone, normal class, varia
 seed); a *variant* is a named set of settings resolved as method defaults ←
 dataset settings ← the variant's own, and variants that resolve to the same
 settings on a dataset share one run (the first of them in config order names it).
+
+Runs are made in *batches*, one job each: the runs of one class that exactly the same
+targets (tables, figure kinds) need, all their seeds included. So one process pays
+the start-up (imports, reading the embeddings) for many runs, while ``snakemake
+table3`` still makes only the runs Table 3 needs: any target's runs are a union of
+whole batches.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 from collections.abc import Iterable, Mapping
@@ -44,6 +51,27 @@ class Run:
     def path(self, pattern: str) -> str:
         """``pattern`` (a :mod:`cap.benchmark.layout` path) filled with this run."""
         return pattern.format(**asdict(self))
+
+
+@dataclass(frozen=True)
+class Batch:
+    """The runs of one class that the same targets need: one ``evaluate`` job."""
+
+    dataset: str
+    backbone: str
+    cls: str
+    variants: tuple[str, ...]  # canonical variants, config order; every seed of each
+
+    @property
+    def name(self) -> str:
+        """The ``batch`` wildcard: the variants joined by "+"."""
+        return "+".join(self.variants)
+
+    def path(self, pattern: str) -> str:
+        """``pattern`` (a :mod:`cap.benchmark.layout` path) filled with this batch."""
+        return pattern.format(
+            dataset=self.dataset, backbone=self.backbone, cls=self.cls, batch=self.name
+        )
 
 
 class Plan:
@@ -108,6 +136,7 @@ class Plan:
     def _resolve(self, dataset: str, variant: str) -> tuple[str, dict[str, Any]]:
         spec = dict(self.variants[variant])
         method = spec.pop("method")
+        spec.pop("seeds", None)  # not a setting: see seeds_of
         settings = dict(self.config["methods"].get(method, {}))
         settings.update(self.datasets[dataset]["settings"].get(method, {}))
         settings.update(spec)
@@ -123,8 +152,20 @@ class Plan:
         return detector_class(self._resolved[dataset, variant][0]).trainable
 
     def seeds_of(self, dataset: str, variant: str) -> list[int]:
-        """Every seed for trainable methods; deterministic ones run once."""
-        return self.seeds if self.is_trainable(dataset, variant) else self.seeds[:1]
+        """The seeds of a trainable variant's runs: those of every variant that resolves to
+        the same settings (its own ``seeds``, else the config's), in increasing order.
+        Deterministic methods run once, with the config's smallest seed."""
+        if not self.is_trainable(dataset, variant):
+            return [min(self.seeds)]
+        canonical = self.canonical_variant(dataset, variant)
+        return sorted(
+            {
+                seed
+                for name, spec in self.variants.items()
+                if self.canonical_variant(dataset, name) == canonical
+                for seed in spec.get("seeds", self.seeds)
+            }
+        )
 
     def variants_of(self, dataset: str) -> list[str]:
         """Canonical variants some table or figure needs on ``dataset``, in config order."""
@@ -162,6 +203,87 @@ class Plan:
             for variant in self.variants_of(dataset)
             for run in self.runs(dataset, variant)
         ]
+
+    @cached_property
+    def batches(self) -> list[Batch]:
+        """Every run of :attr:`all_runs` in exactly one batch: per class, the variants
+        grouped by the set of targets that need them."""
+        needed_by: dict[tuple[str, str, str], set[str]] = {}
+        for target in self.targets():
+            for run in self.target_runs(target):
+                needed_by.setdefault((run.dataset, run.cls, run.variant), set()).add(target)
+        groups: dict[tuple[str, str, str, frozenset[str]], list[str]] = {}
+        for run in self.all_runs:
+            signature = frozenset(needed_by.get((run.dataset, run.cls, run.variant), ()))
+            variants = groups.setdefault((run.dataset, run.backbone, run.cls, signature), [])
+            if run.variant not in variants:
+                variants.append(run.variant)
+        return [
+            Batch(dataset, backbone, cls, tuple(variants))
+            for (dataset, backbone, cls, _), variants in groups.items()
+        ]
+
+    def batch_of(self, run: Run) -> Batch:
+        return self._batch_index[run.dataset, run.cls, run.variant]
+
+    @cached_property
+    def _batch_index(self) -> dict[tuple[str, str, str], Batch]:
+        return {
+            (batch.dataset, batch.cls, variant): batch
+            for batch in self.batches
+            for variant in batch.variants
+        }
+
+    def find_batch(self, dataset: str, cls: str, name: str) -> Batch:
+        """The batch behind ``evaluate`` job wildcards."""
+        for batch in self.batches:
+            if (batch.dataset, batch.cls, batch.name) == (dataset, cls, name):
+                return batch
+        raise ConfigReferenceError(f"no batch {name!r} of class {cls!r} on dataset {dataset!r}")
+
+    def batch_trains(self, dataset: str, cls: str, batch: str) -> bool:
+        """Whether a batch fits a trainable method (its job may then use the GPU)."""
+        return any(
+            self.is_trainable(dataset, variant)
+            for variant in self.find_batch(dataset, cls, batch).variants
+        )
+
+    def batch_runs(self, batch: Batch) -> list[Run]:
+        return [
+            run
+            for variant in batch.variants
+            for run in self.runs(batch.dataset, variant, [batch.cls])
+        ]
+
+    def record_files(self, runs: Iterable[Run]) -> list[str]:
+        """The batch record files that hold ``runs``."""
+        return sorted({self.batch_of(run).path(layout.RECORDS) for run in runs})
+
+    @cached_property
+    def kept_runs(self) -> set[Run]:
+        """Runs whose trained model is kept: the first seed of those a model figure draws, or
+        every trainable run with ``keep_models``."""
+        if self.config["keep_models"]:
+            return {run for run in self.all_runs if self.is_trainable(run.dataset, run.variant)}
+        return {
+            self.figure_run(
+                kind,
+                figure["dataset"],
+                str(figure["cls"]),
+                self.canonical_variant(figure["dataset"], figure["variant"]),
+            )
+            for kind in MODEL_FIGURES
+            for figure in self.config["figures"].get(kind, [])
+        }
+
+    @cached_property
+    def monitored_runs(self) -> set[Run]:
+        """Runs whose test scores are recorded after every epoch: those the score curves draw."""
+        return (
+            set(self.target_runs("fig_score_curves"))
+            if "score_curves" in self.config["figures"]
+            else set()
+        )
 
     # ------------------------------------------------------------- tables and figures
 
@@ -259,25 +381,36 @@ class Plan:
         )
 
     def _figure_runs(self, kind: str, figure: Mapping[str, Any]) -> list[Run]:
-        """A model figure draws its variant's first seed; score curves every curve's."""
+        """Every seed of the variants a figure draws on its class: a model figure shows the
+        first seed's model, the score curves the mean over the seeds."""
         dataset, cls = figure["dataset"], str(figure["cls"])
         variants = (
             [figure["variant"]]
             if kind in MODEL_FIGURES
             else [c["variant"] for c in figure["curves"]]
         )
-        return [self.runs(dataset, variant, classes=[cls])[0] for variant in variants]
+        return [run for variant in variants for run in self.runs(dataset, variant, classes=[cls])]
 
     def figure_run(self, kind: str, dataset: str, cls: str, variant: str) -> Run:
         """The run whose trained model a model figure draws (its first seed)."""
         figure = self.find_figure(kind, dataset, cls, variant)
         return self._figure_runs(kind, figure)[0]
 
-    def curve_runs(self, dataset: str, cls: str) -> list[tuple[str, Run]]:
-        """(label, run) of each curve of the score-curve figure of ``dataset``/``cls``."""
+    def curve_runs(self, dataset: str, cls: str) -> list[tuple[str, list[Run]]]:
+        """(label, its runs of every seed) of each curve of the score-curve figure of a class."""
         figure = self.find_figure("score_curves", dataset, cls)
-        runs = self._figure_runs("score_curves", figure)
-        return [(curve["label"], run) for curve, run in zip(figure["curves"], runs, strict=True)]
+        return [
+            (curve["label"], self.runs(dataset, curve["variant"], classes=[cls]))
+            for curve in figure["curves"]
+        ]
+
+    def curve_specs(self, dataset: str, cls: str) -> list[dict[str, Any]]:
+        """Label, variant and seeds of each curve of a score-curve figure, as its script reads
+        them from the batch records."""
+        return [
+            {"label": label, "variant": runs[0].variant, "seeds": [run.seed for run in runs]}
+            for label, runs in self.curve_runs(dataset, cls)
+        ]
 
     def all_figures(self) -> list[str]:
         return [path for kind in self.config["figures"] for path in self.figure_paths(kind)]
@@ -285,7 +418,7 @@ class Plan:
     def final_outputs(self) -> list[str]:
         """What ``snakemake all`` builds: tables, figures, the run summary and the report."""
         tables = [path for table in self.config["tables"] for path in self.table_outputs(table)]
-        return [*tables, *self.all_figures(), layout.SUMMARY, layout.REPORT]
+        return [*tables, *self.all_figures(), layout.RUNS_TABLE, layout.REPORT]
 
     # ----------------------------------------------------------------------- jobs
 
@@ -311,10 +444,14 @@ class Plan:
             for split in ("train", "test")
         ]
         jobs += [("neighbors", {"dataset": d, "backbone": b, "cls": c}) for d, b, c in classes]
-        run_wildcards = [_wildcards(run) for run in runs]
-        trainable = [_wildcards(run) for run in runs if self.is_trainable(run.dataset, run.variant)]
-        jobs += [("train", w) for w in trainable]
-        jobs += [(rule, w) for rule in ("score", "auroc") for w in run_wildcards]
+        jobs += [("train", _wildcards(run)) for run in sorted(self.kept_runs)]
+        jobs += [
+            (
+                "evaluate",
+                {"dataset": b.dataset, "backbone": b.backbone, "cls": b.cls, "batch": b.name},
+            )
+            for b in self.batches
+        ]
         jobs.append(("aggregate", {}))
         jobs += [("table", {"table": table}) for table in self.config["tables"]]
         for kind in self.config["figures"]:
@@ -417,49 +554,55 @@ class Plan:
         args = ["--k-max", str(self.k_max(dataset))] + self._clip_args(dataset)
         return f"{self.split_args(dataset, backbone, cls)} {shlex.join(args)}"
 
-    def run_args(self, dataset: str, backbone: str, cls: str, variant: str, seed: str | int) -> str:
-        """The method, its resolved settings and the seed of one run."""
-        method, settings = self.resolve_variant(dataset, variant)
-        args = ["--method", method, "--seed", str(seed)]
-        for key, value in settings.items():
-            args += ["--set", f"{key}={'null' if value is None else value}"]
-        args += self._clip_args(dataset)
-        return f"{self.split_args(dataset, backbone, cls)} {shlex.join(args)}"
+    def run_spec(self, run: Run) -> dict[str, Any]:
+        """What ``cap evaluate`` / ``cap train`` need to make one run (a JSON object)."""
+        method, settings = self.resolve_variant(run.dataset, run.variant)
+        spec = {"variant": run.variant, "method": method, "seed": run.seed, "settings": settings}
+        if run in self.monitored_runs:
+            spec["monitor"] = True
+        if run in self.kept_runs:
+            spec["model"] = run.path(layout.MODEL)
+        return spec
 
-    def run_inputs(self, dataset: str, backbone: str, cls: str) -> dict[str, str]:
-        """Embeddings and neighbours of a run on class ``cls``."""
+    def class_inputs(self, dataset: str, backbone: str, cls: str) -> dict[str, str]:
+        """Embeddings and neighbours of the runs on class ``cls``."""
         neighbors = layout.NEIGHBORS.format(dataset=dataset, backbone=backbone, cls=cls)
         return {**self.split_inputs(dataset, backbone, cls), "neighbors": neighbors}
 
-    def score_inputs(
-        self, dataset: str, backbone: str, cls: str, variant: str, seed: str
-    ) -> dict[str, str]:
-        """Those of the run, plus the trained model where the method learns one."""
-        inputs = self.run_inputs(dataset, backbone, cls)
-        if self.is_trainable(dataset, variant):
-            inputs["model"] = layout.MODEL.format(
-                dataset=dataset, backbone=backbone, cls=cls, variant=variant, seed=seed
-            )
-        return inputs
+    def train_args(self, dataset: str, backbone: str, cls: str, variant: str, seed: str) -> str:
+        """One kept run: its split and its spec, without the model it writes."""
+        spec = self.run_spec(Run(dataset, backbone, cls, variant, int(seed)))
+        spec.pop("model")
+        return self._runs_args(dataset, backbone, cls, [spec])
 
-    def auroc_tags(self, dataset: str, backbone: str, cls: str, variant: str, seed: str) -> str:
-        method, _ = self.resolve_variant(dataset, variant)
-        tags = {
-            "dataset": dataset,
-            "backbone": backbone,
-            "cls": cls,
-            "variant": variant,
-            "seed": seed,
-            "method": method,
-        }
-        return shlex.join(f"--tag={key}={value}" for key, value in tags.items())
+    def evaluate_inputs(self, dataset: str, backbone: str, cls: str, batch: str) -> dict[str, Any]:
+        """The class's inputs, plus the models of the batch's kept runs."""
+        runs = self.batch_runs(self.find_batch(dataset, cls, batch))
+        models = [run.path(layout.MODEL) for run in runs if run in self.kept_runs]
+        return {**self.class_inputs(dataset, backbone, cls), "models": models}
+
+    def evaluate_args(self, dataset: str, backbone: str, cls: str, batch: str) -> str:
+        """The batch's split and the spec of each of its runs."""
+        runs = self.batch_runs(self.find_batch(dataset, cls, batch))
+        tags = shlex.join(
+            [
+                f"--tag={key}={value}"
+                for key, value in (("dataset", dataset), ("backbone", backbone), ("cls", cls))
+            ]
+        )
+        return f"{self._runs_args(dataset, backbone, cls, [self.run_spec(r) for r in runs])} {tags}"
+
+    def _runs_args(self, dataset: str, backbone: str, cls: str, specs: list[dict[str, Any]]) -> str:
+        args = [f"--run={json.dumps(spec, sort_keys=True)}" for spec in specs]
+        args += self._clip_args(dataset)
+        return f"{self.split_args(dataset, backbone, cls)} {shlex.join(args)}"
 
     def figure_inputs(
         self, kind: str, dataset: str, backbone: str, cls: str, variant: str
     ) -> dict[str, str]:
         """Model, embeddings and neighbours of the run a model figure draws."""
         run = self.figure_run(kind, dataset, cls, variant)
-        return {**self.run_inputs(dataset, backbone, cls), "model": run.path(layout.MODEL)}
+        return {**self.class_inputs(dataset, backbone, cls), "model": run.path(layout.MODEL)}
 
     def figure_dataset(self, dataset: str, cls: str) -> dict[str, str | None]:
         """How a figure reloads the run's images (``cap.reporting.figure_examples.load_images``)."""

@@ -31,6 +31,7 @@ class OneClassSplit:
     test_ids: list[str]  # (M,) image ids of the test rows
     test_labels: np.ndarray  # (M,) int64 labels in the dataset's own class space
     is_anomaly: np.ndarray  # (M,) int64, 1 = anomaly, 0 = normal
+    normal_class_name: str  # the normal class's name (MVTec AD: the category)
 
 
 def one_class_split(train: Embeddings, test: Embeddings, normal_class: int | None) -> OneClassSplit:
@@ -48,10 +49,11 @@ def one_class_split(train: Embeddings, test: Embeddings, normal_class: int | Non
         in_bank = np.ones(len(train.labels), dtype=bool)
         is_anomaly = (test.labels != 0).astype(np.int64)
     else:
-        if normal_class not in set(np.unique(train.labels).tolist()):
-            valid = sorted(set(np.unique(train.labels).tolist()))
+        if not (train.labels == normal_class).any():
+            classes = ", ".join(f"{i} ({name})" for i, name in enumerate(train.class_names))
             raise ConfigError(
-                f"normal class {normal_class} has no training images; classes present: {valid}"
+                f"normal class {normal_class} has no training images; the dataset's classes: "
+                f"{classes}"
             )
         in_bank = train.labels == normal_class
         is_anomaly = (test.labels != normal_class).astype(np.int64)
@@ -69,7 +71,17 @@ def one_class_split(train: Embeddings, test: Embeddings, normal_class: int | Non
         test_ids=list(test.ids),
         test_labels=test.labels,
         is_anomaly=is_anomaly,
+        normal_class_name=_class_name(train, test, normal_class),
     )
+
+
+def _class_name(train: Embeddings, test: Embeddings, normal_class: int | None) -> str:
+    """The normal class's name: MVTec's category, else the dataset's name for the id
+    (the id itself where the file lists no names)."""
+    if normal_class is None:
+        return str(test.attrs.get("category", ""))
+    names = train.class_names
+    return names[normal_class] if 0 <= normal_class < len(names) else str(normal_class)
 
 
 def load_split(
@@ -78,11 +90,15 @@ def load_split(
     normal_class: int | None,
     *,
     backbone: str | None = None,
+    feature_maps: bool = False,
 ) -> tuple[OneClassSplit, Embeddings]:
     """Read a run's two embedding files (refusing another ``backbone``'s) and split them.
 
-    The test embeddings come back too: the anomaly-map figure needs their feature maps.
+    Only the normal class's training rows are read. The test embeddings come back
+    too, with their feature maps when asked (the anomaly-map figure draws them).
     """
-    test = load_embeddings(test_emb, expect_backbone=backbone)
-    train = load_embeddings(train_emb, expect_backbone=backbone)
+    test = load_embeddings(test_emb, expect_backbone=backbone, feature_maps=feature_maps)
+    train = load_embeddings(
+        train_emb, expect_backbone=backbone, label=normal_class, feature_maps=False
+    )
     return one_class_split(train, test, normal_class), test

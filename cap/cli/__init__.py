@@ -31,6 +31,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def log_startup() -> float:
+    """Log and return the seconds from the process's creation until now: a job calls it
+    once its imports are done and its inputs read, so that the benchmark of the
+    workflow can tell start-up from work."""
+    import time
+
+    import psutil
+
+    seconds = time.time() - psutil.Process().create_time()
+    logging.getLogger("cap.cli").info("start-up %.2f s (imports and inputs)", seconds)
+    return seconds
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``cap`` console script; returns the exit status."""
     parser = build_parser()

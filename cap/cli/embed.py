@@ -72,6 +72,7 @@ def run(args: argparse.Namespace) -> None:
     """Handler of ``cap embed``."""
     from cap.backbones import build_backbone
     from cap.benchmark.embeddings import extract_embeddings
+    from cap.cli import log_startup
     from cap.data import load_dataset
     from cap.utils.errors import ConfigError
 
@@ -89,6 +90,7 @@ def run(args: argparse.Namespace) -> None:
     backbone = build_backbone(
         args.backbone, weights=args.weights, device=args.device, **backbone_options(args)
     )
+    log_startup()
     extract_embeddings(
         dataset,
         backbone,

@@ -1,17 +1,17 @@
-"""Sub-commands from embeddings to AUROC: ``neighbors``, ``train``, ``score``,
-``auroc`` and ``aggregate`` (one per workflow rule)."""
+"""Sub-commands from embeddings to AUROC, one per workflow rule: ``neighbors``,
+``train`` (a kept model), ``evaluate`` (a batch of runs of one class) and ``aggregate``."""
 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from cap.utils.errors import ConfigError
+from cap.cli import log_startup
+from cap.utils.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
 
@@ -52,16 +52,14 @@ def _add_split_arguments(parser: argparse.ArgumentParser) -> None:
 def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
     _add_split_arguments(parser)
     parser.add_argument("--neighbors", type=Path, required=True, help="from `cap neighbors`")
-    parser.add_argument("--method", required=True, help="registered detector name")
     parser.add_argument(
-        "--set",
-        dest="settings",
+        "--run",
+        dest="runs",
         action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="detector setting (repeatable)",
+        required=True,
+        metavar="JSON",
+        help='a run: {"variant", "method", "seed", "settings", "monitor", "model"} (repeatable)',
     )
-    parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--clip-k",
         action="store_true",
@@ -76,24 +74,11 @@ def _load_split(args: argparse.Namespace):
     return split
 
 
-def _run_settings(args: argparse.Namespace, k_available: int) -> dict[str, Any]:
-    """The detector settings, with K lowered to the neighbours available under --clip-k."""
-    settings = parse_assignments(args.settings)
-    if args.clip_k and settings.get("k", 0) > k_available:
-        log.warning(
-            "K=%s exceeds the %d neighbours available: using K=%d",
-            settings["k"],
-            k_available,
-            k_available,
-        )
-        settings["k"] = k_available
-    return settings
-
-
 def run_neighbors(args: argparse.Namespace) -> None:
     from cap.benchmark.neighbors import save_neighbors, search_split_neighbors
 
     split = _load_split(args)
+    log_startup()
     k_max = args.k_max
     if args.clip_k and k_max >= len(split.bank):
         k_max = len(split.bank) - 1
@@ -111,62 +96,96 @@ def run_neighbors(args: argparse.Namespace) -> None:
 
 
 def run_train(args: argparse.Namespace) -> None:
-    from cap.benchmark.experiment import build_detector, fit_on_split
+    from cap.benchmark.experiment import RunSpec, bank_provenance, train_run
     from cap.benchmark.neighbors import load_neighbors
-    from cap.utils.io import write_json_atomic
 
+    if len(args.runs) != 1:
+        raise ConfigError(f"cap train makes one run; got {len(args.runs)} --run")
+    spec = RunSpec.from_json(args.runs[0])
+    _import_runtime([spec])
     split = _load_split(args)
     neighbors = load_neighbors(args.neighbors)
-    detector = build_detector(args.method, _run_settings(args, neighbors.k_max), args.seed)
-    fit_on_split(detector, split, neighbors, monitor=True)
-    detector.save(args.out_model, include_bank=False)
-    write_json_atomic(args.out_history, detector.history_)
+    provenance = bank_provenance(split, args.train_emb, args.normal_class)
+    log_startup()
+    train_run(spec, split, neighbors, provenance, args.out_model, clip_k=args.clip_k)
 
 
-def run_score(args: argparse.Namespace) -> None:
+def run_evaluate(args: argparse.Namespace) -> None:
     import pandas as pd
 
-    from cap.benchmark.evaluation import write_scores
-    from cap.benchmark.experiment import build_detector, fit_on_split, score_split
+    from cap.benchmark.evaluation import write_batch
+    from cap.benchmark.experiment import RunSpec, bank_provenance, evaluate_run
     from cap.benchmark.neighbors import load_neighbors
-    from cap.detectors import DETECTORS
+    from cap.benchmark.protocol import load_split
 
-    split = _load_split(args)
-    neighbors = load_neighbors(args.neighbors)
-    if args.model is not None:
-        detector = DETECTORS[args.method].load(args.model, bank=split.bank)
-    else:
-        detector = build_detector(args.method, _run_settings(args, neighbors.k_max), args.seed)
-        fit_on_split(detector, split, neighbors)
-    frame = pd.DataFrame(
-        {
-            "id": split.test_ids,
-            "label": split.test_labels,
-            "is_anomaly": split.is_anomaly,
-            "score": score_split(detector, split, neighbors),
-        }
+    specs = [RunSpec.from_json(text) for text in args.runs]
+    _import_runtime(specs)
+    split, test = load_split(
+        args.train_emb, args.test_emb, args.normal_class, backbone=args.backbone
     )
-    write_scores(args.out, frame)
-
-
-def run_auroc(args: argparse.Namespace) -> None:
-    from cap.benchmark.evaluation import read_scores, write_auroc_record
-
-    # Tags stay text (class ids mix numbers and MVTec names), except the seed.
-    tags = {key: str(value) for key, value in parse_assignments(args.tags).items()}
-    if "seed" in tags:
-        tags["seed"] = int(tags["seed"])
-    record = write_auroc_record(args.out, read_scores(args.scores), tags)
-    log.info("AUROC %.4f (%s)", record["auroc"], json.dumps(tags, sort_keys=True))
+    neighbors = load_neighbors(args.neighbors)
+    provenance = bank_provenance(split, args.train_emb, args.normal_class)
+    startup = log_startup()
+    identity = {
+        **{key: str(value) for key, value in parse_assignments(args.tags).items()},
+        "class_name": split.normal_class_name,
+        "backbone_model": test.attrs.get("backbone"),
+        "weights": test.attrs.get("weights"),
+        "n_train": len(split.bank),
+        "n_test": len(split.test),
+        "n_anomalous": int(split.is_anomaly.sum()),
+    }
+    runs, scores = [], []
+    for spec in specs:
+        record, values = evaluate_run(spec, split, neighbors, provenance, clip_k=args.clip_k)
+        runs.append({**identity, **record})
+        scores.append(values)
+    items = pd.DataFrame(
+        {"id": split.test_ids, "label": split.test_labels, "is_anomaly": split.is_anomaly}
+    )
+    write_batch(
+        args.out_records,
+        args.out_scores,
+        job={"startup_s": startup},
+        runs=runs,
+        scores=scores,
+        test=items,
+    )
 
 
 def run_aggregate(args: argparse.Namespace) -> None:
-    from cap.benchmark.evaluation import summarize_records
-    from cap.utils.io import atomic_path
+    from cap.benchmark.evaluation import summarize_records, write_runs_table
 
-    frame = summarize_records(args.records)
-    with atomic_path(args.out) as temporary:
-        frame.to_csv(temporary, index=False)
+    write_runs_table(args.out, summarize_records(args.records))
+
+
+def _import_runtime(specs: list[Any]) -> None:
+    """Where a method trains, import torch, and the compiler stack that its optimisers
+    import at their first step (about a second), before the first fit: the start-up
+    then includes them, and each run's fit seconds are its own."""
+    from cap.detectors import detector_class
+
+    if any(detector_class(spec.method).trainable for spec in specs):
+        import torch
+
+        torch.optim.Adam([torch.zeros(1, requires_grad=True)]).step()
+
+
+def run_verify(args: argparse.Namespace) -> None:
+    from cap.benchmark.evaluation import compare_runs, read_runs_table
+
+    mismatches = compare_runs(
+        read_runs_table(args.expected),
+        read_runs_table(args.actual),
+        tolerance=args.tolerance,
+        collapse_tolerance=args.collapse_tolerance,
+    )
+    if len(mismatches):
+        raise DataError(
+            f"{len(mismatches)} run(s) of {args.actual} differ from {args.expected} "
+            f"beyond the tolerance:\n{mismatches.to_string(index=False)}"
+        )
+    log.info("every run of %s matches %s", args.actual, args.expected)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -178,25 +197,38 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", type=Path, required=True)
     parser.set_defaults(handler=run_neighbors)
 
-    parser = subparsers.add_parser("train", help="fit a trainable detector (CAP)")
+    parser = subparsers.add_parser("train", help="fit one trainable run and keep its model")
     _add_run_arguments(parser)
     parser.add_argument("--out-model", type=Path, required=True)
-    parser.add_argument("--out-history", type=Path, required=True)
     parser.set_defaults(handler=run_train)
 
-    parser = subparsers.add_parser("score", help="anomaly scores of the test split")
+    parser = subparsers.add_parser(
+        "evaluate", help="fit (or load) and score a batch of runs of one class"
+    )
     _add_run_arguments(parser)
-    parser.add_argument("--model", type=Path, help="saved model; else fit here (baselines)")
-    parser.add_argument("--out", type=Path, required=True, help="scores .csv.gz")
-    parser.set_defaults(handler=run_score)
+    parser.add_argument(
+        "--tag", dest="tags", action="append", default=[], metavar="KEY=VALUE",
+        help="identity recorded with every run (dataset, backbone, cls)",
+    )  # fmt: skip
+    parser.add_argument("--out-records", type=Path, required=True, help="runs' records (.json)")
+    parser.add_argument("--out-scores", type=Path, required=True, help="runs' scores (.csv.gz)")
+    parser.set_defaults(handler=run_evaluate)
 
-    parser = subparsers.add_parser("auroc", help="AUROC of one score file, as JSON")
-    parser.add_argument("--scores", type=Path, required=True)
-    parser.add_argument("--tag", dest="tags", action="append", default=[], metavar="KEY=VALUE")
-    parser.add_argument("--out", type=Path, required=True)
-    parser.set_defaults(handler=run_auroc)
+    parser = subparsers.add_parser(
+        "verify", help="compare a runs table with a reference one, run by run"
+    )
+    parser.add_argument(
+        "expected", type=Path, help="the reference runs.csv (e.g. docs/demo-report)"
+    )
+    parser.add_argument("actual", type=Path, help="the runs.csv to check")
+    parser.add_argument("--tolerance", type=float, default=5e-4, help="largest |ΔAUROC| allowed")
+    parser.add_argument(
+        "--collapse-tolerance", type=float, default=1e-2,
+        help="largest |ΔAUROC| for runs with λ = 0, whose collapse makes them noisy",
+    )  # fmt: skip
+    parser.set_defaults(handler=run_verify)
 
-    parser = subparsers.add_parser("aggregate", help="AUROC JSON records → one CSV")
+    parser = subparsers.add_parser("aggregate", help="batch records → the long-form runs table")
     parser.add_argument("records", nargs="+", type=Path)
     parser.add_argument("--out", type=Path, required=True)
     parser.set_defaults(handler=run_aggregate)

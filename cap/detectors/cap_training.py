@@ -24,7 +24,6 @@ from tqdm.auto import tqdm
 from cap.detectors.cap_model import CAPModel, ProjectedNeighbors, cap_objective, cosine_distance
 from cap.detectors.search import chunk_slices
 from cap.utils.errors import ConfigError
-from cap.utils.metrics import auroc
 
 logger = logging.getLogger(__name__)
 
@@ -220,6 +219,8 @@ def projection_readout(
 
 def score_summary(model: CAPModel, bank: torch.Tensor, watch: Watch) -> dict[str, float]:
     """Test-score means/stds of normal and anomalous items and the AUROC (Figures 3, 6)."""
+    from cap.utils.metrics import auroc  # scikit-learn: imported only when monitoring
+
     X, is_anomaly, index = watch
     model.eval()
     (scores,) = read_out(model, bank, X, index, score_readout)

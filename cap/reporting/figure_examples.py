@@ -53,7 +53,9 @@ def load_trained_run(
     from cap.benchmark.protocol import load_split
     from cap.detectors import CAPDetector
 
-    split, test_embeddings = load_split(train_emb, test_emb, normal_class, backbone=backbone)
+    split, test_embeddings = load_split(
+        train_emb, test_emb, normal_class, backbone=backbone, feature_maps=True
+    )
     return TrainedRun(
         detector=CAPDetector.load(model, bank=split.bank),
         split=split,

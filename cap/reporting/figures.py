@@ -63,31 +63,39 @@ class AnomalyMapExample:
 
 
 def plot_score_curves(
-    histories: Mapping[str, Sequence[Mapping[str, float]]],
+    histories: Mapping[str, Sequence[Sequence[Mapping[str, float]]]],
     out_prefix: str | os.PathLike[str],
     *,
     title: str,
 ) -> list[Path]:
     """Mean test anomaly score per epoch, normal (solid) vs anomalous (dashed), one colour per λ.
 
-    ``histories`` maps a label (the λ of eq. 7) to ``CAPDetector.history_``: one
-    record per epoch with at least :data:`HISTORY_KEYS`.
+    ``histories`` maps a label (the λ of eq. 7) to the histories of its seeds, each a
+    ``CAPDetector.history_`` (one record per epoch with at least :data:`HISTORY_KEYS`).
+    Lines are the mean over seeds; with several seeds a band shows ± one standard
+    deviation across them.
     """
     if not histories:
         raise DataError("no training histories to plot")
     figure = Figure(figsize=SCORE_CURVES_SIZE, layout="constrained")
     axes = figure.add_subplot()
     colors = sns.color_palette("colorblind", len(histories))
-    for color, (label, history) in zip(colors, histories.items(), strict=True):
-        epochs, normal, anomalous = _history_columns(label, history)
-        axes.plot(epochs, normal, color=color, linestyle="-", label=f"λ = {label}")
-        axes.plot(epochs, anomalous, color=color, linestyle="--")
+    seeds = {len(runs) for runs in histories.values()}
+    for color, (label, runs) in zip(colors, histories.items(), strict=True):
+        epochs, normal, anomalous = _seed_columns(label, runs)  # (E,), (S, E), (S, E)
+        for scores, style, name in ((normal, "-", f"λ = {label}"), (anomalous, "--", None)):
+            mean = scores.mean(axis=0)
+            axes.plot(epochs, mean, color=color, linestyle=style, label=name)
+            if len(scores) > 1:
+                spread = scores.std(axis=0, ddof=1)
+                axes.fill_between(epochs, mean - spread, mean + spread, color=color, alpha=0.15)
     style = [
         Line2D([], [], color="grey", linestyle="-", label="normal"),
         Line2D([], [], color="grey", linestyle="--", label="anomaly"),
     ]
     axes.legend(handles=axes.get_legend_handles_labels()[0] + style, fontsize="small", ncols=2)
-    axes.set(xlabel="epoch", ylabel="mean anomaly score (eq. 8)", title=title)
+    seeds_text = f"{max(seeds)} seeds, mean ± std" if max(seeds) > 1 else "1 seed"
+    axes.set(xlabel="epoch", ylabel=f"mean anomaly score (eq. 8), {seeds_text}", title=title)
     axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes.grid(alpha=0.3)
     return _save(figure, out_prefix)
@@ -236,17 +244,22 @@ def plot_anomaly_maps(
     return _save(figure, out_prefix)
 
 
-def _history_columns(label: str, history: Sequence[Mapping[str, float]]) -> tuple[list[float], ...]:
-    """Epochs and the normal/anomalous mean scores of one history, checked."""
-    if not history:
+def _seed_columns(
+    label: str, runs: Sequence[Sequence[Mapping[str, float]]]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Epochs (E,) and the normal/anomalous mean scores (S, E) of one curve's seeds, checked."""
+    if not runs or not all(runs):
         raise DataError(f"history {label!r} is empty")
-    missing = [key for key in HISTORY_KEYS if key not in history[0]]
+    missing = sorted({key for history in runs for key in HISTORY_KEYS if key not in history[0]})
     if missing:
         raise DataError(
             f"history {label!r} lacks key(s) {missing}: train with a monitor set; "
-            f"it has {sorted(history[0])}"
+            f"it has {sorted(runs[0][0])}"
         )
-    return tuple([float(record[key]) for record in history] for key in HISTORY_KEYS)
+    if len({len(history) for history in runs}) > 1:
+        raise DataError(f"the seeds of {label!r} were trained for different numbers of epochs")
+    columns = np.array([[[record[key] for record in h] for h in runs] for key in HISTORY_KEYS])
+    return columns[0, 0], columns[1], columns[2]
 
 
 def _show_image(axes: Axes, image: Image.Image, title: str) -> None:

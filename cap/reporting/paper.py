@@ -42,9 +42,9 @@ class Claim:
 def load_paper_results(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Read and validate the paper-results file.
 
-    Returns ``{"backbones": {dataset: backbone}, "table1": {"computed": rows,
-    "reported": rows}, "table2": rows, ..., "claims": [Claim, ...]}`` where ``rows``
-    is :data:`PaperRows`.
+    Returns ``{"backbones": {dataset: backbone}, "scale": {dataset: {"train_per_class",
+    "test", "steps"}}, "table1": {"computed": rows, "reported": rows}, "table2": rows,
+    ..., "claims": [Claim, ...]}`` where ``rows`` is :data:`PaperRows`.
     Raises ConfigError naming the bad entry when the structure is off.
     """
     try:
@@ -54,7 +54,7 @@ def load_paper_results(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise ConfigError(f"paper results {path}: not valid YAML: {error}") from error
     if not isinstance(raw, Mapping):
         raise ConfigError(f"paper results {path}: expected a mapping at the top level")
-    expected = {"backbones", "claims", *TABLES}
+    expected = {"backbones", "scale", "claims", *TABLES}
     if set(raw) != expected:
         raise ConfigError(
             f"paper results {path}: expected keys {sorted(expected)}, got {sorted(map(str, raw))}"
@@ -72,6 +72,7 @@ def load_paper_results(path: str | os.PathLike[str]) -> dict[str, Any]:
             }
         else:
             paper[table] = _check_rows(raw[table], backbones, where)
+    paper["scale"] = _check_scale(raw["scale"], backbones, f"paper results {path}: scale")
     paper["claims"] = _check_claims(raw["claims"], paper, f"paper results {path}: claims")
     return paper
 
@@ -171,3 +172,23 @@ def _check_claims(claims: object, paper: Mapping[str, Any], where: str) -> list[
             )
         )
     return checked
+
+
+def _check_scale(
+    scale: object, backbones: Mapping[str, str], where: str
+) -> dict[str, dict[str, Any]]:
+    """Dataset → the paper's training images per class, test images and steps (or nulls)."""
+    keys = {"train_per_class", "test", "steps"}
+    if not isinstance(scale, Mapping):
+        raise ConfigError(f"{where}: expected a mapping of dataset → {sorted(keys)}")
+    for dataset, sizes in scale.items():
+        if dataset not in backbones:
+            raise ConfigError(f"{where}: unknown dataset {dataset!r}; valid: {sorted(backbones)}")
+        valid = isinstance(sizes, Mapping) and set(sizes) == keys
+        if not valid or not all(
+            v is None or (isinstance(v, int) and v > 0) for v in sizes.values()
+        ):
+            raise ConfigError(
+                f"{where}.{dataset}: expected {sorted(keys)}, each a positive integer or null"
+            )
+    return {str(dataset): dict(sizes) for dataset, sizes in scale.items()}

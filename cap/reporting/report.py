@@ -8,9 +8,12 @@ demo) the paper's value is context, never a failure.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import platform
+import subprocess
 from collections.abc import Mapping, Sequence
+from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -19,10 +22,10 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from cap.reporting.claims import CONFIDENCE, judge_claims
 from cap.reporting.tables import read_table
 from cap.utils.io import write_text_atomic
 
-HOLDS, FAILS, NOT_RUN = "holds", "does not hold", "not run"
 #: Distributions whose versions the report records, by display name (first installed wins).
 PACKAGES: dict[str, tuple[str, ...]] = {
     "torch": ("torch",),
@@ -49,6 +52,7 @@ def write_report(
     benchmarks: Sequence[str | os.PathLike[str]] = (),
     config: Mapping[str, Any],
     environment: Mapping[str, str] | None = None,
+    repository: str | os.PathLike[str] | None = None,
 ) -> None:
     """Write the Markdown reproduction report to ``out_md`` atomically.
 
@@ -78,6 +82,8 @@ def write_report(
     environment : mapping, optional
         Extra provenance (backbone weight hashes, the run's device, ...); its
         entries override the detected ones.
+    repository : path, optional
+        The git checkout of the code that ran, for its commit.
     """
     out_md = Path(out_md)
     cells = {
@@ -93,15 +99,21 @@ def write_report(
         "## Tables against the paper",
         _tables_section(tables, comparison, tolerance),
         "## The paper's claims in this run",
-        _markdown(evaluate_claims(cells, paper, paper_tables)),
+        claims_section(judge_claims(summary, cells, paper, paper_tables)),
         "## Figures",
         _figures_section(figures, out_md.parent),
         "## Runtime per rule",
         _markdown(runtime_summary(benchmarks)) if benchmarks else "No benchmark files.",
-        "## Environment",
+        "## Provenance and environment",
         _markdown(
             pd.DataFrame(
-                list({**detect_environment(), **(environment or {})}.items()),
+                list(
+                    {
+                        **provenance(config, repository),
+                        **detect_environment(),
+                        **(environment or {}),
+                    }.items()
+                ),
                 columns=["item", "value"],
             )
         ),
@@ -149,33 +161,37 @@ def compare_with_paper(
     return pd.DataFrame.from_records(rows)
 
 
-def evaluate_claims(
-    cells: Mapping[str, pd.DataFrame],
-    paper: Mapping[str, Any],
-    paper_tables: Mapping[str, str | None],
-) -> pd.DataFrame:
-    """Which of the paper's claims (``paper["claims"]``) hold: one row per (claim, dataset).
-
-    A claim on the paper's table T is judged on each of our tables that reproduces T
-    (``paper_tables``), for the claim's datasets; where the cells it needs were not
-    computed, it is "not run".
-    """
-    rows = []
-    for claim in paper["claims"]:
-        tables = [name for name, key in paper_tables.items() if key == claim.table]
-        values = {
-            key: value
-            for name in tables
-            for key, value in _computed_values(cells.get(name)).items()
-        }
-        for dataset in claim.datasets:
-            high, low = values.get((claim.higher, dataset)), values.get((claim.lower, dataset))
-            if high is None or low is None:
-                rows.append(_claim_row(claim.text, dataset, "", NOT_RUN))
-                continue
-            evidence = f"{claim.higher}: {high:.1f} vs {claim.lower}: {low:.1f}"
-            rows.append(_claim_row(claim.text, dataset, evidence, HOLDS if high > low else FAILS))
-    return pd.DataFrame.from_records(rows, columns=["claim", "dataset", "evidence", "verdict"])
+def claims_section(claims: pd.DataFrame) -> str:
+    """The claims table with how to read it: the difference, its interval, the test, the
+    verdict, and the size of our runs beside the paper's."""
+    intro = (
+        "Each claim compares two rows of a paper table on a dataset. Per class, each "
+        "variant's AUROC is averaged over its seeds; Δ is the mean over classes of the "
+        f"paired difference (AUROC points), with a {CONFIDENCE:.0%} Student-t interval over "
+        "classes and a two-sided Wilcoxon signed-rank p-value. Verdict: *holds* when the "
+        "interval lies above 0, *does not hold* below 0, *inconclusive* when it contains 0 "
+        "or a single class leaves it undefined. Scale: normal training images per class, "
+        "test images and optimisation steps per run, ours and the paper's."
+    )
+    frame = pd.DataFrame({
+        "claim": claims["claim"],
+        "dataset": claims["dataset"],
+        "classes": claims["n_classes"].map(lambda n: "–" if pd.isna(n) else f"{int(n)}"),
+        "seeds": claims["n_seeds"].fillna("–"),
+        "Δ AUROC": claims["difference"].map(lambda d: "–" if pd.isna(d) else f"{d:+.2f}"),
+        f"{CONFIDENCE:.0%} CI": [
+            "–" if pd.isna(low) else f"[{low:+.2f}, {high:+.2f}]"
+            for low, high in zip(claims["ci_low"], claims["ci_high"], strict=True)
+        ],
+        "Wilcoxon p": claims["wilcoxon_p"].map(lambda p: "–" if pd.isna(p) else f"{p:.3g}"),
+        "verdict": claims["verdict"],
+        "ours (images/class / test / steps)": [
+            " / ".join(_count(value) for value in sizes)
+            for sizes in zip(claims["n_train"], claims["n_test"], claims["steps"], strict=True)
+        ],
+        "paper": claims["paper_scale"],
+    })  # fmt: skip
+    return f"{intro}\n\n{_markdown(frame)}"
 
 
 def runtime_summary(benchmarks: Sequence[str | os.PathLike[str]]) -> pd.DataFrame:
@@ -207,6 +223,36 @@ def runtime_summary(benchmarks: Sequence[str | os.PathLike[str]]) -> pd.DataFram
         )
     )
     return table.round(1).reset_index()
+
+
+def provenance(
+    config: Mapping[str, Any], repository: str | os.PathLike[str] | None = None
+) -> dict[str, str]:
+    """When, from which commit and with which config (sha256 of its YAML) the report was made."""
+    config_yaml = yaml.safe_dump(dict(config), sort_keys=True, allow_unicode=True)
+    return {
+        "generated (UTC)": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M"),
+        "commit": _commit(repository),
+        "config sha256": hashlib.sha256(config_yaml.encode()).hexdigest(),
+    }
+
+
+def _commit(repository: str | os.PathLike[str] | None) -> str:
+    """The checkout's commit, marked when tracked files were changed; "unknown" outside git."""
+    if repository is None:
+        return "unknown"
+
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", "-C", str(repository), *args], capture_output=True, text=True, check=True
+        ).stdout.strip()
+
+    try:
+        commit = git("rev-parse", "HEAD")
+        changed = git("status", "--porcelain", "--untracked-files=no")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return f"{commit} (with uncommitted changes)" if changed else commit
 
 
 def detect_environment() -> dict[str, str]:
@@ -349,19 +395,6 @@ def _figures_section(figures: Sequence[str | os.PathLike[str]], folder: Path) ->
     return "\n\n".join(links)
 
 
-def _computed_values(frame: pd.DataFrame | None) -> dict[tuple[str, str], float]:
-    """(entry, dataset) → our AUROC (%), for the cells that were computed."""
-    if frame is None:
-        return {}
-    computed = frame[(frame["kind"] == "computed") & frame["auroc_pct"].notna()]
-    keys = zip(computed["entry"], computed["dataset"], strict=True)
-    return {key: float(value) for key, value in zip(keys, computed["auroc_pct"], strict=True)}
-
-
-def _claim_row(claim: str, dataset: str, evidence: str, verdict: str) -> dict[str, str]:
-    return {"claim": claim, "dataset": dataset, "evidence": evidence, "verdict": verdict}
-
-
 def _figure_name(path: Path) -> str:
     """``…/figures/attention/cifar10/resnet152/1/cap.png`` →
     ``attention cifar10/resnet152/1/cap``."""
@@ -381,6 +414,10 @@ def _rule_of(path: Path) -> str:
     if path.parent.name == "benchmarks":
         return path.stem
     return path.parent.name
+
+
+def _count(value: float | None) -> str:
+    return "–" if value is None or pd.isna(value) else f"{int(value):,}"
 
 
 def _number(value: float) -> str:

@@ -13,6 +13,7 @@ several seeds the class mean is taken per seed, then reported as mean ± std
 (ddof=1) across seeds. The machine-readable CSV is tidy — one row per (entry,
 dataset), AUROC in percent, with the paper's value beside ours — while Markdown
 and LaTeX show the paper's layout with the best computed value per dataset in bold.
+The per-class CSV keeps every run: one row per (entry, dataset, class, seed).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from cap.benchmark.layout import TABLE_SUFFIXES
 from cap.reporting.paper import paper_rows, reported_rows
 from cap.utils.errors import ConfigError, DataError
 from cap.utils.io import atomic_path, write_text_atomic
@@ -51,19 +53,10 @@ CELL_COLUMNS: tuple[str, ...] = (
     "paper_pct",
     "best",
 )
-#: Columns of the per-class CSV: one row per (entry, dataset, class).
+#: Columns of the per-class CSV: one row per (entry, dataset, class, seed).
 PER_CLASS_COLUMNS: tuple[str, ...] = (
-    "table",
-    "entry",
-    "dataset",
-    "variant",
-    "backbone",
-    "cls",
-    "class_name",
-    "auroc_pct",
-    "auroc_pct_std",
-    "n_seeds",
-)
+    "table", "entry", "dataset", "variant", "backbone", "cls", "class_name", "seed", "auroc_pct",
+)  # fmt: skip
 #: Columns read back as text, so that labels such as "1" or "0.1" stay labels.
 TEXT_COLUMNS: tuple[str, ...] = ("table", "entry", "dataset", "kind", "variant", "backbone", "cls")
 #: Display names of the paper's datasets; others are shown as they are named.
@@ -165,16 +158,14 @@ def build_table(
 
 
 def write_table(table: Table, out_prefix: str | os.PathLike[str]) -> list[Path]:
-    """Write ``{prefix}.csv``, ``.md``, ``.tex`` and ``{prefix}_per_class.csv`` atomically."""
-    prefix = Path(out_prefix)
-    paths = [Path(f"{prefix}{suffix}") for suffix in (".csv", ".md", ".tex", "_per_class.csv")]
-    csv_path, md_path, tex_path, per_class_path = paths
-    for frame, path in ((table.cells, csv_path), (table.per_class, per_class_path)):
+    """Write the table's files, ``{prefix}`` plus each of ``layout.TABLE_SUFFIXES``, atomically."""
+    paths = {kind: Path(f"{out_prefix}{suffix}") for kind, suffix in TABLE_SUFFIXES.items()}
+    for frame, path in ((table.cells, paths["csv"]), (table.per_class, paths["per_class"])):
         with atomic_path(path) as temporary:
             frame.round(4).to_csv(temporary, index=False)
-    write_text_atomic(md_path, to_markdown(table))
-    write_text_atomic(tex_path, to_latex(table))
-    return paths
+    write_text_atomic(paths["md"], to_markdown(table))
+    write_text_atomic(paths["tex"], to_latex(table))
+    return list(paths.values())
 
 
 def read_table(path: str | os.PathLike[str]) -> pd.DataFrame:
@@ -292,21 +283,12 @@ def _aggregate_cell(runs: pd.DataFrame, where: str) -> dict[str, object]:
 
 
 def _per_class_rows(runs: pd.DataFrame) -> list[dict[str, object]]:
-    """AUROC (%) mean and std across seeds for every class of one cell."""
-    rows = []
-    for cls, group in runs.groupby(runs["cls"].astype(str), sort=False):
-        aurocs = group["auroc"] * 100.0  # (n_seeds,)
-        rows.append(
-            {
-                "backbone": str(group["backbone"].iloc[0]),
-                "cls": cls,
-                "class_name": group["class_name"].iloc[0] if "class_name" in group else None,
-                "auroc_pct": float(aurocs.mean()),
-                "auroc_pct_std": float(aurocs.std(ddof=1)) if len(aurocs) > 1 else np.nan,
-                "n_seeds": int(group["seed"].nunique(dropna=False)),
-            }
-        )
-    return rows
+    """Every run of one cell: its class, seed and AUROC (%)."""
+    columns = ["backbone", "cls", "class_name", "seed", "auroc"]
+    frame = runs.reindex(columns=columns).assign(
+        cls=runs["cls"].astype(str), auroc_pct=runs["auroc"] * 100.0
+    )
+    return frame.drop(columns="auroc").to_dict("records")
 
 
 def _best_cells(cells: pd.DataFrame) -> pd.Series:

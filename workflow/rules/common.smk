@@ -35,6 +35,7 @@ wildcard_constraints:
     dataset="|".join(map(re.escape, PLAN.datasets)),
     backbone="|".join(map(re.escape, config["backbones"])),
     variant="|".join(map(re.escape, PLAN.variants)),
+    batch="|".join(sorted({re.escape(batch.name) for batch in PLAN.batches})),
     cls="|".join(sorted({re.escape(c) for d in PLAN.datasets for c in PLAN.class_ids(d)})),
     resource="|".join(map(re.escape, config["resources"])),
     table="|".join(map(re.escape, config["tables"])),
@@ -62,28 +63,28 @@ def get_neighbor_args(wildcards):
     return PLAN.neighbor_args(wildcards.dataset, wildcards.backbone, wildcards.cls)
 
 
-def get_run_inputs(wildcards):
-    return PLAN.run_inputs(wildcards.dataset, wildcards.backbone, wildcards.cls)
+def get_class_inputs(wildcards):
+    return PLAN.class_inputs(wildcards.dataset, wildcards.backbone, wildcards.cls)
 
 
-def get_score_inputs(wildcards):
-    return PLAN.score_inputs(**dict(wildcards.items()))
+def get_train_args(wildcards):
+    return PLAN.train_args(**dict(wildcards.items()))
 
 
-def get_model_arg(wildcards, input):
-    return f"--model {shlex.quote(input.model)}" if "model" in input.keys() else ""
+def get_evaluate_inputs(wildcards):
+    return PLAN.evaluate_inputs(**dict(wildcards.items()))
 
 
-def get_run_args(wildcards):
-    return PLAN.run_args(**dict(wildcards.items()))
+def get_evaluate_args(wildcards):
+    return PLAN.evaluate_args(**dict(wildcards.items()))
 
 
-def get_auroc_tags(wildcards):
-    return PLAN.auroc_tags(**dict(wildcards.items()))
+def get_evaluate_gpu_slots(wildcards):
+    return GPU_SLOTS if PLAN.batch_trains(wildcards.dataset, wildcards.cls, wildcards.batch) else 0
 
 
 def get_table_records(wildcards):
-    return [run.path(layout.AUROC) for run in PLAN.table_runs(wildcards.table)]
+    return PLAN.record_files(PLAN.table_runs(wildcards.table))
 
 
 def get_table_spec(wildcards):
@@ -112,11 +113,11 @@ def get_backbone_model(wildcards):
     return PLAN.backbone_model(wildcards.backbone)
 
 
-def get_curve_histories(wildcards):
-    return [
-        run.path(layout.HISTORY) for _, run in PLAN.curve_runs(wildcards.dataset, wildcards.cls)
-    ]
+def get_curve_records(wildcards):
+    return PLAN.record_files(
+        r for _, runs in PLAN.curve_runs(wildcards.dataset, wildcards.cls) for r in runs
+    )
 
 
-def get_curve_labels(wildcards):
-    return [label for label, _ in PLAN.curve_runs(wildcards.dataset, wildcards.cls)]
+def get_curves(wildcards):
+    return PLAN.curve_specs(wildcards.dataset, wildcards.cls)

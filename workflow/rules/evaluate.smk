@@ -1,49 +1,34 @@
-rule score:
-    """Anomaly scores of the whole test split (baselines are fitted here: no model file)."""
+rule evaluate:
+    """A batch of runs of one class, in one process: each run is fitted (or its kept model
+    loaded), scores the whole test split and gets its AUROC."""
     input:
-        unpack(get_score_inputs),
+        unpack(get_evaluate_inputs),
     output:
-        layout.SCORES,
+        records=layout.RECORDS,
+        scores=layout.SCORES,
     log:
-        layout.log_path("score"),
+        layout.log_path("evaluate"),
     benchmark:
-        layout.benchmark_path("score")
+        layout.benchmark_path("evaluate")
     conda:
         CONDA_ENV
     threads: 1
+    resources:
+        gpu=GPU_SLOTS,
     params:
-        args=get_run_args,
-        model=get_model_arg,
+        args=get_evaluate_args,
     shell:
-        "OMP_NUM_THREADS={threads} cap score {params.args} {params.model} "
-        "--train-emb {input.train_emb} --test-emb {input.test_emb} "
-        "--neighbors {input.neighbors} --out {output} > {log} 2>&1"
-
-
-rule auroc:
-    """AUROC of one run, with the run's identity, as JSON."""
-    input:
-        layout.SCORES,
-    output:
-        layout.AUROC,
-    log:
-        layout.log_path("auroc"),
-    benchmark:
-        layout.benchmark_path("auroc")
-    conda:
-        CONDA_ENV
-    params:
-        tags=get_auroc_tags,
-    shell:
-        "cap auroc --scores {input} {params.tags} --out {output} > {log} 2>&1"
+        "OMP_NUM_THREADS={threads} cap evaluate {params.args} --train-emb {input.train_emb} "
+        "--test-emb {input.test_emb} --neighbors {input.neighbors} "
+        "--out-records {output.records} --out-scores {output.scores} > {log} 2>&1"
 
 
 rule aggregate:
-    """Every run's AUROC in one CSV, for the report."""
+    """Every run in one long-form CSV: identity, settings, AUROC, timings."""
     input:
-        [run.path(layout.AUROC) for run in PLAN.all_runs],
+        PLAN.record_files(PLAN.all_runs),
     output:
-        layout.SUMMARY,
+        layout.RUNS_TABLE,
     log:
         layout.log_path("aggregate"),
     benchmark:

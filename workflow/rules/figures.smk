@@ -29,7 +29,7 @@ rule figure_score_curves:
     """Figures 3 and 6: mean test anomaly score of normal and anomalous images over
     training, one pair of curves per λ."""
     input:
-        histories=get_curve_histories,
+        records=get_curve_records,
     output:
         png=report(
             f"{layout.FIGURES['score_curves']}.png",
@@ -45,7 +45,7 @@ rule figure_score_curves:
     conda:
         CONDA_ENV
     params:
-        labels=get_curve_labels,
+        curves=get_curves,
         figure=get_figure("score_curves"),
     script:
         "../scripts/figure_score_curves.py"

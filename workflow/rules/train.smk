@@ -1,11 +1,10 @@
 rule train:
-    """Fit CAP on one normal class from cached features (no backbone in the loop); the
-    history records test-score summaries after every epoch (Figures 3 and 6)."""
+    """Fit one trainable run whose model is kept (the runs a figure draws, or every one
+    with keep_models) from cached features; no backbone in the loop."""
     input:
-        unpack(get_run_inputs),
+        unpack(get_class_inputs),
     output:
         model=layout.MODEL,
-        history=layout.HISTORY,
     log:
         layout.log_path("train"),
     benchmark:
@@ -16,8 +15,8 @@ rule train:
     resources:
         gpu=GPU_SLOTS,
     params:
-        args=get_run_args,
+        args=get_train_args,
     shell:
         "OMP_NUM_THREADS={threads} cap train {params.args} --train-emb {input.train_emb} "
         "--test-emb {input.test_emb} --neighbors {input.neighbors} "
-        "--out-model {output.model} --out-history {output.history} > {log} 2>&1"
+        "--out-model {output.model} > {log} 2>&1"

@@ -3,8 +3,7 @@
 import logging
 from pathlib import Path
 
-import pandas as pd
-
+from cap.benchmark.evaluation import read_runs_table
 from cap.reporting.paper import load_paper_results
 from cap.reporting.report import backbone_weights, write_report
 
@@ -13,7 +12,7 @@ logging.basicConfig(filename=snakemake.log[0], level=logging.INFO)
 inputs, params = snakemake.input, snakemake.params
 write_report(
     snakemake.output.md,
-    summary=pd.read_csv(inputs.summary),
+    summary=read_runs_table(inputs.runs),
     tables={Path(path).stem: Path(path) for path in inputs.tables},
     paper=load_paper_results(inputs.paper),
     backbones_used=params.backbones_used,
@@ -21,7 +20,8 @@ write_report(
     paper_tables=params.paper_tables,
     tolerance=params.tolerance,
     figures=[Path(path) for path in inputs.figures],
-    benchmarks=list(inputs.benchmarks),
+    benchmarks=[path for path in params.benchmarks if Path(path).is_file()],
     config=params.config,
     environment=backbone_weights(list(inputs.embeddings)),
+    repository=Path(snakemake.scriptdir).parents[1],
 )

@@ -1,0 +1,99 @@
+"""The paper's claims judged with uncertainty: the verdict logic and the paired design."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from cap.reporting.claims import (
+    FAILS,
+    HOLDS,
+    INCONCLUSIVE,
+    NOT_RUN,
+    class_differences,
+    judge_claims,
+    paired_test,
+)
+from cap.reporting.paper import load_paper_results
+
+PAPER_FILE = Path(__file__).resolve().parents[1] / "config" / "paper_results.yaml"
+
+
+def test_an_interval_above_zero_holds():
+    test = paired_test(np.array([1.0, 2.0, 1.5, 2.5, 1.2]))
+    assert test.verdict == HOLDS and 0 < test.ci_low < test.mean < test.ci_high
+    assert test.n == 5 and test.mean == pytest.approx(1.64)
+    direct = stats.t.interval(0.95, 4, loc=1.64, scale=stats.sem([1.0, 2.0, 1.5, 2.5, 1.2]))
+    assert (test.ci_low, test.ci_high) == pytest.approx(direct)
+    assert test.wilcoxon_p == pytest.approx(0.0625)  # exact: all 5 signs positive, 2/2^5
+
+
+def test_an_interval_below_zero_does_not_hold():
+    assert paired_test(np.array([-1.0, -2.0, -1.5, -0.8])).verdict == FAILS
+
+
+def test_an_interval_spanning_zero_is_inconclusive():
+    test = paired_test(np.array([2.0, -1.0, 0.5, -0.5]))
+    assert test.verdict == INCONCLUSIVE and test.ci_low < 0 < test.ci_high
+
+
+def test_a_single_class_is_inconclusive_whatever_its_sign():
+    test = paired_test(np.array([5.0]))
+    assert test.verdict == INCONCLUSIVE and test.mean == 5.0
+    assert math.isnan(test.ci_low) and math.isnan(test.wilcoxon_p)
+
+
+def test_ties_are_inconclusive_and_equal_gaps_are_judged_by_their_sign():
+    zeros = paired_test(np.zeros(4))
+    assert zeros.verdict == INCONCLUSIVE and (zeros.ci_low, zeros.ci_high) == (0.0, 0.0)
+    assert math.isnan(zeros.wilcoxon_p)  # no non-zero difference to rank
+    assert paired_test(np.full(3, 0.5)).verdict == HOLDS  # no spread: the interval is the point
+
+
+def runs_frame(values: dict[tuple[str, str, int], float], dataset: str = "cifar10") -> pd.DataFrame:
+    """Runs of (variant, class, seed) → AUROC (fraction), with a demo-like scale."""
+    return pd.DataFrame([
+        {"dataset": dataset, "variant": v, "cls": c, "seed": s, "auroc": a, "n_train": 200,
+         "n_test": 2000, "epochs": 10 if v != "no_adaptation" else np.nan,
+         "batch_size": 64 if v != "no_adaptation" else np.nan}
+        for (v, c, s), a in values.items()
+    ])  # fmt: skip
+
+
+def test_differences_pair_classes_after_averaging_seeds():
+    runs = runs_frame({
+        ("cap", "0", 0): 0.90, ("cap", "0", 1): 0.92, ("cap", "1", 0): 0.80, ("cap", "1", 1): 0.84,
+        ("no_adaptation", "0", 0): 0.90, ("no_adaptation", "1", 0): 0.85,
+        ("no_adaptation", "2", 0): 0.7,
+    })  # fmt: skip
+    differences = class_differences(runs, "cifar10", "cap", "no_adaptation")
+    assert differences.to_dict() == pytest.approx({"0": 1.0, "1": -3.0})  # class 2: one side only
+
+
+def test_claims_are_judged_per_dataset_with_scale_and_seeds():
+    paper = load_paper_results(PAPER_FILE)
+    rng = np.random.default_rng(0)
+    values = {}
+    for cls in map(str, range(5)):
+        values["no_adaptation", cls, 0] = 0.8 + 0.01 * int(cls)
+        for seed in range(3):
+            values["cap", cls, seed] = values["no_adaptation", cls, 0] + 0.02 + 0.002 * rng.normal()
+    cells = pd.DataFrame({
+        "entry": ["CAP", "CAP (no adaptation)"], "dataset": ["cifar10", "cifar10"],
+        "kind": ["computed", "computed"], "variant": ["cap", "no_adaptation"],
+    })  # fmt: skip
+    claims = judge_claims(runs_frame(values), {"t1": cells}, paper, {"t1": "table1"})
+    rows = claims[claims["claim"].str.startswith("CAP > CAP without")].set_index("dataset")
+    cifar = rows.loc["cifar10"]
+    assert cifar["verdict"] == HOLDS and cifar["n_classes"] == 5 and cifar["n_seeds"] == "3 vs 1"
+    assert cifar["difference"] == pytest.approx(2.0, abs=0.3)
+    assert (cifar["n_train"], cifar["n_test"], cifar["steps"]) == (200, 2000, 40)
+    assert cifar["paper_scale"] == "5,000 / 10,000 / 790"
+    assert rows.loc["cifar100", "verdict"] == NOT_RUN and rows.loc["mvtec", "paper_scale"] == "–"
+    unnamed = judge_claims(runs_frame(values), {"t1": cells}, paper, {"t1": None})
+    assert set(unnamed["verdict"]) == {NOT_RUN}
