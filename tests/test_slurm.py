@@ -153,13 +153,16 @@ def test_slurm_cancelled_job_stops_the_run_and_the_rerun_recovers(
     log_file = tmp_path / "cancelled.log"
     with log_file.open("w") as out:
         run = subprocess.Popen(slurm_snakemake_command(workdir, config), stdout=out, stderr=out)
-        deadline = time.monotonic() + 300
-        while not (train := running_job("rule_train_")):
-            assert run.poll() is None, log_file.read_text()[-5000:]
-            assert time.monotonic() < deadline, "the train job never ran"
-            time.sleep(0.2)
-        subprocess.run(["scancel", train], check=True, timeout=30)
-        assert run.wait(timeout=300) != 0
+        try:
+            deadline = time.monotonic() + 300
+            while not (train := running_job("rule_train_")):
+                assert run.poll() is None, log_file.read_text()[-5000:]
+                assert time.monotonic() < deadline, "the train job never ran"
+                time.sleep(0.2)
+            subprocess.run(["scancel", train], check=True, timeout=30)
+            assert run.wait(timeout=300) != 0
+        finally:
+            run.kill()  # only where a failed check left it running
     log = log_file.read_text()
     error = (
         rf"Error in rule train:\n    message: SLURM-job '{train}' failed, "
