@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
 import pytest
+from workflow_helpers import smoke_config, snakemake, write_config
 
 # --- Synthetic features for the core library tests ---------------------------------
 # (test_model, test_neighbors, test_detectors, test_collapse)
@@ -75,3 +78,19 @@ def single_thread_math() -> Iterator[None]:
 
 
 # --- end of the core library fixtures ------------------------------------------------
+
+
+# --- A local run of the workflow ------------------------------------------------------
+# (test_workflow, test_slurm: the cluster run must give the same AUROCs)
+
+
+@pytest.fixture(scope="session")
+def smoke_run(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> tuple[Path, Path, subprocess.CompletedProcess]:
+    """One complete offline run of the smoke DAG: workdir, config file, snakemake's result."""
+    workdir = tmp_path_factory.mktemp("smoke")
+    config = write_config(workdir / "smoke.yaml", smoke_config())
+    result = snakemake(workdir, "--cores", "2", "all", "--configfile", str(config))
+    assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-5000:]
+    return workdir, config, result

@@ -14,50 +14,13 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from assets import CIFAR10_ZIP, DEBIAN_FMNIST, MOBILENET, REPO, needs_offline_assets
+from assets import DEBIAN_FMNIST, MOBILENET, REPO, needs_offline_assets
+from workflow_helpers import SNAKEFILE, auroc_records, smoke_config, snakemake, write_config
 
 from cap.benchmark import layout
-from cap.benchmark.evaluation import read_runs, read_runs_table
+from cap.benchmark.evaluation import read_runs_table
 from cap.benchmark.plan import Plan
 from cap.reporting.tables import read_table
-
-SNAKEFILE = REPO / "workflow" / "Snakefile"
-
-
-def snakemake(
-    workdir: Path, *args: str, timeout: float = 900, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess:
-    """Run snakemake on the repository's workflow with ``workdir`` as working directory."""
-    command = [
-        sys.executable,
-        "-m",
-        "snakemake",
-        "--snakefile",
-        str(SNAKEFILE),
-        "--directory",
-        str(workdir),
-        "--workflow-profile",
-        "none",
-        *args,
-    ]
-    return subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env)
-
-
-def write_config(path: Path, config: dict) -> Path:
-    path.write_text(yaml.safe_dump(config, sort_keys=False))
-    return path
-
-
-def smoke_config() -> dict:
-    """The smoke config with absolute asset paths, runnable from any working directory."""
-    config = yaml.safe_load((REPO / "tests" / "configs" / "smoke.yaml").read_text())
-    config["resources"]["cifar10-jpg"]["local"] = [str(CIFAR10_ZIP)]
-    config["resources"]["mobilenet-v2"]["local"] = [str(MOBILENET)]
-    config["report"]["paper_results"] = str(REPO / "config" / "paper_results.yaml")
-    if not DEBIAN_FMNIST.is_dir():  # run the CIFAR-10 part alone where Debian's package is absent
-        del config["datasets"]["fmnist"], config["resources"]["fashion-mnist"]
-        config["tables"]["table1"]["datasets"].remove("fmnist")
-    return config
 
 
 def paper_config() -> dict:
@@ -185,24 +148,6 @@ def test_gpu_jobs_take_a_gpu_slot_only_where_a_gpu_is_visible(tmp_path):
 
 
 # ---------------------------------------------------------------- running it
-
-
-@pytest.fixture(scope="module")
-def smoke_run(tmp_path_factory):
-    """One complete offline run of the smoke DAG."""
-    workdir = tmp_path_factory.mktemp("smoke")
-    config = write_config(workdir / "smoke.yaml", smoke_config())
-    result = snakemake(workdir, "--cores", "2", "all", "--configfile", str(config))
-    assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-5000:]
-    return workdir, config, result
-
-
-def auroc_records(workdir: Path) -> dict[tuple[str, ...], float]:
-    """(dataset, cls, variant, seed) → AUROC, from every batch of a run."""
-    return {
-        (run["dataset"], run["cls"], run["variant"], str(run["seed"])): run["auroc"]
-        for run in read_runs(sorted((workdir / "results" / "runs").rglob("*.json")))
-    }
 
 
 @needs_offline_assets

@@ -1,0 +1,61 @@
+"""Running the workflow from the tests: snakemake on a working directory, the smoke config
+and a run's AUROC records, shared by the local workflow tests and the cluster tests, which
+compare their runs.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+from assets import CIFAR10_ZIP, DEBIAN_FMNIST, MOBILENET, REPO
+
+from cap.benchmark.evaluation import read_runs
+
+SNAKEFILE = REPO / "workflow" / "Snakefile"
+
+
+def snakemake(
+    workdir: Path, *args: str, timeout: float = 900, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
+    """Run snakemake on the repository's workflow with ``workdir`` as working directory."""
+    command = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--snakefile",
+        str(SNAKEFILE),
+        "--directory",
+        str(workdir),
+        "--workflow-profile",
+        "none",
+        *args,
+    ]
+    return subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env)
+
+
+def write_config(path: Path, config: dict) -> Path:
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+def smoke_config() -> dict:
+    """The smoke config with absolute asset paths, runnable from any working directory."""
+    config = yaml.safe_load((REPO / "tests" / "configs" / "smoke.yaml").read_text())
+    config["resources"]["cifar10-jpg"]["local"] = [str(CIFAR10_ZIP)]
+    config["resources"]["mobilenet-v2"]["local"] = [str(MOBILENET)]
+    config["report"]["paper_results"] = str(REPO / "config" / "paper_results.yaml")
+    if not DEBIAN_FMNIST.is_dir():  # run the CIFAR-10 part alone where Debian's package is absent
+        del config["datasets"]["fmnist"], config["resources"]["fashion-mnist"]
+        config["tables"]["table1"]["datasets"].remove("fmnist")
+    return config
+
+
+def auroc_records(workdir: Path) -> dict[tuple[str, ...], float]:
+    """(dataset, cls, variant, seed) → AUROC, from every batch of a run."""
+    return {
+        (run["dataset"], run["cls"], run["variant"], str(run["seed"])): run["auroc"]
+        for run in read_runs(sorted((workdir / "results" / "runs").rglob("*.json")))
+    }
