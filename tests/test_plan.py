@@ -114,7 +114,7 @@ def test_clip_k_reaches_the_runs_and_the_search(paper_plan):
         paper_plan.evaluate_args("mvtec", "wide_resnet50_2", "toothbrush", batch.name)
     )
     assert "--clip-k" in shlex.split(
-        paper_plan.neighbor_args("mvtec", "wide_resnet50_2", "toothbrush")
+        paper_plan.neighbor_args("mvtec", "wide_resnet50_2", "toothbrush", "all")
     )
     cifar = paper_plan.batch_of(Run("cifar10", "resnet152", "0", "k64", 0))
     assert "--clip-k" not in shlex.split(
@@ -185,7 +185,7 @@ def test_models_are_kept_for_model_figures_or_on_request(paper_config):
     )
     assert plan.run_spec(Run("cifar10", "resnet152", "0", "lam0", 0))["monitor"] is True
     keep = Plan({**copy.deepcopy(paper_config), "keep_models": True})
-    assert len(keep.kept_runs) == 3 * 565  # every trainable run of 3 seeds
+    assert len(keep.kept_runs) == 3 * 470  # every trainable run, 3 seeds
 
 
 def test_embeddings_are_shared_except_per_category(paper_plan):
@@ -203,9 +203,9 @@ def test_embeddings_are_shared_except_per_category(paper_plan):
 @pytest.mark.parametrize(
     ("config", "jobs", "batches"),
     [
-        ("config/config.yaml", 342, 230),  # 2,025 jobs with one train/score/auroc job per run
+        ("config/config.yaml", 323, 211),  # 2,025 jobs with one train/score/auroc job per run
         ("config/demo.yaml", 50, 23),  # 199 so
-        ("tests/configs/smoke.yaml", 28, 9),
+        ("tests/configs/smoke.yaml", 27, 8),
     ],
 )
 def test_job_counts(config, jobs, batches):
@@ -333,3 +333,38 @@ def test_a_variant_may_run_more_seeds_and_shares_them_with_its_equals(paper_conf
     assert plan.seeds_of("mvtec", "cap") == [0] and plan.seeds_of("mvtec", "k32") == [0, 1, 2]
     assert plan.seeds_of("cifar10", "no_adaptation") == [0]
     assert plan.resolve_variant("cifar10", "k32") == plan.resolve_variant("cifar10", "cap")
+
+
+def test_bank_sizes_get_their_own_neighbours_batches_and_runs(paper_config):
+    config = copy.deepcopy(paper_config)
+    config["variants"]["cap_n200"] = {"method": "cap", "bank_size": 200}
+    config["variants"]["na_n200"] = {"method": "no_adaptation", "bank_size": 200}
+    config["tables"]["sizes"] = {
+        "title": "bank size",
+        "layout": "variants_as_rows",
+        "datasets": ["cifar10"],
+        "classes": {"cifar10": [0, 3]},
+        "entries": [
+            {"label": "CAP 200", "variant": "cap_n200"},
+            {"label": "NA 200", "variant": "na_n200"},
+        ],
+    }
+    validate(config, str(SCHEMA))
+    plan = Plan(config)
+    assert plan.canonical_variant("cifar10", "cap_n200") == "cap_n200"  # not the same runs as cap
+    assert {run.cls for run in plan.table_runs("sizes")} == {"0", "3"}
+    batch = plan.batch_of(Run("cifar10", "resnet152", "3", "cap_n200", 0))
+    assert batch.bank == "200" and batch.variants == ("cap_n200", "na_n200")
+    args = shlex.split(plan.evaluate_args("cifar10", "resnet152", "3", batch.name))
+    assert args[args.index("--bank-size") + 1] == "200"
+    neighbors = [
+        w
+        for rule, w in plan.jobs()
+        if rule == "neighbors" and (w["dataset"], w["cls"]) == ("cifar10", "3")
+    ]
+    assert sorted(w["bank"] for w in neighbors) == ["200", "all"]
+    assert plan.k_max("cifar10", "200") == 32
+    bad = copy.deepcopy(config)
+    bad["tables"]["sizes"]["classes"] = {"cifar10": [0, 11]}
+    with pytest.raises(ConfigReferenceError, match="tables.sizes.classes.cifar10"):
+        Plan(bad)

@@ -272,3 +272,13 @@ def test_verify_lists_runs_beyond_tolerance_and_missing_ones(tmp_path):
         write_runs_table(tmp_path / f"{name}.csv", frame)
     assert cap_main(["verify", str(tmp_path / "expected.csv"), str(tmp_path / "expected.csv")]) == 0
     assert cap_main(["verify", str(tmp_path / "expected.csv"), str(tmp_path / "actual.csv")]) == 2
+
+
+def test_a_bank_size_keeps_the_first_images_of_the_class(three_classes):
+    train, test = three_classes
+    whole = one_class_split(train, test, normal_class=1)
+    first = one_class_split(train, test, normal_class=1, bank_size=12)
+    np.testing.assert_array_equal(first.bank, whole.bank[:12])  # nested: a prefix
+    assert first.bank_ids == whole.bank_ids[:12]
+    with pytest.raises(ConfigError, match="bank_size 31 needs between 1 and the 30"):
+        one_class_split(train, test, normal_class=1, bank_size=31)

@@ -3,7 +3,7 @@
 The Snakemake rules, the planning module and the writers all take their paths
 from here, so that a file's place is stated once. Patterns use the workflow's
 wildcards: ``dataset``, ``backbone``, ``cls`` (class id or MVTec category),
-``variant``, ``seed``, ``batch``, ``subset``, ``split``, ``resource``, ``table``.
+``variant``, ``seed``, ``batch``, ``bank``, ``subset``, ``split``, ``resource``, ``table``.
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ BATCH = "{dataset}/{backbone}/{cls}/{batch}"
 
 RESOURCE = "resources/{resource}"
 EMBEDDINGS = f"{RESULTS}/embeddings/{{dataset}}/{{backbone}}/{{subset}}/{{split}}.h5"
-NEIGHBORS = f"{RESULTS}/neighbors/{{dataset}}/{{backbone}}/{{cls}}.h5"
+#: Neighbours of a class's bank: ``bank`` is ``all`` or the bank size N of its runs.
+NEIGHBORS = f"{RESULTS}/neighbors/{{dataset}}/{{backbone}}/{{cls}}/{{bank}}.h5"
 #: A trained model, kept for the figures that draw it (or for every run: keep_models).
 MODEL = f"{RESULTS}/models/{RUN}.pt"
 #: Each run of a batch: identity, settings, AUROC, timings and training history.
@@ -51,7 +52,7 @@ FIGURE_FORMATS: tuple[str, ...] = ("png", "pdf")
 JOB_IDS: dict[str, str | None] = {
     "fetch": "{resource}",
     "embed": "{dataset}/{backbone}/{subset}/{split}",
-    "neighbors": "{dataset}/{backbone}/{cls}",
+    "neighbors": "{dataset}/{backbone}/{cls}/{bank}",
     "train": RUN,
     "evaluate": BATCH,
     "aggregate": None,

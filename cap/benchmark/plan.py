@@ -60,6 +60,7 @@ class Batch:
     dataset: str
     backbone: str
     cls: str
+    bank: str  # "all", or the bank size N its variants share
     variants: tuple[str, ...]  # canonical variants, config order; every seed of each
 
     @property
@@ -94,6 +95,12 @@ class Plan:
             (dataset, variant): self._resolve(dataset, variant)
             for dataset in self.datasets
             for variant in self.variants
+        }
+        self._canonical = {
+            (dataset, variant): next(
+                name for name in self.variants if self._resolved[dataset, name] == resolved
+            )
+            for (dataset, variant), resolved in self._resolved.items()
         }
 
     # ------------------------------------------------------------ datasets and classes
@@ -130,22 +137,28 @@ class Plan:
 
     def resolve_variant(self, dataset: str, variant: str) -> tuple[str, dict[str, Any]]:
         """(method, settings): method defaults ← dataset settings ← the variant's own."""
-        method, settings = self._resolved[dataset, variant]
+        method, settings, _ = self._resolved[dataset, variant]
         return method, dict(settings)
 
-    def _resolve(self, dataset: str, variant: str) -> tuple[str, dict[str, Any]]:
+    def bank_of(self, dataset: str, variant: str) -> str:
+        """The ``bank`` wildcard of a variant's runs: ``all`` normal training images, or the
+        first N (the variant's ``bank_size``)."""
+        return self._resolved[dataset, variant][2]
+
+    def _resolve(self, dataset: str, variant: str) -> tuple[str, dict[str, Any], str]:
         spec = dict(self.variants[variant])
         method = spec.pop("method")
         spec.pop("seeds", None)  # not a setting: see seeds_of
+        bank_size = spec.pop("bank_size", None)  # not a setting: it selects the bank
         settings = dict(self.config["methods"].get(method, {}))
         settings.update(self.datasets[dataset]["settings"].get(method, {}))
         settings.update(spec)
-        return method, settings
+        return method, settings, "all" if bank_size is None else str(bank_size)
 
     def canonical_variant(self, dataset: str, variant: str) -> str:
-        """The first variant (config order) with the same resolved settings: run once, reuse."""
-        resolved = self._resolved[dataset, variant]
-        return next(name for name in self.variants if self._resolved[dataset, name] == resolved)
+        """The first variant (config order) with the same resolved settings and bank: run
+        once, reuse."""
+        return self._canonical[dataset, variant]
 
     def is_trainable(self, dataset: str, variant: str) -> bool:
         """Whether the variant's method learns parameters (it has a model file)."""
@@ -177,10 +190,13 @@ class Plan:
         }
         return [name for name in self.variants if name in needed]
 
-    def k_max(self, dataset: str) -> int:
-        """The largest K any run needs on ``dataset``: neighbours are searched once with it."""
+    def k_max(self, dataset: str, bank: str = "all") -> int:
+        """The largest K any run on ``dataset``'s bank ``bank`` needs: neighbours are searched
+        once with it."""
         return max(
-            self.resolve_variant(dataset, v)[1].get("k", 1) for v in self.variants_of(dataset)
+            self.resolve_variant(dataset, v)[1].get("k", 1)
+            for v in self.variants_of(dataset)
+            if self.bank_of(dataset, v) == bank
         )
 
     def runs(self, dataset: str, variant: str, classes: Iterable[str] | None = None) -> list[Run]:
@@ -188,39 +204,40 @@ class Plan:
         canonical = self.canonical_variant(dataset, variant)
         return [
             Run(dataset, self.backbone_of(dataset), cls, canonical, seed)
-            for cls in (self.class_ids(dataset) if classes is None else classes)
+            for cls in (self.class_ids(dataset) if classes is None else map(str, classes))
             for seed in self.seeds_of(dataset, canonical)
         ]
 
     @cached_property
     def all_runs(self) -> list[Run]:
-        """Every run of ``snakemake all``: a variant that some table or figure needs on a
-        dataset runs on all of the dataset's classes, so that the run summary holds
-        complete class means for it."""
-        return [
-            run
-            for dataset in self.datasets
-            for variant in self.variants_of(dataset)
-            for run in self.runs(dataset, variant)
-        ]
+        """Every run of ``snakemake all``: those the tables and figures need."""
+        return sorted({run for target in self.targets() for run in self.target_runs(target)})
 
     @cached_property
     def batches(self) -> list[Batch]:
-        """Every run of :attr:`all_runs` in exactly one batch: per class, the variants
-        grouped by the set of targets that need them."""
+        """Every run of :attr:`all_runs` in exactly one batch: per class and bank, the
+        variants grouped by the set of targets that need them."""
         needed_by: dict[tuple[str, str, str], set[str]] = {}
         for target in self.targets():
             for run in self.target_runs(target):
                 needed_by.setdefault((run.dataset, run.cls, run.variant), set()).add(target)
-        groups: dict[tuple[str, str, str, frozenset[str]], list[str]] = {}
+        groups: dict[tuple[str, str, str, str, frozenset[str]], list[str]] = {}
         for run in self.all_runs:
             signature = frozenset(needed_by.get((run.dataset, run.cls, run.variant), ()))
-            variants = groups.setdefault((run.dataset, run.backbone, run.cls, signature), [])
+            key = (
+                run.dataset,
+                run.backbone,
+                run.cls,
+                self.bank_of(run.dataset, run.variant),
+                signature,
+            )
+            variants = groups.setdefault(key, [])
             if run.variant not in variants:
                 variants.append(run.variant)
+        order = {name: position for position, name in enumerate(self.variants)}
         return [
-            Batch(dataset, backbone, cls, tuple(variants))
-            for (dataset, backbone, cls, _), variants in groups.items()
+            Batch(dataset, backbone, cls, bank, tuple(sorted(variants, key=order.__getitem__)))
+            for (dataset, backbone, cls, bank, _), variants in groups.items()
         ]
 
     def batch_of(self, run: Run) -> Batch:
@@ -305,13 +322,15 @@ class Plan:
         )
 
     def table_runs(self, table: str) -> list[Run]:
+        """Every seed of the table's variants on its datasets' classes (or the ``classes``
+        it names for a dataset)."""
         spec = self.config["tables"][table]
         return sorted(
             {
                 run
                 for dataset in spec["datasets"]
                 for entry in spec["entries"]
-                for run in self.runs(dataset, entry["variant"])
+                for run in self.runs(dataset, entry["variant"], spec["classes"].get(dataset))
             }
         )
 
@@ -443,7 +462,16 @@ class Plan:
             for d, b, s in subsets
             for split in ("train", "test")
         ]
-        jobs += [("neighbors", {"dataset": d, "backbone": b, "cls": c}) for d, b, c in classes]
+        banks = sorted(
+            {
+                (run.dataset, run.backbone, run.cls, self.bank_of(run.dataset, run.variant))
+                for run in runs
+            }
+        )
+        jobs += [
+            ("neighbors", {"dataset": d, "backbone": b, "cls": c, "bank": k})
+            for d, b, c, k in banks
+        ]
         jobs += [("train", _wildcards(run)) for run in sorted(self.kept_runs)]
         jobs += [
             (
@@ -539,20 +567,22 @@ class Plan:
             args += [f"--tflite-{option.removesuffix('_tensor')}-tensor", value]
         return shlex.join(args + self._offline_args())
 
-    def split_args(self, dataset: str, backbone: str, cls: str) -> str:
-        """How a job selects the run's split: the backbone to expect and the normal class."""
-        return shlex.join(
-            [
-                "--backbone",
-                self.backbone_model(backbone),
-                "--normal-class",
-                self.normal_class(dataset, cls),
-            ]
-        )
+    def split_args(self, dataset: str, backbone: str, cls: str, bank: str = "all") -> str:
+        """How a job selects the run's split: the backbone to expect, the normal class and
+        the bank size (when not all of the class)."""
+        args = [
+            "--backbone",
+            self.backbone_model(backbone),
+            "--normal-class",
+            self.normal_class(dataset, cls),
+        ]
+        if bank != "all":
+            args += ["--bank-size", bank]
+        return shlex.join(args)
 
-    def neighbor_args(self, dataset: str, backbone: str, cls: str) -> str:
-        args = ["--k-max", str(self.k_max(dataset))] + self._clip_args(dataset)
-        return f"{self.split_args(dataset, backbone, cls)} {shlex.join(args)}"
+    def neighbor_args(self, dataset: str, backbone: str, cls: str, bank: str) -> str:
+        args = ["--k-max", str(self.k_max(dataset, bank))] + self._clip_args(dataset)
+        return f"{self.split_args(dataset, backbone, cls, bank)} {shlex.join(args)}"
 
     def run_spec(self, run: Run) -> dict[str, Any]:
         """What ``cap evaluate`` / ``cap train`` need to make one run (a JSON object)."""
@@ -564,45 +594,59 @@ class Plan:
             spec["model"] = run.path(layout.MODEL)
         return spec
 
-    def class_inputs(self, dataset: str, backbone: str, cls: str) -> dict[str, str]:
-        """Embeddings and neighbours of the runs on class ``cls``."""
-        neighbors = layout.NEIGHBORS.format(dataset=dataset, backbone=backbone, cls=cls)
+    def class_inputs(
+        self, dataset: str, backbone: str, cls: str, bank: str = "all"
+    ) -> dict[str, str]:
+        """Embeddings and neighbours of the runs on class ``cls`` with bank ``bank``."""
+        neighbors = layout.NEIGHBORS.format(dataset=dataset, backbone=backbone, cls=cls, bank=bank)
         return {**self.split_inputs(dataset, backbone, cls), "neighbors": neighbors}
+
+    def train_inputs(
+        self, dataset: str, backbone: str, cls: str, variant: str, seed: str
+    ) -> dict[str, str]:
+        return self.class_inputs(dataset, backbone, cls, self.bank_of(dataset, variant))
 
     def train_args(self, dataset: str, backbone: str, cls: str, variant: str, seed: str) -> str:
         """One kept run: its split and its spec, without the model it writes."""
         spec = self.run_spec(Run(dataset, backbone, cls, variant, int(seed)))
         spec.pop("model")
-        return self._runs_args(dataset, backbone, cls, [spec])
+        return self._runs_args(dataset, backbone, cls, self.bank_of(dataset, variant), [spec])
 
     def evaluate_inputs(self, dataset: str, backbone: str, cls: str, batch: str) -> dict[str, Any]:
         """The class's inputs, plus the models of the batch's kept runs."""
-        runs = self.batch_runs(self.find_batch(dataset, cls, batch))
-        models = [run.path(layout.MODEL) for run in runs if run in self.kept_runs]
-        return {**self.class_inputs(dataset, backbone, cls), "models": models}
+        found = self.find_batch(dataset, cls, batch)
+        models = [run.path(layout.MODEL) for run in self.batch_runs(found) if run in self.kept_runs]
+        return {**self.class_inputs(dataset, backbone, cls, found.bank), "models": models}
 
     def evaluate_args(self, dataset: str, backbone: str, cls: str, batch: str) -> str:
-        """The batch's split and the spec of each of its runs."""
-        runs = self.batch_runs(self.find_batch(dataset, cls, batch))
-        tags = shlex.join(
-            [
-                f"--tag={key}={value}"
-                for key, value in (("dataset", dataset), ("backbone", backbone), ("cls", cls))
-            ]
-        )
-        return f"{self._runs_args(dataset, backbone, cls, [self.run_spec(r) for r in runs])} {tags}"
+        """The batch's split, the spec of each of its runs, and the identity they record."""
+        found = self.find_batch(dataset, cls, batch)
+        specs = [self.run_spec(run) for run in self.batch_runs(found)]
+        tags = [
+            f"--tag={key}={value}"
+            for key, value in (("dataset", dataset), ("backbone", backbone), ("cls", cls))
+        ]
+        return f"{self._runs_args(dataset, backbone, cls, found.bank, specs)} {shlex.join(tags)}"
 
-    def _runs_args(self, dataset: str, backbone: str, cls: str, specs: list[dict[str, Any]]) -> str:
+    def _runs_args(
+        self, dataset: str, backbone: str, cls: str, bank: str, specs: list[dict[str, Any]]
+    ) -> str:
         args = [f"--run={json.dumps(spec, sort_keys=True)}" for spec in specs]
         args += self._clip_args(dataset)
-        return f"{self.split_args(dataset, backbone, cls)} {shlex.join(args)}"
+        return f"{self.split_args(dataset, backbone, cls, bank)} {shlex.join(args)}"
 
     def figure_inputs(
         self, kind: str, dataset: str, backbone: str, cls: str, variant: str
     ) -> dict[str, str]:
         """Model, embeddings and neighbours of the run a model figure draws."""
         run = self.figure_run(kind, dataset, cls, variant)
-        return {**self.class_inputs(dataset, backbone, cls), "model": run.path(layout.MODEL)}
+        bank = self.bank_of(dataset, variant)
+        return {**self.class_inputs(dataset, backbone, cls, bank), "model": run.path(layout.MODEL)}
+
+    def figure_bank_size(self, dataset: str, variant: str) -> int | None:
+        """The bank size of a model figure's run (``None``: the whole class)."""
+        bank = self.bank_of(dataset, variant)
+        return None if bank == "all" else int(bank)
 
     def figure_dataset(self, dataset: str, cls: str) -> dict[str, str | None]:
         """How a figure reloads the run's images (``cap.reporting.figure_examples.load_images``)."""
@@ -640,6 +684,9 @@ def check_references(config: Mapping[str, Any]) -> None:
             _require(dataset, datasets, f"tables.{name}.datasets")
         for entry in table["entries"]:
             _require(entry["variant"], variants, f"tables.{name}.entries")
+        for dataset, classes in table.get("classes", {}).items():
+            _require(dataset, table["datasets"], f"tables.{name}.classes")
+            _require_each(classes, datasets[dataset]["classes"], f"tables.{name}.classes.{dataset}")
     for kind, figures in config["figures"].items():
         for index, figure in enumerate(figures):
             where = f"figures.{kind}[{index}]"

@@ -34,11 +34,15 @@ class OneClassSplit:
     normal_class_name: str  # the normal class's name (MVTec AD: the category)
 
 
-def one_class_split(train: Embeddings, test: Embeddings, normal_class: int | None) -> OneClassSplit:
+def one_class_split(
+    train: Embeddings, test: Embeddings, normal_class: int | None, bank_size: int | None = None
+) -> OneClassSplit:
     """Select the bank and the anomaly labels for ``normal_class``.
 
     ``normal_class=None`` means the training split is all normal (MVTec AD): the
-    test labels are used as anomaly labels directly.
+    test labels are used as anomaly labels directly. ``bank_size`` keeps the first
+    N normal training images, in the dataset's order (nested subsets: the bank of a
+    smaller N is a prefix of a larger one's).
     """
     if train.features.shape[1] != test.features.shape[1]:
         raise DataError(
@@ -64,6 +68,14 @@ def one_class_split(train: Embeddings, test: Embeddings, normal_class: int | Non
             "the test split must hold both normal and anomalous images to measure AUROC; "
             f"it holds {holds}"
         )
+    if bank_size is not None:
+        available = int(in_bank.sum())
+        if not 1 <= bank_size <= available:
+            raise ConfigError(
+                f"bank_size {bank_size} needs between 1 and the {available} normal training "
+                "images there are"
+            )
+        in_bank &= np.cumsum(in_bank) <= bank_size
     return OneClassSplit(
         bank=train.features[in_bank],
         bank_ids=[i for i, keep in zip(train.ids, in_bank, strict=True) if keep],
@@ -91,14 +103,16 @@ def load_split(
     *,
     backbone: str | None = None,
     feature_maps: bool = False,
+    bank_size: int | None = None,
 ) -> tuple[OneClassSplit, Embeddings]:
     """Read a run's two embedding files (refusing another ``backbone``'s) and split them.
 
-    Only the normal class's training rows are read. The test embeddings come back
-    too, with their feature maps when asked (the anomaly-map figure draws them).
+    Only the normal class's training rows are read (the first ``bank_size`` of them
+    form the bank when given). The test embeddings come back too, with their feature
+    maps when asked (the anomaly-map figure draws them).
     """
     test = load_embeddings(test_emb, expect_backbone=backbone, feature_maps=feature_maps)
     train = load_embeddings(
         train_emb, expect_backbone=backbone, label=normal_class, feature_maps=False
     )
-    return one_class_split(train, test, normal_class), test
+    return one_class_split(train, test, normal_class, bank_size), test

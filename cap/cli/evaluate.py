@@ -47,6 +47,9 @@ def _add_split_arguments(parser: argparse.ArgumentParser) -> None:
         required=True,
         help="class id, or 'none' (MVTec: the train split is all normal)",
     )
+    parser.add_argument(
+        "--bank-size", type=int, metavar="N", help="the first N normal training images only"
+    )
 
 
 def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
@@ -68,16 +71,22 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _load_split(args: argparse.Namespace):
+    """The run's split (bank and test items) and the test embeddings' file, from the arguments."""
     from cap.benchmark.protocol import load_split
 
-    split, _ = load_split(args.train_emb, args.test_emb, args.normal_class, backbone=args.backbone)
-    return split
+    return load_split(
+        args.train_emb,
+        args.test_emb,
+        args.normal_class,
+        backbone=args.backbone,
+        bank_size=args.bank_size,
+    )
 
 
 def run_neighbors(args: argparse.Namespace) -> None:
     from cap.benchmark.neighbors import save_neighbors, search_split_neighbors
 
-    split = _load_split(args)
+    split, _ = _load_split(args)
     log_startup()
     k_max = args.k_max
     if args.clip_k and k_max >= len(split.bank):
@@ -103,7 +112,7 @@ def run_train(args: argparse.Namespace) -> None:
         raise ConfigError(f"cap train makes one run; got {len(args.runs)} --run")
     spec = RunSpec.from_json(args.runs[0])
     _import_runtime([spec])
-    split = _load_split(args)
+    split, _ = _load_split(args)
     neighbors = load_neighbors(args.neighbors)
     provenance = bank_provenance(split, args.train_emb, args.normal_class)
     log_startup()
@@ -116,13 +125,10 @@ def run_evaluate(args: argparse.Namespace) -> None:
     from cap.benchmark.evaluation import write_batch
     from cap.benchmark.experiment import RunSpec, bank_provenance, evaluate_run
     from cap.benchmark.neighbors import load_neighbors
-    from cap.benchmark.protocol import load_split
 
     specs = [RunSpec.from_json(text) for text in args.runs]
     _import_runtime(specs)
-    split, test = load_split(
-        args.train_emb, args.test_emb, args.normal_class, backbone=args.backbone
-    )
+    split, test = _load_split(args)
     neighbors = load_neighbors(args.neighbors)
     provenance = bank_provenance(split, args.train_emb, args.normal_class)
     startup = log_startup()

@@ -47,17 +47,21 @@ def load_trained_run(
     neighbors: str | os.PathLike[str],
     normal_class: int | None,
     backbone: str | None,
+    bank_size: int | None = None,
 ) -> TrainedRun:
-    """Load the split, neighbours and a CAPDetector saved without its bank."""
+    """Load the split, neighbours and a CAPDetector saved without its bank, checking that
+    the model was trained on this bank."""
+    from cap.benchmark.experiment import bank_provenance
     from cap.benchmark.neighbors import load_neighbors
     from cap.benchmark.protocol import load_split
     from cap.detectors import CAPDetector
 
     split, test_embeddings = load_split(
-        train_emb, test_emb, normal_class, backbone=backbone, feature_maps=True
+        train_emb, test_emb, normal_class, backbone=backbone, feature_maps=True, bank_size=bank_size
     )
+    provenance = bank_provenance(split, str(train_emb), normal_class)
     return TrainedRun(
-        detector=CAPDetector.load(model, bank=split.bank),
+        detector=CAPDetector.load(model, bank=split.bank, provenance=provenance),
         split=split,
         neighbors=load_neighbors(neighbors),
         test_embeddings=test_embeddings,

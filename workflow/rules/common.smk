@@ -41,6 +41,7 @@ wildcard_constraints:
     table="|".join(map(re.escape, config["tables"])),
     split="train|test",
     seed=r"\d+",
+    bank=r"all|\d+",
 
 
 def get_fetch_args(wildcards):
@@ -60,11 +61,11 @@ def get_split_inputs(wildcards):
 
 
 def get_neighbor_args(wildcards):
-    return PLAN.neighbor_args(wildcards.dataset, wildcards.backbone, wildcards.cls)
+    return PLAN.neighbor_args(**dict(wildcards.items()))
 
 
-def get_class_inputs(wildcards):
-    return PLAN.class_inputs(wildcards.dataset, wildcards.backbone, wildcards.cls)
+def get_train_inputs(wildcards):
+    return PLAN.train_inputs(**dict(wildcards.items()))
 
 
 def get_train_args(wildcards):
@@ -103,6 +104,10 @@ def get_figure(kind):
 
 def get_figure_dataset(wildcards):
     return PLAN.figure_dataset(wildcards.dataset, wildcards.cls)
+
+
+def get_figure_bank_size(wildcards):
+    return PLAN.figure_bank_size(wildcards.dataset, wildcards.variant)
 
 
 def get_figure_normal_class(wildcards):

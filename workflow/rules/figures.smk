@@ -19,6 +19,7 @@ rule figure_attention:
     params:
         dataset=get_figure_dataset,
         normal_class=get_figure_normal_class,
+        bank_size=get_figure_bank_size,
         backbone=get_backbone_model,
         figure=get_figure("attention"),
     script:
@@ -72,6 +73,7 @@ rule figure_anomaly_maps:
     params:
         dataset=get_figure_dataset,
         normal_class=get_figure_normal_class,
+        bank_size=get_figure_bank_size,
         backbone=get_backbone_model,
         figure=get_figure("anomaly_maps"),
     script:

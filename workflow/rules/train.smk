@@ -2,7 +2,7 @@ rule train:
     """Fit one trainable run whose model is kept (the runs a figure draws, or every one
     with keep_models) from cached features; no backbone in the loop."""
     input:
-        unpack(get_class_inputs),
+        unpack(get_train_inputs),
     output:
         model=layout.MODEL,
     log:

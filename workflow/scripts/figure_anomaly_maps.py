@@ -16,6 +16,7 @@ run = load_trained_run(
     neighbors=inputs.neighbors,
     normal_class=params.normal_class,
     backbone=params.backbone,
+    bank_size=params.bank_size,
 )
 examples = anomaly_map_examples(
     run.detector,
