@@ -16,8 +16,10 @@ from cap.reporting.claims import (
     INCONCLUSIVE,
     NOT_RUN,
     class_differences,
+    config_claim_specs,
     judge_claims,
     paired_test,
+    paper_claim_specs,
 )
 from cap.reporting.paper import load_paper_results
 
@@ -71,8 +73,10 @@ def test_differences_pair_classes_after_averaging_seeds():
         ("no_adaptation", "0", 0): 0.90, ("no_adaptation", "1", 0): 0.85,
         ("no_adaptation", "2", 0): 0.7,
     })  # fmt: skip
-    differences = class_differences(runs, "cifar10", "cap", "no_adaptation")
+    differences = class_differences(runs, "cifar10", ("cap",), ("no_adaptation",))
     assert differences.to_dict() == pytest.approx({"0": 1.0, "1": -3.0})  # class 2: one side only
+    gap = class_differences(runs, "cifar10", ("cap", "no_adaptation"), ("no_adaptation", "cap"))
+    assert gap.to_dict() == pytest.approx({"0": 2.0, "1": -6.0})  # a side may be a difference
 
 
 def test_claims_are_judged_per_dataset_with_scale_and_seeds():
@@ -87,13 +91,36 @@ def test_claims_are_judged_per_dataset_with_scale_and_seeds():
         "entry": ["CAP", "CAP (no adaptation)"], "dataset": ["cifar10", "cifar10"],
         "kind": ["computed", "computed"], "variant": ["cap", "no_adaptation"],
     })  # fmt: skip
-    claims = judge_claims(runs_frame(values), {"t1": cells}, paper, {"t1": "table1"})
+    specs = paper_claim_specs(paper, {"t1": "table1"})
+    claims = judge_claims(runs_frame(values), {"t1": cells}, specs, paper["scale"])
     rows = claims[claims["claim"].str.startswith("CAP > CAP without")].set_index("dataset")
     cifar = rows.loc["cifar10"]
     assert cifar["verdict"] == HOLDS and cifar["n_classes"] == 5 and cifar["n_seeds"] == "3 vs 1"
     assert cifar["difference"] == pytest.approx(2.0, abs=0.3)
-    assert (cifar["n_train"], cifar["n_test"], cifar["steps"]) == (200, 2000, 40)
-    assert cifar["paper_scale"] == "5,000 / 10,000 / 790"
-    assert rows.loc["cifar100", "verdict"] == NOT_RUN and rows.loc["mvtec", "paper_scale"] == "–"
-    unnamed = judge_claims(runs_frame(values), {"t1": cells}, paper, {"t1": None})
+    assert cifar["scale"] == "ours 200 / 2,000 / 40; paper 5,000 / 10,000 / 790"
+    assert rows.loc["cifar100", "verdict"] == NOT_RUN
+    unnamed = judge_claims(
+        runs_frame(values), {"t1": cells}, paper_claim_specs(paper, {"t1": None})
+    )
     assert set(unnamed["verdict"]) == {NOT_RUN}
+
+
+def test_a_configs_own_claim_may_compare_gaps_across_bank_sizes():
+    values = {}
+    for cls in map(str, range(4)):
+        for n, gap in ((200, -5.0), (5000, -1.0 + 0.1 * int(cls))):
+            values[f"na{n}", cls, 0] = 0.8
+            values[f"cap{n}", cls, 0] = 0.8 + gap / 100
+    runs = runs_frame(values)
+    runs["n_train"] = runs["variant"].str.removeprefix("na").str.removeprefix("cap").astype(int)
+    cells = pd.DataFrame({
+        "entry": ["CAP 200", "NA 200", "CAP 5000", "NA 5000"], "dataset": ["cifar10"] * 4,
+        "kind": ["computed"] * 4, "variant": ["cap200", "na200", "cap5000", "na5000"],
+    })  # fmt: skip
+    claim = {
+        "text": "the gap CAP − no adaptation shrinks from N = 200 to 5,000", "table": "sizes",
+        "higher": ["CAP 5000", "NA 5000"], "lower": ["CAP 200", "NA 200"], "datasets": ["cifar10"],
+    }  # fmt: skip
+    (row,) = judge_claims(runs, {"sizes": cells}, config_claim_specs([claim])).itertuples()
+    assert row.verdict == HOLDS and row.difference == pytest.approx(4.15)
+    assert row.scale.startswith("ours 200–5,000 / 2,000")

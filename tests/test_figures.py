@@ -6,11 +6,13 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
+import pandas as pd
 import pytest
 from PIL import Image
 
 from cap.reporting.figure_examples import anomaly_map_examples, attention_examples
 from cap.reporting.figures import (
+    BANK_PANEL_IN,
     DPI,
     SCORE_CURVES_SIZE,
     AnomalyMapExample,
@@ -20,6 +22,7 @@ from cap.reporting.figures import (
     attention_figure_size,
     plot_anomaly_maps,
     plot_attention,
+    plot_bank_curves,
     plot_score_curves,
 )
 from cap.utils.errors import DataError
@@ -70,6 +73,23 @@ def test_score_curves_need_monitored_histories(tmp_path):
             {"2": [[{"epoch": 1, "score_normal_mean": 0.1}]]}, tmp_path / "x", title=""
         )
     assert not list(tmp_path.iterdir())
+
+
+def test_bank_curves_panel_per_class_and_their_mean(tmp_path):
+    rows = [
+        {"cls": cls, "class_name": f"c{cls}", "variant": f"{method}{n}", "seed": seed,
+         "n_train": n, "auroc": 0.7 + 0.02 * np.log10(n) + 0.01 * seed}
+        for cls in ("0", "3", "5", "8") for n in (200, 1000, 5000)
+        for method, seeds in (("cap", 3), ("na", 1)) for seed in range(seeds)
+    ]  # fmt: skip
+    curves = {
+        "CAP": ["cap200", "cap1000", "cap5000"],
+        "no adaptation": ["na200", "na1000", "na5000"],
+    }
+    paths = plot_bank_curves(pd.DataFrame(rows), curves, tmp_path / "sizes", title="bank size")
+    check_outputs(paths, (3 * BANK_PANEL_IN[0], 2 * BANK_PANEL_IN[1]))  # 5 panels, 3 per row
+    with pytest.raises(DataError, match="no runs"):
+        plot_bank_curves(pd.DataFrame(rows).iloc[0:0], curves, tmp_path / "x", title="")
 
 
 def attention_example(k: int, title: str = "test") -> AttentionExample:

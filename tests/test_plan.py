@@ -81,19 +81,25 @@ def test_figures_need_every_seed_of_their_variants_on_their_class(paper_config):
     assert plan.target_runs("fig_attention") == [
         Run("cifar10", "resnet152", "1", "cap", 0), Run("cifar10", "resnet152", "1", "cap", 1),
     ]  # fmt: skip
-    assert plan.figure_run("attention", "cifar10", "1", "cap").seed == 0  # its model is drawn
-    curves = plan.curve_runs("cifar10", "2")
-    assert [label for label, _ in curves] == ["0", "0.1", "1", "2", "10", "100"]
-    assert [runs[0].variant for _, runs in curves] == [
-        "lam0",
-        "lam0.1",
-        "lam1",
-        "cap",
-        "lam10",
-        "lam100",
+    attention = {"dataset": "cifar10", "backbone": "resnet152", "cls": "1", "variant": "cap"}
+    assert plan.figure_run("attention", attention).seed == 0  # its model is drawn
+    curves = plan.curve_specs(
+        "score_curves", {"dataset": "cifar10", "backbone": "resnet152", "cls": "2"}
+    )
+    assert [curve["label"] for curve in curves] == ["0", "0.1", "1", "2", "10", "100"]
+    assert [curve["variants"] for curve in curves] == [
+        ["lam0"],
+        ["lam0.1"],
+        ["lam1"],
+        ["cap"],
+        ["lam10"],
+        ["lam100"],
     ]
-    assert {(run.cls, run.seed) for _, runs in curves for run in runs} == {("2", 0), ("2", 1)}
-    assert plan.curve_specs("cifar10", "2")[3] == {"label": "2", "variant": "cap", "seeds": [0, 1]}
+    assert {seed for curve in curves for seed in curve["seeds"]} == {0, 1}
+    assert {r.cls for r in plan.target_runs("fig_score_curves") if r.dataset == "cifar10"} == {
+        "0",
+        "2",
+    }
 
 
 def test_k_max_is_the_largest_k_a_dataset_needs(paper_plan):
@@ -232,7 +238,9 @@ def test_targets_cover_every_table_and_figure_kind(paper_plan):
         "fig_attention",
         "fig_score_curves",
         "fig_anomaly_maps",
+        "fig_bank_curves",  # none in the paper's config: an empty target
     ]
+    assert paper_plan.target_outputs("fig_bank_curves") == []
     assert paper_plan.target_outputs("table2") == [
         f"results/tables/table2{suffix}" for suffix in layout.TABLE_SUFFIXES.values()
     ]
@@ -368,3 +376,30 @@ def test_bank_sizes_get_their_own_neighbours_batches_and_runs(paper_config):
     bad["tables"]["sizes"]["classes"] = {"cifar10": [0, 11]}
     with pytest.raises(ConfigReferenceError, match="tables.sizes.classes.cifar10"):
         Plan(bad)
+
+
+def test_bank_curves_need_every_size_of_every_method_on_their_classes(paper_config):
+    config = copy.deepcopy(paper_config)
+    config["variants"].update(
+        {
+            "cap_n200": {"method": "cap", "bank_size": 200},
+            "na_n200": {"method": "no_adaptation", "bank_size": 200},
+        }
+    )
+    config["figures"]["bank_curves"] = [{
+        "name": "sizes", "dataset": "cifar10", "classes": [0, 8],
+        "curves": [{"label": "CAP", "variants": ["cap_n200", "cap"]},
+                   {"label": "NA", "variants": ["na_n200", "no_adaptation"]}],
+    }]  # fmt: skip
+    validate(config, str(SCHEMA))
+    plan = Plan(config)
+    runs = plan.target_runs("fig_bank_curves")
+    assert {(r.cls, r.variant) for r in runs} == {
+        (c, v) for c in ("0", "8") for v in ("cap_n200", "cap", "na_n200", "no_adaptation")
+    }
+    wildcards = {"dataset": "cifar10", "backbone": "resnet152", "name": "sizes"}
+    assert ("figure_bank_curves", wildcards) in plan.jobs()
+    assert plan.curve_specs("bank_curves", wildcards)[1] == {
+        "label": "NA", "variants": ["na_n200", "no_adaptation"], "seeds": [0],
+    }  # fmt: skip
+    assert "results/figures/bank_curves/cifar10/resnet152/sizes.png" in plan.all_figures()

@@ -179,7 +179,7 @@ def test_report_with_another_backbone_shows_the_paper_as_context(report_inputs):
     assert re.search(
         r"\| cifar10 +\| 2 +\| 1 vs 1 +\| \+1\.00 +\| \[\+1\.00, \+1\.00\] .*\| holds", claim
     )
-    assert re.search(r"\| 200 / 2,000 / 40 +\| 5,000 / 10,000 / 790 \|", claim)
+    assert "| ours 200 / 2,000 / 40; paper 5,000 / 10,000 / 790 |" in claim
     assert "![attention cifar10](../figures/attention/cifar10.png)" in text
     assert re.search(r"\| train +\| 1 +\| 12\.0", text)
     assert re.search(r"torch version +\| \d", text) and "| device" in text

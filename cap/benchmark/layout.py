@@ -44,6 +44,7 @@ FIGURES: dict[str, str] = {
     "attention": f"{RESULTS}/figures/attention/{{dataset}}/{{backbone}}/{{cls}}/{{variant}}",
     "score_curves": f"{RESULTS}/figures/score_curves/{{dataset}}/{{backbone}}/{{cls}}",
     "anomaly_maps": f"{RESULTS}/figures/anomaly_maps/{{dataset}}/{{backbone}}/{{cls}}/{{variant}}",
+    "bank_curves": f"{RESULTS}/figures/bank_curves/{{dataset}}/{{backbone}}/{{name}}",
 }
 FIGURE_FORMATS: tuple[str, ...] = ("png", "pdf")
 
@@ -60,6 +61,7 @@ JOB_IDS: dict[str, str | None] = {
     "figure_attention": "{dataset}/{backbone}/{cls}/{variant}",
     "figure_score_curves": "{dataset}/{backbone}/{cls}",
     "figure_anomaly_maps": "{dataset}/{backbone}/{cls}/{variant}",
+    "figure_bank_curves": "{dataset}/{backbone}/{name}",
     "report": None,
 }
 

@@ -283,12 +283,7 @@ class Plan:
         if self.config["keep_models"]:
             return {run for run in self.all_runs if self.is_trainable(run.dataset, run.variant)}
         return {
-            self.figure_run(
-                kind,
-                figure["dataset"],
-                str(figure["cls"]),
-                self.canonical_variant(figure["dataset"], figure["variant"]),
-            )
+            self._figure_runs(kind, figure)[0]
             for kind in MODEL_FIGURES
             for figure in self.config["figures"].get(kind, [])
         }
@@ -374,62 +369,63 @@ class Plan:
         ]
 
     def figure_stem(self, kind: str, figure: Mapping[str, Any]) -> str:
-        dataset = figure["dataset"]
-        wildcards = {
-            "dataset": dataset,
-            "backbone": self.backbone_of(dataset),
-            "cls": str(figure["cls"]),
-        }
-        if "variant" in figure:
-            wildcards["variant"] = self.canonical_variant(dataset, figure["variant"])
-        return layout.FIGURES[kind].format(**wildcards)
+        return layout.FIGURES[kind].format(**self.figure_wildcards(kind, figure))
 
-    def find_figure(
-        self, kind: str, dataset: str, cls: str, variant: str | None = None
-    ) -> dict[str, Any]:
-        """The ``figures.<kind>`` entry drawn for these wildcards."""
+    def figure_wildcards(self, kind: str, figure: Mapping[str, Any]) -> dict[str, str]:
+        """The figure job's wildcards: its dataset and backbone, and its class and (model
+        figures) variant, or (bank curves) its name."""
+        dataset = figure["dataset"]
+        wildcards = {"dataset": dataset, "backbone": self.backbone_of(dataset)}
+        if kind == "bank_curves":
+            return {**wildcards, "name": figure["name"]}
+        wildcards["cls"] = str(figure["cls"])
+        if kind in MODEL_FIGURES:
+            wildcards["variant"] = self.canonical_variant(dataset, figure["variant"])
+        return wildcards
+
+    def find_figure(self, kind: str, wildcards: Mapping[str, str]) -> dict[str, Any]:
+        """The ``figures.<kind>`` entry a figure job's wildcards draw."""
         for figure in self.config["figures"][kind]:
-            same_run = figure["dataset"] == dataset and str(figure["cls"]) == cls
-            if same_run and (
-                variant is None or self.canonical_variant(dataset, figure["variant"]) == variant
-            ):
+            if self.figure_wildcards(kind, figure) == dict(wildcards):
                 return figure
-        raise ConfigReferenceError(
-            f"no figures.{kind} entry for dataset {dataset!r}, class {cls!r}"
-            + ("" if variant is None else f", variant {variant!r}")
-        )
+        raise ConfigReferenceError(f"no figures.{kind} entry for {dict(wildcards)}")
 
     def _figure_runs(self, kind: str, figure: Mapping[str, Any]) -> list[Run]:
-        """Every seed of the variants a figure draws on its class: a model figure shows the
-        first seed's model, the score curves the mean over the seeds."""
-        dataset, cls = figure["dataset"], str(figure["cls"])
-        variants = (
-            [figure["variant"]]
-            if kind in MODEL_FIGURES
-            else [c["variant"] for c in figure["curves"]]
-        )
-        return [run for variant in variants for run in self.runs(dataset, variant, classes=[cls])]
+        """Every seed of the variants a figure draws on its classes: a model figure shows the
+        first seed's model, the curves the mean over the seeds."""
+        dataset = figure["dataset"]
+        if kind == "bank_curves":
+            variants = [v for curve in figure["curves"] for v in curve["variants"]]
+            classes = figure.get("classes") or self.class_ids(dataset)
+        else:
+            variants = (
+                [figure["variant"]]
+                if kind in MODEL_FIGURES
+                else [c["variant"] for c in figure["curves"]]
+            )
+            classes = [figure["cls"]]
+        return [run for variant in variants for run in self.runs(dataset, variant, classes=classes)]
 
-    def figure_run(self, kind: str, dataset: str, cls: str, variant: str) -> Run:
+    def figure_run(self, kind: str, wildcards: Mapping[str, str]) -> Run:
         """The run whose trained model a model figure draws (its first seed)."""
-        figure = self.find_figure(kind, dataset, cls, variant)
-        return self._figure_runs(kind, figure)[0]
+        return self._figure_runs(kind, self.find_figure(kind, wildcards))[0]
 
-    def curve_runs(self, dataset: str, cls: str) -> list[tuple[str, list[Run]]]:
-        """(label, its runs of every seed) of each curve of the score-curve figure of a class."""
-        figure = self.find_figure("score_curves", dataset, cls)
-        return [
-            (curve["label"], self.runs(dataset, curve["variant"], classes=[cls]))
-            for curve in figure["curves"]
-        ]
+    def figure_records(self, kind: str, wildcards: Mapping[str, str]) -> list[str]:
+        """The batch records that hold every run a figure draws."""
+        return self.record_files(self._figure_runs(kind, self.find_figure(kind, wildcards)))
 
-    def curve_specs(self, dataset: str, cls: str) -> list[dict[str, Any]]:
-        """Label, variant and seeds of each curve of a score-curve figure, as its script reads
-        them from the batch records."""
-        return [
-            {"label": label, "variant": runs[0].variant, "seeds": [run.seed for run in runs]}
-            for label, runs in self.curve_runs(dataset, cls)
-        ]
+    def curve_specs(self, kind: str, wildcards: Mapping[str, str]) -> list[dict[str, Any]]:
+        """Each curve of a score-curve or bank-curve figure as its script reads it from the
+        batch records: its label, canonical variants and seeds."""
+        figure = self.find_figure(kind, wildcards)
+        dataset = figure["dataset"]
+        specs = []
+        for curve in figure["curves"]:
+            names = curve.get("variants", [curve.get("variant")])
+            variants = [self.canonical_variant(dataset, name) for name in names]
+            seeds = self.seeds_of(dataset, variants[0])
+            specs.append({"label": curve["label"], "variants": variants, "seeds": seeds})
+        return specs
 
     def all_figures(self) -> list[str]:
         return [path for kind in self.config["figures"] for path in self.figure_paths(kind)]
@@ -482,17 +478,11 @@ class Plan:
         ]
         jobs.append(("aggregate", {}))
         jobs += [("table", {"table": table}) for table in self.config["tables"]]
-        for kind in self.config["figures"]:
-            for figure in self.config["figures"][kind]:
-                dataset = figure["dataset"]
-                wildcards = {
-                    "dataset": dataset,
-                    "backbone": self.backbone_of(dataset),
-                    "cls": str(figure["cls"]),
-                }
-                if kind in MODEL_FIGURES:
-                    wildcards["variant"] = self.canonical_variant(dataset, figure["variant"])
-                jobs.append((f"figure_{kind}", wildcards))
+        jobs += [
+            (f"figure_{kind}", self.figure_wildcards(kind, figure))
+            for kind, figures in self.config["figures"].items()
+            for figure in figures
+        ]
         jobs.append(("report", {}))
         return jobs
 
@@ -635,13 +625,12 @@ class Plan:
         args += self._clip_args(dataset)
         return f"{self.split_args(dataset, backbone, cls, bank)} {shlex.join(args)}"
 
-    def figure_inputs(
-        self, kind: str, dataset: str, backbone: str, cls: str, variant: str
-    ) -> dict[str, str]:
+    def figure_inputs(self, kind: str, wildcards: Mapping[str, str]) -> dict[str, str]:
         """Model, embeddings and neighbours of the run a model figure draws."""
-        run = self.figure_run(kind, dataset, cls, variant)
-        bank = self.bank_of(dataset, variant)
-        return {**self.class_inputs(dataset, backbone, cls, bank), "model": run.path(layout.MODEL)}
+        run = self.figure_run(kind, wildcards)
+        bank = self.bank_of(run.dataset, run.variant)
+        inputs = self.class_inputs(run.dataset, run.backbone, run.cls, bank)
+        return {**inputs, "model": run.path(layout.MODEL)}
 
     def figure_bank_size(self, dataset: str, variant: str) -> int | None:
         """The bank size of a model figure's run (``None``: the whole class)."""
@@ -687,16 +676,29 @@ def check_references(config: Mapping[str, Any]) -> None:
         for dataset, classes in table.get("classes", {}).items():
             _require(dataset, table["datasets"], f"tables.{name}.classes")
             _require_each(classes, datasets[dataset]["classes"], f"tables.{name}.classes.{dataset}")
+    for index, claim in enumerate(config["report"].get("claims", [])):
+        where = f"report.claims[{index}]"
+        _require(claim["table"], config["tables"], f"{where}.table")
+        table = config["tables"][claim["table"]]
+        labels = [entry["label"] for entry in table["entries"]]
+        for side in ("higher", "lower"):
+            rows = [claim[side]] if isinstance(claim[side], str) else claim[side]
+            _require_each(rows, labels, f"{where}.{side}")
+        _require_each(claim["datasets"], table["datasets"], f"{where}.datasets")
     for kind, figures in config["figures"].items():
         for index, figure in enumerate(figures):
             where = f"figures.{kind}[{index}]"
             _require(figure["dataset"], datasets, f"{where}.dataset")
-            _require(figure["cls"], datasets[figure["dataset"]]["classes"], f"{where}.cls")
-            for variant in [figure.get("variant")] + [
-                c["variant"] for c in figure.get("curves", [])
-            ]:
-                if variant is not None:
-                    _require(variant, variants, f"{where}.variant")
+            classes = datasets[figure["dataset"]]["classes"]
+            _require_each(
+                [figure["cls"]] if "cls" in figure else figure.get("classes", []),
+                classes,
+                f"{where}.cls",
+            )
+            curves = figure.get("curves", [])
+            named = [figure.get("variant"), *(c.get("variant") for c in curves)]
+            named += [v for c in curves for v in c.get("variants", [])]
+            _require_each([v for v in named if v is not None], variants, f"{where}.variant")
 
 
 def _check_classes(name: str, dataset: Mapping[str, Any]) -> None:

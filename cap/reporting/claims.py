@@ -1,8 +1,10 @@
-"""The paper's claims judged with their uncertainty: paired differences over classes.
+"""Claims judged with their uncertainty: paired differences over classes.
 
-A claim says that one row of a paper table scores above another on a dataset
-(``config/paper_results.yaml``, ``claims``). For each class we take the AUROC of
-both variants, each averaged over its seeds, and their difference; over the
+A claim says that one row of a table scores above another on a dataset: the paper's
+claims (``config/paper_results.yaml``) on the tables that reproduce the paper's, and
+a config's own (``report.claims``) on its tables. A side may also be the difference
+of two rows (a gap), so that "the gap shrinks" is a claim too. For each class we take
+each side's AUROC, each variant averaged over its seeds, and their difference; over the
 classes we report the mean difference with a 95% Student-t confidence interval
 (``scipy.stats.ttest_1samp``: the classes are the sample, so the interval says how
 much the mean gap could move with other classes of the same kind) and a Wilcoxon
@@ -16,7 +18,7 @@ signed-rank test (``scipy.stats.wilcoxon``). The verdict follows the interval:
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,7 +31,7 @@ CONFIDENCE = 0.95
 #: Columns of :func:`judge_claims`' table.
 CLAIM_COLUMNS: tuple[str, ...] = (
     "claim", "dataset", "n_classes", "n_seeds", "difference", "ci_low", "ci_high",
-    "wilcoxon_p", "verdict", "n_train", "n_test", "steps", "paper_scale",
+    "wilcoxon_p", "verdict", "scale",
 )  # fmt: skip
 
 
@@ -61,61 +63,110 @@ def paired_test(differences: np.ndarray, confidence: float = CONFIDENCE) -> Pair
     return PairedTest(n, mean, float(low), float(high), p, verdict)
 
 
-def class_differences(runs: pd.DataFrame, dataset: str, higher: str, lower: str) -> pd.Series:
-    """Per class: AUROC (points) of variant ``higher`` minus ``lower``, each the mean over its
-    seeds; only classes where both ran."""
-    on_dataset = runs[runs["dataset"] == dataset]
-    means = [
-        on_dataset[on_dataset["variant"] == variant].groupby("cls")["auroc"].mean() * 100.0
-        for variant in (higher, lower)
+@dataclass(frozen=True)
+class ClaimSpec:
+    """A claim on rows of our tables, ready to judge."""
+
+    text: str  # the claim as stated, with its source
+    tables: tuple[str, ...]  # our tables whose rows it compares
+    higher: tuple[str, ...]  # a row label, or two: the first minus the second
+    lower: tuple[str, ...]
+    datasets: tuple[str, ...]  # where it is made
+
+
+def paper_claim_specs(
+    paper: Mapping[str, Any], paper_tables: Mapping[str, str | None]
+) -> list[ClaimSpec]:
+    """The paper's claims, on each of our tables that reproduces the paper's table."""
+    return [
+        ClaimSpec(
+            text=claim.text,
+            tables=tuple(t for t, key in paper_tables.items() if key == claim.table),
+            higher=(claim.higher,),
+            lower=(claim.lower,),
+            datasets=claim.datasets,
+        )
+        for claim in paper["claims"]
     ]
-    return (means[0] - means[1]).dropna()
+
+
+def config_claim_specs(claims: Sequence[Mapping[str, Any]]) -> list[ClaimSpec]:
+    """A config's own claims (``report.claims``): ``higher``/``lower`` a row label or two."""
+    return [
+        ClaimSpec(
+            text=claim["text"],
+            tables=(claim["table"],),
+            higher=_side(claim["higher"]),
+            lower=_side(claim["lower"]),
+            datasets=tuple(claim["datasets"]),
+        )
+        for claim in claims
+    ]
+
+
+def class_differences(
+    runs: pd.DataFrame, dataset: str, higher: tuple[str, ...], lower: tuple[str, ...]
+) -> pd.Series:
+    """Per class: side ``higher`` minus side ``lower`` (AUROC points), where a side is one
+    variant's AUROC or the difference of two variants', each the mean over its seeds;
+    only the classes where every variant ran."""
+    on_dataset = runs[runs["dataset"] == dataset]
+
+    def side(variants: tuple[str, ...]) -> pd.Series:
+        means = [
+            on_dataset[on_dataset["variant"] == v].groupby("cls")["auroc"].mean() * 100.0
+            for v in variants
+        ]
+        return means[0] if len(means) == 1 else means[0] - means[1]
+
+    return (side(higher) - side(lower)).dropna()
 
 
 def judge_claims(
     runs: pd.DataFrame,
     cells: Mapping[str, pd.DataFrame],
-    paper: Mapping[str, Any],
-    paper_tables: Mapping[str, str | None],
+    claims: Sequence[ClaimSpec],
+    paper_scale: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> pd.DataFrame:
-    """Every claim of ``paper["claims"]`` on each of its datasets, one row each.
+    """Every claim on each of its datasets, one row each.
 
-    ``runs`` is the long-form runs table; ``cells`` our tables' cells (their
-    ``variant`` column says which variant fills each entry on each dataset), tied to
-    the paper's tables by ``paper_tables`` (our table → the paper's table or None).
+    ``runs`` is the long-form runs table; ``cells`` our tables' cells, whose ``variant``
+    column says which variant fills each entry on each dataset; ``paper_scale`` the
+    paper's size per dataset, set beside ours.
     """
     rows = []
-    for claim in paper["claims"]:
-        variants = _entry_variants(
-            cells, [t for t, key in paper_tables.items() if key == claim.table]
-        )
+    for claim in claims:
+        variants = _entry_variants(cells, claim.tables)
         for dataset in claim.datasets:
-            pair = variants.get((claim.higher, dataset)), variants.get((claim.lower, dataset))
+            higher = tuple(variants.get((label, dataset)) for label in claim.higher)
+            lower = tuple(variants.get((label, dataset)) for label in claim.lower)
             row = {"claim": claim.text, "dataset": dataset, "verdict": NOT_RUN}
-            differences = (
-                class_differences(runs, dataset, *pair)
-                if None not in pair
-                else pd.Series(dtype=float)
-            )
-            if len(differences):
-                test = paired_test(differences.to_numpy())
-                row.update(
-                    n_classes=test.n,
-                    n_seeds=_seeds(runs, dataset, pair),
-                    difference=test.mean,
-                    ci_low=test.ci_low,
-                    ci_high=test.ci_high,
-                    wilcoxon_p=test.wilcoxon_p,
-                    verdict=test.verdict,
-                    **_scale(runs, dataset, pair),
-                )
-            row["paper_scale"] = _paper_scale(paper.get("scale", {}).get(dataset))
+            if None not in higher + lower:
+                differences = class_differences(runs, dataset, higher, lower)
+                if len(differences):
+                    test = paired_test(differences.to_numpy())
+                    row.update(
+                        n_classes=test.n,
+                        n_seeds=_seeds(runs, dataset, (higher[0], lower[0])),
+                        difference=test.mean,
+                        ci_low=test.ci_low,
+                        ci_high=test.ci_high,
+                        wilcoxon_p=test.wilcoxon_p,
+                        verdict=test.verdict,
+                    )
+                    ours = _scale(runs, dataset, higher + lower)
+                    theirs = _paper_scale((paper_scale or {}).get(dataset))
+                    row["scale"] = f"ours {ours}; paper {theirs}"
             rows.append(row)
     return pd.DataFrame.from_records(rows, columns=list(CLAIM_COLUMNS))
 
 
+def _side(value: str | Sequence[str]) -> tuple[str, ...]:
+    return (value,) if isinstance(value, str) else tuple(value)
+
+
 def _entry_variants(
-    cells: Mapping[str, pd.DataFrame], tables: list[str]
+    cells: Mapping[str, pd.DataFrame], tables: Sequence[str]
 ) -> dict[tuple[str, str], str]:
     """(entry label, dataset) → the variant that fills it, over the given tables."""
     variants = {}
@@ -124,13 +175,8 @@ def _entry_variants(
         if frame is None:
             continue
         computed = frame[(frame["kind"] == "computed") & frame["variant"].notna()]
-        variants.update(
-            zip(
-                zip(computed["entry"], computed["dataset"], strict=True),
-                computed["variant"],
-                strict=True,
-            )
-        )
+        keys = zip(computed["entry"], computed["dataset"], strict=True)
+        variants.update(zip(keys, computed["variant"], strict=True))
     return variants
 
 
@@ -144,21 +190,20 @@ def _seeds(runs: pd.DataFrame, dataset: str, variants: tuple[str, str]) -> str:
     return f"{counts[0]} vs {counts[1]}"
 
 
-def _scale(runs: pd.DataFrame, dataset: str, variants: tuple[str, str]) -> dict[str, Any]:
-    """Our run's size: normal images per class (median over classes), test images, and the
-    optimisation steps of a trainable side (epochs × batches per epoch)."""
-    pair = runs[(runs["dataset"] == dataset) & runs["variant"].isin(variants)]
-    trained = pair[pair["epochs"].notna()] if "epochs" in pair else pair.iloc[0:0]
-    steps = (
-        int((trained["epochs"] * np.ceil(trained["n_train"] / trained["batch_size"])).median())
-        if len(trained)
-        else None
-    )
-    return {
-        "n_train": int(pair["n_train"].median()),
-        "n_test": int(pair["n_test"].median()),
-        "steps": steps,
-    }
+def _scale(runs: pd.DataFrame, dataset: str, variants: tuple[str, ...]) -> str:
+    """Our runs' size: normal images per class, test images, and the optimisation steps of
+    the trainable variants (epochs × batches per epoch); a range where they differ."""
+    chosen = runs[(runs["dataset"] == dataset) & runs["variant"].isin(variants)]
+    trained = chosen[chosen["epochs"].notna()] if "epochs" in chosen else chosen.iloc[0:0]
+    steps = trained["epochs"] * np.ceil(trained["n_train"] / trained["batch_size"])
+    return " / ".join(_span(values) for values in (chosen["n_train"], chosen["n_test"], steps))
+
+
+def _span(values: pd.Series) -> str:
+    if values.empty:
+        return "–"
+    low, high = int(values.min()), int(values.max())
+    return f"{low:,}" if low == high else f"{low:,}–{high:,}"
 
 
 def _paper_scale(scale: Mapping[str, Any] | None) -> str:

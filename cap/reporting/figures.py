@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import seaborn as sns
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
@@ -37,6 +38,9 @@ PANEL_IN = 1.2
 BAR_IN = 1.1
 #: Side (inches) of one panel in the anomaly-map figure.
 MAP_PANEL_IN = 2.2
+#: Size (inches) of one panel of the bank-size figure, and its panels per row.
+BANK_PANEL_IN: tuple[float, float] = (3.2, 2.6)
+BANK_PANELS_PER_ROW = 3
 #: Keys of a ``CAPDetector.history_`` epoch record that the score curves read.
 HISTORY_KEYS: tuple[str, ...] = ("epoch", "score_normal_mean", "score_anomaly_mean")
 
@@ -99,6 +103,62 @@ def plot_score_curves(
     axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes.grid(alpha=0.3)
     return _save(figure, out_prefix)
+
+
+def plot_bank_curves(
+    runs: pd.DataFrame,
+    curves: Mapping[str, Sequence[str]],
+    out_prefix: str | os.PathLike[str],
+    *,
+    title: str,
+) -> list[Path]:
+    """AUROC (%) against the bank size (log axis), one panel per class and one for their mean.
+
+    ``runs`` is the long-form runs table (one row per run, with ``n_train``);
+    ``curves`` maps a method's label to its variants, one per bank size. A point is the
+    mean over seeds, its error bar ± their standard deviation (the class mean is taken
+    per seed first in the last panel).
+    """
+    if runs.empty or not curves:
+        raise DataError("no runs to draw bank-size curves from")
+    classes = sorted(runs["cls"].astype(str).unique(), key=_natural)
+    panels = [*classes, "mean"]
+    columns = min(len(panels), BANK_PANELS_PER_ROW)
+    rows = -(-len(panels) // columns)
+    figure = Figure(
+        figsize=(BANK_PANEL_IN[0] * columns, BANK_PANEL_IN[1] * rows), layout="constrained"
+    )
+    axes = figure.subplots(rows, columns, squeeze=False).ravel()
+    colors = sns.color_palette("colorblind", len(curves))
+    for color, (label, variants) in zip(colors, curves.items(), strict=True):
+        chosen = runs[runs["variant"].isin(variants)].assign(auroc_pct=lambda f: 100 * f["auroc"])
+        for panel, name in zip(axes, panels, strict=False):
+            if name == "mean":
+                per_seed = chosen.groupby(["n_train", "seed"])["auroc_pct"].mean().reset_index()
+            else:
+                per_seed = chosen[chosen["cls"].astype(str) == name]
+            points = per_seed.groupby("n_train")["auroc_pct"].agg(["mean", "std"]).reset_index()
+            panel.errorbar(
+                points["n_train"], points["mean"], yerr=points["std"].fillna(0.0),
+                color=color, marker="o", markersize=3, capsize=2, label=label,
+            )  # fmt: skip
+    class_names = dict(
+        zip(runs["cls"].astype(str), runs.get("class_name", runs["cls"]), strict=True)
+    )
+    for panel, name in zip(axes, panels, strict=False):
+        heading = "mean over classes" if name == "mean" else f"class {name} ({class_names[name]})"
+        panel.set(xscale="log", xlabel="normal training images", ylabel="AUROC (%)", title=heading)
+        panel.grid(alpha=0.3)
+    for panel in axes[len(panels) :]:
+        panel.axis("off")
+    axes[len(panels) - 1].legend(fontsize="small")
+    figure.suptitle(title)
+    return _save(figure, out_prefix)
+
+
+def _natural(text: str) -> tuple[int, str]:
+    """Class ids in numeric order, names after them."""
+    return (int(text), "") if text.isdigit() else (10**9, text)
 
 
 def attention_figure_size(n_examples: int, n_neighbors: int) -> tuple[float, float]:

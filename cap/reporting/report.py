@@ -22,7 +22,12 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from cap.reporting.claims import CONFIDENCE, judge_claims
+from cap.reporting.claims import (
+    CONFIDENCE,
+    config_claim_specs,
+    judge_claims,
+    paper_claim_specs,
+)
 from cap.reporting.tables import read_table
 from cap.utils.io import write_text_atomic
 
@@ -47,6 +52,7 @@ def write_report(
     backbones_used: Mapping[str, str],
     backbone_models: Mapping[str, str],
     paper_tables: Mapping[str, str | None],
+    claims: Sequence[Mapping[str, Any]] = (),
     tolerance: float = 1.0,
     figures: Sequence[str | os.PathLike[str]] = (),
     benchmarks: Sequence[str | os.PathLike[str]] = (),
@@ -71,6 +77,8 @@ def write_report(
         Dataset → the registry model of its backbone (compared with the paper's).
     paper_tables : mapping
         Our table name → the paper's table it reproduces (``None``: none).
+    claims : sequence of mappings
+        The config's own claims (``report.claims``), judged beside the paper's.
     tolerance : float
         AUROC points beyond which a difference from the paper is flagged.
     figures : sequence of paths
@@ -99,7 +107,14 @@ def write_report(
         "## Tables against the paper",
         _tables_section(tables, comparison, tolerance),
         "## The paper's claims in this run",
-        claims_section(judge_claims(summary, cells, paper, paper_tables)),
+        claims_section(
+            judge_claims(
+                summary,
+                cells,
+                paper_claim_specs(paper, paper_tables) + config_claim_specs(claims),
+                paper["scale"],
+            )
+        ),
         "## Figures",
         _figures_section(figures, out_md.parent),
         "## Runtime per rule",
@@ -165,13 +180,14 @@ def claims_section(claims: pd.DataFrame) -> str:
     """The claims table with how to read it: the difference, its interval, the test, the
     verdict, and the size of our runs beside the paper's."""
     intro = (
-        "Each claim compares two rows of a paper table on a dataset. Per class, each "
-        "variant's AUROC is averaged over its seeds; Δ is the mean over classes of the "
-        f"paired difference (AUROC points), with a {CONFIDENCE:.0%} Student-t interval over "
-        "classes and a two-sided Wilcoxon signed-rank p-value. Verdict: *holds* when the "
-        "interval lies above 0, *does not hold* below 0, *inconclusive* when it contains 0 "
-        "or a single class leaves it undefined. Scale: normal training images per class, "
-        "test images and optimisation steps per run, ours and the paper's."
+        "Each claim compares two rows of a table, or two gaps between rows, on a dataset "
+        "(the paper's claims, and the config's own). Per class, each variant's AUROC is "
+        "averaged over its seeds; Δ is the mean over classes of the paired difference "
+        f"(AUROC points), with a {CONFIDENCE:.0%} Student-t interval over classes and a "
+        "two-sided Wilcoxon signed-rank p-value. Verdict: *holds* when the interval lies "
+        "above 0, *does not hold* below 0, *inconclusive* when it contains 0 or a single "
+        "class leaves it undefined. Scale: normal training images per class, test images "
+        "and optimisation steps per run, ours and the paper's."
     )
     frame = pd.DataFrame({
         "claim": claims["claim"],
@@ -185,11 +201,7 @@ def claims_section(claims: pd.DataFrame) -> str:
         ],
         "Wilcoxon p": claims["wilcoxon_p"].map(lambda p: "–" if pd.isna(p) else f"{p:.3g}"),
         "verdict": claims["verdict"],
-        "ours (images/class / test / steps)": [
-            " / ".join(_count(value) for value in sizes)
-            for sizes in zip(claims["n_train"], claims["n_test"], claims["steps"], strict=True)
-        ],
-        "paper": claims["paper_scale"],
+        "scale: images/class / test / steps": claims["scale"].fillna("–"),
     })  # fmt: skip
     return f"{intro}\n\n{_markdown(frame)}"
 
@@ -414,10 +426,6 @@ def _rule_of(path: Path) -> str:
     if path.parent.name == "benchmarks":
         return path.stem
     return path.parent.name
-
-
-def _count(value: float | None) -> str:
-    return "–" if value is None or pd.isna(value) else f"{int(value):,}"
 
 
 def _number(value: float) -> str:

@@ -41,6 +41,8 @@ wildcard_constraints:
     table="|".join(map(re.escape, config["tables"])),
     split="train|test",
     seed=r"\d+",
+    name="|".join(map(re.escape, (f["name"] for f in config["figures"].get("bank_curves", []))))
+    or "-",
     bank=r"all|\d+",
 
 
@@ -93,13 +95,19 @@ def get_table_spec(wildcards):
 
 
 def get_figure_inputs(kind):
-    return lambda wildcards: PLAN.figure_inputs(kind, **dict(wildcards.items()))
+    return lambda wildcards: PLAN.figure_inputs(kind, dict(wildcards.items()))
 
 
 def get_figure(kind):
-    return lambda wildcards: PLAN.find_figure(
-        kind, wildcards.dataset, wildcards.cls, wildcards.get("variant")
-    )
+    return lambda wildcards: PLAN.find_figure(kind, dict(wildcards.items()))
+
+
+def get_figure_records(kind):
+    return lambda wildcards: PLAN.figure_records(kind, dict(wildcards.items()))
+
+
+def get_curves(kind):
+    return lambda wildcards: PLAN.curve_specs(kind, dict(wildcards.items()))
 
 
 def get_figure_dataset(wildcards):
@@ -116,13 +124,3 @@ def get_figure_normal_class(wildcards):
 
 def get_backbone_model(wildcards):
     return PLAN.backbone_model(wildcards.backbone)
-
-
-def get_curve_records(wildcards):
-    return PLAN.record_files(
-        r for _, runs in PLAN.curve_runs(wildcards.dataset, wildcards.cls) for r in runs
-    )
-
-
-def get_curves(wildcards):
-    return PLAN.curve_specs(wildcards.dataset, wildcards.cls)

@@ -30,7 +30,7 @@ rule figure_score_curves:
     """Figures 3 and 6: mean test anomaly score of normal and anomalous images over
     training, one pair of curves per λ."""
     input:
-        records=get_curve_records,
+        records=get_figure_records("score_curves"),
     output:
         png=report(
             f"{layout.FIGURES['score_curves']}.png",
@@ -46,7 +46,7 @@ rule figure_score_curves:
     conda:
         CONDA_ENV
     params:
-        curves=get_curves,
+        curves=get_curves("score_curves"),
         figure=get_figure("score_curves"),
     script:
         "../scripts/figure_score_curves.py"
@@ -78,3 +78,29 @@ rule figure_anomaly_maps:
         figure=get_figure("anomaly_maps"),
     script:
         "../scripts/figure_anomaly_maps.py"
+
+
+rule figure_bank_curves:
+    """AUROC against the size of the normal bank: one panel per class and their mean, one
+    line per method, ± the std over seeds."""
+    input:
+        records=get_figure_records("bank_curves"),
+    output:
+        png=report(
+            f"{layout.FIGURES['bank_curves']}.png",
+            caption="../report/bank_curves.rst",
+            category="Figures",
+        ),
+        pdf=f"{layout.FIGURES['bank_curves']}.pdf",
+    log:
+        layout.log_path("figure_bank_curves"),
+    benchmark:
+        layout.benchmark_path("figure_bank_curves")
+    localrule: True
+    conda:
+        CONDA_ENV
+    params:
+        curves=get_curves("bank_curves"),
+        figure=get_figure("bank_curves"),
+    script:
+        "../scripts/figure_bank_curves.py"

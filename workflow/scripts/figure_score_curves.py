@@ -11,7 +11,7 @@ logging.basicConfig(filename=snakemake.log[0], level=logging.INFO)
 runs = {(run["variant"], run["seed"]): run for run in read_runs(snakemake.input.records)}
 plot_score_curves(
     {
-        curve["label"]: [runs[curve["variant"], seed]["history"] for seed in curve["seeds"]]
+        curve["label"]: [runs[curve["variants"][0], seed]["history"] for seed in curve["seeds"]]
         for curve in snakemake.params.curves
     },
     Path(snakemake.output.png).with_suffix(""),
