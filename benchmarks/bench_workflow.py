@@ -19,7 +19,8 @@ It prints:
   to their first piece of work (the ``start-up`` line of their logs) against their time;
 - CAP's training time against its FLOP floor: each epoch projects every bank item at
   least once through each of the model's D × D matrices, forward and backward
-  (3 × 2·D² FLOPs per matrix and item), at the matmul rate measured here.
+  (3 × 2·D² FLOPs per matrix and item), at the matmul rate measured here;
+- the size of ``results/`` and each rule's peak memory (Snakemake's ``max_rss``).
 """
 
 from __future__ import annotations
@@ -66,6 +67,9 @@ def main() -> None:
     parser.add_argument("--dim", type=int, default=2048)
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--classes", type=int, default=CLASSES, help="normal classes run")
+    parser.add_argument(
+        "--tables", nargs="+", choices=sorted(TABLES), default=sorted(TABLES), help="tables run"
+    )
     parser.add_argument("--cores", type=int, default=2)
     parser.add_argument("--workdir", type=Path, help="keep the run here (default: a temp dir)")
     args = parser.parse_args()
@@ -141,7 +145,7 @@ def prepare(workdir: Path, args: argparse.Namespace) -> Path:
             },
             "no_adaptation": {"k": 32},
         },
-        "variants": VARIANTS,
+        "variants": {name: VARIANTS[name] for table in args.tables for name in TABLES[table]},
         "tables": {
             name: {
                 "title": name,
@@ -150,6 +154,7 @@ def prepare(workdir: Path, args: argparse.Namespace) -> Path:
                 "entries": [{"label": variant, "variant": variant} for variant in variants],
             }
             for name, variants in TABLES.items()
+            if name in args.tables
         },
         "figures": {},
         "report": {"paper_results": str(REPO / "config" / "paper_results.yaml")},
@@ -185,6 +190,18 @@ def report(workdir: Path, wall: float, args: argparse.Namespace) -> None:
         f"at {rate / 1e9:.0f} GFLOP/s = {floor / rate:.1f} s "
         f"({fit / (floor / rate):.1f}x the floor)",
     ]
+    size = sum(f.stat().st_size for f in (workdir / "results").rglob("*") if f.is_file())
+    embeddings = sum(f.stat().st_size for f in (workdir / "results" / "embeddings").rglob("*.h5"))
+    lines.append(
+        f"results/: {size / 2**20:.0f} MiB, "
+        f"of which the synthetic embeddings {embeddings / 2**20:.0f} MiB"
+    )
+    lines.append(
+        "peak memory (max RSS, MiB) per rule: "
+        + ", ".join(
+            f"{rule} {rss:.0f}" for rule, rss in jobs.groupby("rule")["max_rss"].max().items()
+        )
+    )
     print("\n".join(lines))
 
 
@@ -193,10 +210,12 @@ def job_times(workdir: Path) -> pd.DataFrame:
     rows = []
     for path in sorted((workdir / "results" / "benchmarks").rglob("*.tsv")):
         relative = path.relative_to(workdir / "results" / "benchmarks")
+        measured = pd.read_csv(path, sep="\t").iloc[0]
         rows.append({
             "rule": relative.parts[0].removesuffix(".tsv"),
             "job": str(relative.with_suffix("")),
-            "s": float(pd.read_csv(path, sep="\t")["s"].iloc[0]),
+            "s": float(measured["s"]),
+            "max_rss": pd.to_numeric(measured["max_rss"], errors="coerce"),
         })  # fmt: skip
     return pd.DataFrame(rows)
 

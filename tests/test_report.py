@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -10,7 +11,12 @@ import pytest
 import yaml
 
 from cap.reporting.paper import load_paper_results
-from cap.reporting.report import compare_with_paper, runtime_summary, write_report
+from cap.reporting.report import (
+    compare_with_paper,
+    elapsed_seconds,
+    runtime_summary,
+    write_report,
+)
 from cap.reporting.tables import build_table, write_table
 
 PAPER_FILE = Path(__file__).resolve().parents[1] / "config" / "paper_results.yaml"
@@ -89,6 +95,9 @@ def test_runtime_summary_per_rule(tmp_path):
         write_benchmark(root / "train" / "cifar10" / "b.tsv", 30.0, "300.0"),
         write_benchmark(root / "embed" / "c.tsv", 5.0, "NA"),
     ]
+    for age, path in enumerate(paths):  # written at t = 1000, 1100, 1200 s
+        os.utime(path, (1000 + 100 * age, 1000 + 100 * age))
+    assert elapsed_seconds(paths) == pytest.approx(1200 - (1000 - 10))  # the first ran 10 s
     summary = runtime_summary(paths).set_index("rule")
     assert summary.loc["train"].tolist() == [2, 40.0, 30.0, 300.0]
     assert summary.loc["embed", "jobs"] == 1 and pd.isna(summary.loc["embed", "max_rss_mb"])

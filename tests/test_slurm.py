@@ -12,14 +12,13 @@ import io
 import re
 import shutil
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from assets import REPO, needs_offline_assets
-from workflow_helpers import SNAKEFILE, auroc_records, smoke_config, write_config
+from workflow_helpers import auroc_records, smoke_config, snakemake_command, write_config
 
 pytestmark = [pytest.mark.slurm, needs_offline_assets]
 
@@ -37,7 +36,6 @@ CLUSTER_RULES = {
 #: (a command-line option replaces the profile's entry of the same name, hence gpu=0 again),
 #: and states polled every second with squeue, as there is no slurmdbd for sacct.
 CLUSTER_ARGS = [
-    *("--workflow-profile", str(PROFILE)),
     *("--default-resources", "slurm_partition=cpu", "runtime=15", "mem_mb=1000"),
     *("--set-resources", "embed:gpu=0", "train:gpu=0", "evaluate:gpu=0"),
     *("--max-threads", "1"),
@@ -49,19 +47,9 @@ CLUSTER_ARGS = [
 
 def slurm_snakemake_command(workdir: Path, config: Path) -> list[str]:
     """The smoke DAG of ``workdir`` through the SLURM executor."""
-    return [
-        sys.executable,
-        "-m",
-        "snakemake",
-        "--snakefile",
-        str(SNAKEFILE),
-        "--directory",
-        str(workdir),
-        "all",
-        "--configfile",
-        str(config),
-        *CLUSTER_ARGS,
-    ]
+    return snakemake_command(
+        workdir, "all", "--configfile", str(config), *CLUSTER_ARGS, profile=str(PROFILE)
+    )
 
 
 def run_on_slurm(workdir: Path, config: Path) -> subprocess.CompletedProcess:

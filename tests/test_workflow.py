@@ -7,7 +7,6 @@ import re
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -15,7 +14,13 @@ import pandas as pd
 import pytest
 import yaml
 from assets import DEBIAN_FMNIST, MOBILENET, REPO, needs_offline_assets
-from workflow_helpers import SNAKEFILE, auroc_records, smoke_config, snakemake, write_config
+from workflow_helpers import (
+    auroc_records,
+    smoke_config,
+    snakemake,
+    snakemake_command,
+    write_config,
+)
 
 from cap.benchmark import layout
 from cap.benchmark.evaluation import read_runs_table
@@ -223,22 +228,7 @@ def test_rerun_after_finished_run_does_nothing(smoke_run):
 def test_killed_run_resumes_with_the_same_aurocs(smoke_run, tmp_path):
     reference_dir, _, _ = smoke_run
     config = write_config(tmp_path / "smoke.yaml", smoke_config())
-    command = [
-        sys.executable,
-        "-m",
-        "snakemake",
-        "--snakefile",
-        str(SNAKEFILE),
-        "--directory",
-        str(tmp_path),
-        "--workflow-profile",
-        "none",
-        "--cores",
-        "2",
-        "all",
-        "--configfile",
-        str(config),
-    ]
+    command = snakemake_command(tmp_path, "--cores", "2", "all", "--configfile", str(config))
     process = subprocess.Popen(
         command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
     )

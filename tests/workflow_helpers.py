@@ -17,22 +17,19 @@ from cap.benchmark.evaluation import read_runs
 SNAKEFILE = REPO / "workflow" / "Snakefile"
 
 
+def snakemake_command(workdir: Path, *args: str, profile: str = "none") -> list[str]:
+    """The snakemake command line of the repository's workflow in ``workdir``."""
+    return [
+        sys.executable, "-m", "snakemake", "--snakefile", str(SNAKEFILE),
+        "--directory", str(workdir), "--workflow-profile", profile, *args,
+    ]  # fmt: skip
+
+
 def snakemake(
     workdir: Path, *args: str, timeout: float = 900, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess:
     """Run snakemake on the repository's workflow with ``workdir`` as working directory."""
-    command = [
-        sys.executable,
-        "-m",
-        "snakemake",
-        "--snakefile",
-        str(SNAKEFILE),
-        "--directory",
-        str(workdir),
-        "--workflow-profile",
-        "none",
-        *args,
-    ]
+    command = snakemake_command(workdir, *args)
     return subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env)
 
 

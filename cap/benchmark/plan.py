@@ -632,10 +632,16 @@ class Plan:
         inputs = self.class_inputs(run.dataset, run.backbone, run.cls, bank)
         return {**inputs, "model": run.path(layout.MODEL)}
 
-    def figure_bank_size(self, dataset: str, variant: str) -> int | None:
-        """The bank size of a model figure's run (``None``: the whole class)."""
-        bank = self.bank_of(dataset, variant)
-        return None if bank == "all" else int(bank)
+    def figure_run_params(self, kind: str, wildcards: Mapping[str, str]) -> dict[str, Any]:
+        """How a model figure reloads its run's split: ``load_trained_run``'s normal class,
+        backbone and bank size."""
+        run = self.figure_run(kind, wildcards)
+        bank = self.bank_of(run.dataset, run.variant)
+        return {
+            "normal_class": None if self.is_per_category(run.dataset) else int(run.cls),
+            "backbone": self.backbone_model(run.backbone),
+            "bank_size": None if bank == "all" else int(bank),
+        }
 
     def figure_dataset(self, dataset: str, cls: str) -> dict[str, str | None]:
         """How a figure reloads the run's images (``cap.reporting.figure_examples.load_images``)."""
@@ -645,9 +651,6 @@ class Plan:
             "root": self.resource_path(entry["resource"]),
             "category": cls if self.is_per_category(dataset) else None,
         }
-
-    def figure_normal_class(self, dataset: str, cls: str) -> int | None:
-        return None if self.is_per_category(dataset) else int(cls)
 
     def _clip_args(self, dataset: str) -> list[str]:
         return ["--clip-k"] if self.datasets[dataset]["clip_k"] else []

@@ -25,6 +25,8 @@ if TYPE_CHECKING:
     from cap.benchmark.protocol import OneClassSplit
     from cap.data.base import ImageDataset
 
+#: The files of a model figure's job that :func:`load_trained_run` reads.
+RUN_INPUTS: tuple[str, ...] = ("model", "train_emb", "test_emb", "neighbors")
 #: How many normal test items (the first ones) compete to appear in the attention figure.
 ATTENTION_CANDIDATES = 256
 

@@ -118,7 +118,7 @@ def write_report(
         "## Figures",
         _figures_section(figures, out_md.parent),
         "## Runtime per rule",
-        _markdown(runtime_summary(benchmarks)) if benchmarks else "No benchmark files.",
+        _runtime_section(benchmarks),
         "## Provenance and environment",
         _markdown(
             pd.DataFrame(
@@ -204,6 +204,27 @@ def claims_section(claims: pd.DataFrame) -> str:
         "scale: images/class / test / steps": claims["scale"].fillna("–"),
     })  # fmt: skip
     return f"{intro}\n\n{_markdown(frame)}"
+
+
+def elapsed_seconds(benchmarks: Sequence[str | os.PathLike[str]]) -> float:
+    """From the first job's start to the last job's end: each benchmark file is written as
+    its job ends (its mtime), after the job's ``s`` seconds. A resumed run's pause counts."""
+    ends, starts = [], []
+    for path in benchmarks:
+        seconds = pd.to_numeric(pd.read_csv(path, sep="\t")["s"], errors="coerce").sum()
+        ends.append(Path(path).stat().st_mtime)
+        starts.append(ends[-1] - seconds)
+    return max(ends) - min(starts)
+
+
+def _runtime_section(benchmarks: Sequence[str | os.PathLike[str]]) -> str:
+    if not benchmarks:
+        return "No benchmark files."
+    minutes = elapsed_seconds(benchmarks) / 60
+    return (
+        f"Wall time, from the first job's start to the last job's end: {minutes:.1f} min "
+        f"(a resumed run's pause included).\n\n{_markdown(runtime_summary(benchmarks))}"
+    )
 
 
 def runtime_summary(benchmarks: Sequence[str | os.PathLike[str]]) -> pd.DataFrame:

@@ -114,13 +114,5 @@ def get_figure_dataset(wildcards):
     return PLAN.figure_dataset(wildcards.dataset, wildcards.cls)
 
 
-def get_figure_bank_size(wildcards):
-    return PLAN.figure_bank_size(wildcards.dataset, wildcards.variant)
-
-
-def get_figure_normal_class(wildcards):
-    return PLAN.figure_normal_class(wildcards.dataset, wildcards.cls)
-
-
-def get_backbone_model(wildcards):
-    return PLAN.backbone_model(wildcards.backbone)
+def get_figure_run_params(kind):
+    return lambda wildcards: PLAN.figure_run_params(kind, dict(wildcards.items()))

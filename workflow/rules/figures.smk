@@ -18,9 +18,7 @@ rule figure_attention:
         CONDA_ENV
     params:
         dataset=get_figure_dataset,
-        normal_class=get_figure_normal_class,
-        bank_size=get_figure_bank_size,
-        backbone=get_backbone_model,
+        run=get_figure_run_params("attention"),
         figure=get_figure("attention"),
     script:
         "../scripts/figure_attention.py"
@@ -72,9 +70,7 @@ rule figure_anomaly_maps:
         CONDA_ENV
     params:
         dataset=get_figure_dataset,
-        normal_class=get_figure_normal_class,
-        bank_size=get_figure_bank_size,
-        backbone=get_backbone_model,
+        run=get_figure_run_params("anomaly_maps"),
         figure=get_figure("anomaly_maps"),
     script:
         "../scripts/figure_anomaly_maps.py"

@@ -3,21 +3,18 @@
 import logging
 from pathlib import Path
 
-from cap.reporting.figure_examples import attention_examples, load_images, load_trained_run
+from cap.reporting.figure_examples import (
+    RUN_INPUTS,
+    attention_examples,
+    load_images,
+    load_trained_run,
+)
 from cap.reporting.figures import plot_attention
 
 logging.basicConfig(filename=snakemake.log[0], level=logging.INFO)
 
 inputs, params = snakemake.input, snakemake.params
-run = load_trained_run(
-    model=inputs.model,
-    train_emb=inputs.train_emb,
-    test_emb=inputs.test_emb,
-    neighbors=inputs.neighbors,
-    normal_class=params.normal_class,
-    backbone=params.backbone,
-    bank_size=params.bank_size,
-)
+run = load_trained_run(**{key: getattr(inputs, key) for key in RUN_INPUTS}, **params.run)
 examples = attention_examples(
     run.detector,
     run.split,
