@@ -76,18 +76,18 @@ def plot_score_curves(
 
     ``histories`` maps a label (the λ of eq. 7) to the histories of its seeds, each a
     ``CAPDetector.history_`` (one record per epoch with at least :data:`HISTORY_KEYS`).
-    Lines are the mean over seeds; with several seeds a band shows ± one standard
-    deviation across them.
+    Lines are the mean over seeds; with several seeds (counted in the legend) a band shows
+    ± one standard deviation across them.
     """
     if not histories:
         raise DataError("no training histories to plot")
     figure = Figure(figsize=SCORE_CURVES_SIZE, layout="constrained")
     axes = figure.add_subplot()
     colors = sns.color_palette("colorblind", len(histories))
-    seeds = {len(runs) for runs in histories.values()}
     for color, (label, runs) in zip(colors, histories.items(), strict=True):
         epochs, normal, anomalous = _seed_columns(label, runs)  # (E,), (S, E), (S, E)
-        for scores, style, name in ((normal, "-", f"λ = {label}"), (anomalous, "--", None)):
+        legend = f"λ = {label}" + (f" ({len(runs)} seeds)" if len(runs) > 1 else "")
+        for scores, style, name in ((normal, "-", legend), (anomalous, "--", None)):
             mean = scores.mean(axis=0)
             axes.plot(epochs, mean, color=color, linestyle=style, label=name)
             if len(scores) > 1:
@@ -98,8 +98,7 @@ def plot_score_curves(
         Line2D([], [], color="grey", linestyle="--", label="anomaly"),
     ]
     axes.legend(handles=axes.get_legend_handles_labels()[0] + style, fontsize="small", ncols=2)
-    seeds_text = f"{max(seeds)} seeds, mean ± std" if max(seeds) > 1 else "1 seed"
-    axes.set(xlabel="epoch", ylabel=f"mean anomaly score (eq. 8), {seeds_text}", title=title)
+    axes.set(xlabel="epoch", ylabel="mean anomaly score (eq. 8)", title=title)
     axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes.grid(alpha=0.3)
     return _save(figure, out_prefix)
