@@ -21,7 +21,7 @@ from cap.utils.validation import check_bank_size, check_features, check_number, 
 _GPU_MAX_K = 2048
 
 #: Elements (floats) per gathered neighbour block; bounds memory when scoring in chunks.
-GATHER_BUDGET = 2**24
+GATHER_BUDGET = 2**22
 
 
 def l2_normalize(X: np.ndarray) -> np.ndarray:

@@ -33,9 +33,18 @@ def atomic_path(destination: str | os.PathLike[str]) -> Iterator[Path]:
     temporary_path = Path(temporary)
     try:
         yield temporary_path
+        if temporary_path.exists():  # mkstemp makes it private; give it the usual mode
+            temporary_path.chmod(_new_file_mode())
         os.replace(temporary_path, destination)
     finally:
         temporary_path.unlink(missing_ok=True)
+
+
+def _new_file_mode() -> int:
+    """The mode ``open`` gives a new file: read-write for all, less the process's umask."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
 
 
 def write_text_atomic(destination: str | os.PathLike[str], text: str) -> None:
