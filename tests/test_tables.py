@@ -89,6 +89,9 @@ def test_cell_is_class_mean_per_seed_then_mean_and_std_across_seeds(paper):
     assert got.auroc_pct_std == pytest.approx(np.std([85.0, 88.0], ddof=1))
     assert (got.n_seeds, got.n_classes, got.backbone) == (2, 2, "resnet152")
     assert plain_grid(table).loc["CIFAR-10", "1"] == "*86.5 ± 2.1*"
+    legend = to_markdown(table).splitlines()[-1]
+    assert "normal classes (CIFAR-10 2)" in legend and "seeds per cell: 2" in legend
+    assert "not a significance test" in legend  # what bold means, and what it does not
 
 
 def test_one_seed_shows_no_spread(paper):

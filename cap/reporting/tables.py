@@ -313,13 +313,21 @@ def _reported_labels(table: Table) -> list[str]:
 
 
 def _legend(table: Table) -> str:
-    seeds = table.cells.loc[table.cells["kind"] == "computed", "n_seeds"]
-    spread = " ± std across seeds" if (seeds > 1).any() else ""
+    """How to read the cells: over how many classes and seeds, and what bold means."""
+    computed = table.cells[(table.cells["kind"] == "computed") & (table.cells["n_classes"] > 0)]
+    classes = computed.groupby("dataset", sort=False)["n_classes"].max()
+    counts = ", ".join(f"{DATASET_NAMES.get(d, d)} {n}" for d, n in classes.items())
+    seeds = sorted(set(computed["n_seeds"].dropna().astype(int)))
+    per_cell = " or ".join(map(str, seeds))
     notes = [
-        f"AUROC (%), mean over the dataset's classes{spread}.",
-        "Bold: best computed value per dataset.",
+        f"AUROC (%), mean over the dataset's normal classes ({counts}).",
+        f"± std over seeds where a variant ran several (seeds per cell: {per_cell}).",
+        "Bold: the highest mean per dataset at one decimal, not a significance test "
+        "(the report's claims give intervals).",
         f"{MISSING}: not run.",
     ]
+    if max(seeds, default=1) <= 1:
+        notes.pop(1)
     if _reported_labels(table):
         notes.append("(reported): copied from the paper.")
     return " ".join(notes)
