@@ -22,9 +22,9 @@ CI checks it: `.ci/run` re-runs the demo from a clean clone and compares every r
 an AUROC that differs by more than 0.0005 (0.05 points), or by more than 0.01 for the
 runs with λ = 0, whose collapse makes them float-noise sensitive, or a run missing on
 either side, fails the landing and lists the runs. CPU runs of one seed are
-deterministic on one machine; across machines, BLAS kernels change the last bits: two
-runs of this demo on different machines differed by at most 1.1e-5 AUROC outside λ = 0
-and by 2.8e-3 on λ = 0.
+deterministic on one machine; across machines, BLAS kernels change the last bits: the
+same code's demo runs in two sessions, on different machines, differed by at most 1.1e-5
+AUROC outside λ = 0 and by 2.8e-3 on λ = 0.
 
 Refresh it only with `docs/update-demo-report.sh`, after a demo run.
 TEXT

@@ -320,6 +320,20 @@ def test_cap_saved_without_bank_needs_one_of_the_right_dimension(fitted, tmp_pat
     )
 
 
+def test_a_kept_model_records_its_banks_provenance_and_checks_it(fitted, tmp_path) -> None:
+    detector, data = fitted
+    provenance = {"embeddings": "train.h5", "normal_class": 3, "rows": 300, "bank_sha256": "ab"}
+    detector.save(tmp_path / "model.pt", include_bank=False, provenance=provenance)
+    loaded = CAPDetector.load(tmp_path / "model.pt", bank=data.bank, provenance=dict(provenance))
+    np.testing.assert_array_equal(
+        loaded.anomaly_score(data.test), detector.anomaly_score(data.test)
+    )  # reloads and scores exactly as before
+    with pytest.raises(DataError, match="trained on another bank: .* differs in normal_class"):
+        CAPDetector.load(
+            tmp_path / "model.pt", bank=data.bank, provenance={**provenance, "normal_class": 4}
+        )
+
+
 def test_cap_load_rejects_missing_and_foreign_files(tmp_path) -> None:
     with pytest.raises(MissingResourceError, match="no saved CAPDetector"):
         CAPDetector.load(tmp_path / "absent.pt")
