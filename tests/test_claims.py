@@ -124,3 +124,25 @@ def test_a_configs_own_claim_may_compare_gaps_across_bank_sizes():
     (row,) = judge_claims(runs, {"sizes": cells}, config_claim_specs([claim])).itertuples()
     assert row.verdict == HOLDS and row.difference == pytest.approx(4.15)
     assert row.scale.startswith("ours 200–5,000 / 2,000")
+
+
+def test_a_claim_on_a_table_with_a_class_subset_is_judged_on_those_classes():
+    values = {}
+    for cls in map(str, range(10)):
+        values["na", cls, 0] = 0.8
+        values["cap", cls, 0] = 0.8 + (0.02 + 0.001 * int(cls) if int(cls) < 4 else -0.1)
+    cells = pd.DataFrame({
+        "entry": ["CAP", "NA"], "dataset": ["cifar10"] * 2, "kind": ["computed"] * 2,
+        "variant": ["cap", "na"],
+    })  # fmt: skip
+    claim = {"text": "CAP > NA", "table": "sizes", "higher": "CAP", "lower": "NA",
+             "datasets": ["cifar10"]}  # fmt: skip
+    specs = config_claim_specs([claim])
+    (every,) = judge_claims(runs_frame(values), {"sizes": cells}, specs).itertuples()
+    assert every.n_classes == 10 and every.verdict == FAILS
+    subset = {"sizes": {"cifar10": [0, 1, 2, 3]}}
+    (kept,) = judge_claims(
+        runs_frame(values), {"sizes": cells}, specs, table_classes=subset
+    ).itertuples()
+    assert kept.n_classes == 4 and kept.verdict == HOLDS
+    assert kept.difference == pytest.approx(2.15)  # above on classes 0-3 only

@@ -127,12 +127,15 @@ def judge_claims(
     cells: Mapping[str, pd.DataFrame],
     claims: Sequence[ClaimSpec],
     paper_scale: Mapping[str, Mapping[str, Any]] | None = None,
+    table_classes: Mapping[str, Mapping[str, Sequence[int | str]]] | None = None,
 ) -> pd.DataFrame:
     """Every claim on each of its datasets, one row each.
 
     ``runs`` is the long-form runs table; ``cells`` our tables' cells, whose ``variant``
     column says which variant fills each entry on each dataset; ``paper_scale`` the
-    paper's size per dataset, set beside ours.
+    paper's size per dataset, set beside ours; ``table_classes`` the classes a table keeps
+    on a dataset (table → dataset → classes), so that a claim is judged on its table's
+    classes, not on every class a variant also ran on for another table.
     """
     rows = []
     for claim in claims:
@@ -142,23 +145,40 @@ def judge_claims(
             lower = tuple(variants.get((label, dataset)) for label in claim.lower)
             row = {"claim": claim.text, "dataset": dataset, "verdict": NOT_RUN}
             if None not in higher + lower:
-                differences = class_differences(runs, dataset, higher, lower)
+                kept = _table_runs(runs, dataset, claim.tables, table_classes or {})
+                differences = class_differences(kept, dataset, higher, lower)
                 if len(differences):
                     test = paired_test(differences.to_numpy())
                     row.update(
                         n_classes=test.n,
-                        n_seeds=_seeds(runs, dataset, (higher[0], lower[0])),
+                        n_seeds=_seeds(kept, dataset, (higher[0], lower[0])),
                         difference=test.mean,
                         ci_low=test.ci_low,
                         ci_high=test.ci_high,
                         wilcoxon_p=test.wilcoxon_p,
                         verdict=test.verdict,
                     )
-                    ours = _scale(runs, dataset, higher + lower)
+                    ours = _scale(kept, dataset, higher + lower)
                     theirs = _paper_scale((paper_scale or {}).get(dataset))
                     row["scale"] = f"ours {ours}; paper {theirs}"
             rows.append(row)
     return pd.DataFrame.from_records(rows, columns=list(CLAIM_COLUMNS))
+
+
+def _table_runs(
+    runs: pd.DataFrame,
+    dataset: str,
+    tables: Sequence[str],
+    table_classes: Mapping[str, Mapping[str, Sequence[int | str]]],
+) -> pd.DataFrame:
+    """The runs on the classes every one of ``tables`` keeps on ``dataset``."""
+    kept = runs
+    for table in tables:
+        classes = table_classes.get(table, {}).get(dataset)
+        if classes is not None:
+            on_dataset = kept["dataset"] == dataset
+            kept = kept[~on_dataset | kept["cls"].astype(str).isin([str(c) for c in classes])]
+    return kept
 
 
 def _side(value: str | Sequence[str]) -> tuple[str, ...]:

@@ -52,6 +52,7 @@ def write_report(
     backbones_used: Mapping[str, str],
     backbone_models: Mapping[str, str],
     paper_tables: Mapping[str, str | None],
+    table_classes: Mapping[str, Mapping[str, Sequence[int | str]]] | None = None,
     claims: Sequence[Mapping[str, Any]] = (),
     tolerance: float = 1.0,
     figures: Sequence[str | os.PathLike[str]] = (),
@@ -77,6 +78,9 @@ def write_report(
         Dataset → the registry model of its backbone (compared with the paper's).
     paper_tables : mapping
         Our table name → the paper's table it reproduces (``None``: none).
+    table_classes : mapping, optional
+        Our table name → dataset → the classes it covers where not all (``tables.*.classes``);
+        a claim on a table is judged on those classes only.
     claims : sequence of mappings
         The config's own claims (``report.claims``), judged beside the paper's.
     tolerance : float
@@ -113,6 +117,7 @@ def write_report(
                 cells,
                 paper_claim_specs(paper, paper_tables) + config_claim_specs(claims),
                 paper["scale"],
+                table_classes,
             )
         ),
         "## Figures",

@@ -27,6 +27,7 @@ rule report:
             dataset: PLAN.backbone_model(PLAN.backbone_of(dataset)) for dataset in PLAN.datasets
         },
         paper_tables={name: table["paper"] for name, table in config["tables"].items()},
+        table_classes={name: table["classes"] for name, table in config["tables"].items()},
         claims=config["report"]["claims"],
         tolerance=config["report"]["tolerance"],
         # this config's jobs only (params, not inputs: a missing one must not rerun its job)

@@ -18,6 +18,7 @@ write_report(
     backbones_used=params.backbones_used,
     backbone_models=params.backbone_models,
     paper_tables=params.paper_tables,
+    table_classes=params.table_classes,
     claims=params.claims,
     tolerance=params.tolerance,
     figures=[Path(path) for path in inputs.figures],
