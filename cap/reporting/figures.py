@@ -144,13 +144,22 @@ def plot_bank_curves(
     class_names = dict(
         zip(runs["cls"].astype(str), runs.get("class_name", runs["cls"]), strict=True)
     )
+    sizes = sorted(int(n) for n in runs["n_train"].unique())
     for panel, name in zip(axes, panels, strict=False):
         heading = "mean over classes" if name == "mean" else f"class {name} ({class_names[name]})"
         panel.set(xscale="log", xlabel="normal training images", ylabel="AUROC (%)", title=heading)
+        panel.set_xticks(sizes, [f"{n:,}" for n in sizes])  # the bank sizes, not 10^k
+        panel.minorticks_off()
         panel.grid(alpha=0.3)
     for panel in axes[len(panels) :]:
         panel.axis("off")
-    axes[len(panels) - 1].legend(fontsize="small")
+    # the legend in a spare panel where there is one, so that it hides no curve
+    spare = axes[len(panels)] if len(axes) > len(panels) else None
+    handles, labels = axes[0].get_legend_handles_labels()
+    if spare is not None:
+        spare.legend(handles, labels, loc="center", fontsize="small")
+    else:
+        axes[len(panels) - 1].legend(fontsize="small")
     figure.suptitle(title)
     return _save(figure, out_prefix)
 

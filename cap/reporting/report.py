@@ -9,6 +9,7 @@ demo) the paper's value is context, never a failure.
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import platform
 import subprocess
@@ -211,24 +212,41 @@ def claims_section(claims: pd.DataFrame) -> str:
     return f"{intro}\n\n{_markdown(frame)}"
 
 
-def elapsed_seconds(benchmarks: Sequence[str | os.PathLike[str]]) -> float:
-    """From the first job's start to the last job's end: each benchmark file is written as
-    its job ends (its mtime), after the job's ``s`` seconds. A resumed run's pause counts."""
-    ends, starts = [], []
+def job_intervals(benchmarks: Sequence[str | os.PathLike[str]]) -> list[tuple[float, float]]:
+    """Each job's (start, end) in epoch seconds: a benchmark file is written as its job
+    ends (its mtime), after the job's ``s`` seconds."""
+    intervals = []
     for path in benchmarks:
         seconds = pd.to_numeric(pd.read_csv(path, sep="\t")["s"], errors="coerce").sum()
-        ends.append(Path(path).stat().st_mtime)
-        starts.append(ends[-1] - seconds)
-    return max(ends) - min(starts)
+        end = Path(path).stat().st_mtime
+        intervals.append((end - seconds, end))
+    return intervals
+
+
+def elapsed_seconds(benchmarks: Sequence[str | os.PathLike[str]]) -> float:
+    """From the first job's start to the last job's end. A resumed run's pause counts."""
+    intervals = job_intervals(benchmarks)
+    return max(end for _, end in intervals) - min(start for start, _ in intervals)
+
+
+def idle_seconds(benchmarks: Sequence[str | os.PathLike[str]]) -> float:
+    """The part of :func:`elapsed_seconds` when no job ran: a resumed run's pause."""
+    busy, reached = 0.0, -math.inf
+    for start, end in sorted(job_intervals(benchmarks)):
+        busy += max(0.0, end - max(start, reached))
+        reached = max(reached, end)
+    return elapsed_seconds(benchmarks) - busy
 
 
 def _runtime_section(benchmarks: Sequence[str | os.PathLike[str]]) -> str:
     if not benchmarks:
         return "No benchmark files."
     minutes = elapsed_seconds(benchmarks) / 60
+    idle = idle_seconds(benchmarks) / 60
     return (
-        f"Wall time, from the first job's start to the last job's end: {minutes:.1f} min "
-        f"(a resumed run's pause included).\n\n{_markdown(runtime_summary(benchmarks))}"
+        f"Wall time, from the first job's start to the last job's end: {minutes:.1f} min, "
+        f"of which {idle:.1f} min with no job running (a resumed run's pause)."
+        f"\n\n{_markdown(runtime_summary(benchmarks))}"
     )
 
 
