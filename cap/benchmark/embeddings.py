@@ -155,22 +155,48 @@ class _StoreWriter:
         self, dataset: ImageDataset, selection: np.ndarray, skipped: list[str], attrs: dict
     ) -> None:
         """Shrink to the embedded rows, write labels, ids and the attributes."""
-        import h5py
-
-        text = h5py.string_dtype()
         rows = selection[self.kept]  # dataset positions of the embedded rows
         self.features.resize((len(rows), self.features.shape[1]))
-        self.store.create_dataset("labels", data=dataset.labels[rows].astype(np.int64))
-        self.store.create_dataset("ids", data=[dataset.ids[i] for i in rows], dtype=text)
-        if dataset.defect_types is not None:
-            defect_types = [dataset.defect_types[i] for i in rows]
-            self.store.create_dataset("defect_type", data=defect_types, dtype=text)
+        map_ids = None
         if self.maps is not None:
             self.maps.resize((len(self.map_kept), *self.maps.shape[1:]))
             map_ids = [dataset.ids[i] for i in selection[self.map_kept]]
-            self.store.create_dataset("feature_map_ids", data=map_ids, dtype=text)
-        self.store.create_dataset("skipped_ids", data=skipped, dtype=text)
-        self.store.attrs.update({**attrs, "image_count": len(rows), "skipped_count": len(skipped)})
+        _write_index(
+            self.store,
+            labels=dataset.labels[rows],
+            ids=[dataset.ids[i] for i in rows],
+            defect_type=(
+                None if dataset.defect_types is None else [dataset.defect_types[i] for i in rows]
+            ),
+            feature_map_ids=map_ids,
+            skipped=skipped,
+            attrs=attrs,
+        )
+
+
+def _write_index(
+    store: Any,
+    *,
+    labels: np.ndarray,
+    ids: list[str],
+    defect_type: list[str] | None,
+    feature_map_ids: list[str] | None,
+    skipped: list[str],
+    attrs: dict[str, Any],
+) -> None:
+    """Everything of an embedding file beside its features and maps, as
+    :func:`load_embeddings` reads it: one row per feature row, and the counts."""
+    import h5py
+
+    text = h5py.string_dtype()
+    store.create_dataset("labels", data=np.asarray(labels, dtype=np.int64))
+    store.create_dataset("ids", data=ids, dtype=text)
+    if defect_type is not None:
+        store.create_dataset("defect_type", data=defect_type, dtype=text)
+    if feature_map_ids is not None:
+        store.create_dataset("feature_map_ids", data=feature_map_ids, dtype=text)
+    store.create_dataset("skipped_ids", data=skipped, dtype=text)
+    store.attrs.update({**attrs, "image_count": len(labels), "skipped_count": len(skipped)})
 
 
 def _check_settings(
@@ -291,27 +317,27 @@ def save_embeddings(path: str | os.PathLike[str], embeddings: Embeddings) -> Pat
 
     path = Path(path)
     features = np.ascontiguousarray(embeddings.features, dtype=np.float32)  # (N, D)
-    text = h5py.string_dtype()
     with atomic_path(path) as temporary, h5py.File(temporary, "w") as store:
         store.create_dataset(
             "features", data=features, chunks=(min(len(features), 256), features.shape[1])
         )
-        store.create_dataset("labels", data=np.asarray(embeddings.labels, dtype=np.int64))
-        store.create_dataset("ids", data=list(embeddings.ids), dtype=text)
-        store.create_dataset("skipped_ids", data=[], dtype=text)
-        if embeddings.defect_type is not None:
-            store.create_dataset("defect_type", data=embeddings.defect_type, dtype=text)
-        if embeddings.feature_maps is not None:
+        with_maps = embeddings.feature_maps is not None
+        if with_maps:
             store.create_dataset("feature_maps", data=embeddings.feature_maps.astype(np.float16))
-            store.create_dataset("feature_map_ids", data=embeddings.feature_map_ids, dtype=text)
-        store.attrs.update({
-            "package_version": __version__,
-            "image_count": len(features),
-            "dim": features.shape[1],
-            "skipped_count": 0,
-            **embeddings.attrs,
-            "class_names": json.dumps(embeddings.class_names),
-        })  # fmt: skip
+        _write_index(
+            store,
+            labels=embeddings.labels,
+            ids=list(embeddings.ids),
+            defect_type=embeddings.defect_type,
+            feature_map_ids=list(embeddings.feature_map_ids) if with_maps else None,
+            skipped=[],
+            attrs={
+                "package_version": __version__,
+                "dim": features.shape[1],
+                **embeddings.attrs,
+                "class_names": json.dumps(embeddings.class_names),
+            },
+        )
     return path
 
 
@@ -361,7 +387,7 @@ def load_embeddings(
         return Embeddings(
             features=_read_rows(store["features"], keep).astype(np.float32, copy=False),
             labels=labels[keep],
-            ids=[i for i, kept in zip(_strings(store, "ids") or [], keep, strict=True) if kept],
+            ids=_select(_strings(store, "ids"), keep) or [],
             class_names=json.loads(attrs.get("class_names", "[]")),
             attrs=attrs,
             feature_maps=store["feature_maps"][()] if with_maps else None,
