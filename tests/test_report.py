@@ -15,6 +15,7 @@ from cap.reporting.report import (
     compare_with_paper,
     elapsed_seconds,
     idle_seconds,
+    job_intervals,
     runtime_summary,
     write_report,
 )
@@ -98,11 +99,12 @@ def test_runtime_summary_per_rule(tmp_path):
     ]
     for age, path in enumerate(paths):  # written at t = 1000, 1100, 1200 s
         os.utime(path, (1000 + 100 * age, 1000 + 100 * age))
-    assert elapsed_seconds(paths) == pytest.approx(1200 - (1000 - 10))  # the first ran 10 s
-    assert idle_seconds(paths) == pytest.approx(210 - (10 + 30 + 5))  # the jobs never overlap
+    intervals = job_intervals(paths)
+    assert elapsed_seconds(intervals) == pytest.approx(1200 - (1000 - 10))  # the first ran 10 s
+    assert idle_seconds(intervals) == pytest.approx(210 - (10 + 30 + 5))  # the jobs never overlap
     overlapping = write_benchmark(root / "train" / "cifar10" / "d.tsv", 150.0, "1.0")
     os.utime(overlapping, (1150, 1150))  # ran 1000-1150, over a's end and all of b
-    assert idle_seconds([*paths, overlapping]) == pytest.approx(210 - (160 + 5))
+    assert idle_seconds(job_intervals([*paths, overlapping])) == pytest.approx(210 - (160 + 5))
     summary = runtime_summary(paths).set_index("rule")
     assert summary.loc["train"].tolist() == [2, 40.0, 30.0, 300.0]
     assert summary.loc["embed", "jobs"] == 1 and pd.isna(summary.loc["embed", "max_rss_mb"])

@@ -223,26 +223,26 @@ def job_intervals(benchmarks: Sequence[str | os.PathLike[str]]) -> list[tuple[fl
     return intervals
 
 
-def elapsed_seconds(benchmarks: Sequence[str | os.PathLike[str]]) -> float:
-    """From the first job's start to the last job's end. A resumed run's pause counts."""
-    intervals = job_intervals(benchmarks)
+def elapsed_seconds(intervals: Sequence[tuple[float, float]]) -> float:
+    """From the first job's start to the last job's end (:func:`job_intervals`). A resumed
+    run's pause counts."""
     return max(end for _, end in intervals) - min(start for start, _ in intervals)
 
 
-def idle_seconds(benchmarks: Sequence[str | os.PathLike[str]]) -> float:
+def idle_seconds(intervals: Sequence[tuple[float, float]]) -> float:
     """The part of :func:`elapsed_seconds` when no job ran: a resumed run's pause."""
     busy, reached = 0.0, -math.inf
-    for start, end in sorted(job_intervals(benchmarks)):
+    for start, end in sorted(intervals):
         busy += max(0.0, end - max(start, reached))
         reached = max(reached, end)
-    return elapsed_seconds(benchmarks) - busy
+    return elapsed_seconds(intervals) - busy
 
 
 def _runtime_section(benchmarks: Sequence[str | os.PathLike[str]]) -> str:
     if not benchmarks:
         return "No benchmark files."
-    minutes = elapsed_seconds(benchmarks) / 60
-    idle = idle_seconds(benchmarks) / 60
+    intervals = job_intervals(benchmarks)
+    minutes, idle = elapsed_seconds(intervals) / 60, idle_seconds(intervals) / 60
     return (
         f"Wall time, from the first job's start to the last job's end: {minutes:.1f} min, "
         f"of which {idle:.1f} min with no job running (a resumed run's pause)."
