@@ -6,12 +6,18 @@ from __future__ import annotations
 import argparse
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from cap.cli import log_startup
 from cap.utils.errors import ConfigError, DataError
+
+if TYPE_CHECKING:
+    from cap.benchmark.embeddings import Embeddings
+    from cap.benchmark.experiment import RunSpec
+    from cap.benchmark.neighbors import Neighbors
+    from cap.benchmark.protocol import OneClassSplit
 
 log = logging.getLogger(__name__)
 
@@ -105,17 +111,12 @@ def run_neighbors(args: argparse.Namespace) -> None:
 
 
 def run_train(args: argparse.Namespace) -> None:
-    from cap.benchmark.experiment import RunSpec, bank_provenance, train_run
-    from cap.benchmark.neighbors import load_neighbors
+    from cap.benchmark.experiment import RunSpec, train_run
 
     if len(args.runs) != 1:
         raise ConfigError(f"cap train makes one run; got {len(args.runs)} --run")
     spec = RunSpec.from_json(args.runs[0])
-    _import_runtime([spec])
-    split, _ = _load_split(args)
-    neighbors = load_neighbors(args.neighbors)
-    provenance = bank_provenance(split, args.train_emb, args.normal_class)
-    log_startup()
+    split, _, neighbors, provenance, _ = _prepare_runs(args, [spec])
     train_run(spec, split, neighbors, provenance, args.out_model, clip_k=args.clip_k)
 
 
@@ -123,15 +124,10 @@ def run_evaluate(args: argparse.Namespace) -> None:
     import pandas as pd
 
     from cap.benchmark.evaluation import write_batch
-    from cap.benchmark.experiment import RunSpec, bank_provenance, evaluate_run
-    from cap.benchmark.neighbors import load_neighbors
+    from cap.benchmark.experiment import RunSpec, evaluate_run
 
     specs = [RunSpec.from_json(text) for text in args.runs]
-    _import_runtime(specs)
-    split, test = _load_split(args)
-    neighbors = load_neighbors(args.neighbors)
-    provenance = bank_provenance(split, args.train_emb, args.normal_class)
-    startup = log_startup()
+    split, test, neighbors, provenance, startup = _prepare_runs(args, specs)
     identity = {
         **{key: str(value) for key, value in parse_assignments(args.tags).items()},
         "class_name": split.normal_class_name,
@@ -165,7 +161,23 @@ def run_aggregate(args: argparse.Namespace) -> None:
     write_runs_table(args.out, summarize_records(args.records))
 
 
-def _import_runtime(specs: list[Any]) -> None:
+def _prepare_runs(
+    args: argparse.Namespace, specs: list[RunSpec]
+) -> tuple[OneClassSplit, Embeddings, Neighbors, dict[str, Any], float]:
+    """What a job's runs share, before the first fit: the runtime their methods need, the
+    split (and the test embeddings), its neighbours and the bank's provenance; then the
+    start-up is logged. Returns those four and the start-up seconds."""
+    from cap.benchmark.experiment import bank_provenance
+    from cap.benchmark.neighbors import load_neighbors
+
+    _import_runtime(specs)
+    split, test = _load_split(args)
+    neighbors = load_neighbors(args.neighbors)
+    provenance = bank_provenance(split, args.train_emb, args.normal_class)
+    return split, test, neighbors, provenance, log_startup()
+
+
+def _import_runtime(specs: list[RunSpec]) -> None:
     """Where a method trains, import torch, and the compiler stack that its optimisers
     import at their first step (about a second), before the first fit: the start-up
     then includes them, and each run's fit seconds are its own."""
