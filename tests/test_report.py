@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from cap.reporting.claims import judge_report_claims
 from cap.reporting.paper import load_paper_results
 from cap.reporting.report import (
     compare_with_paper,
@@ -19,7 +20,7 @@ from cap.reporting.report import (
     runtime_summary,
     write_report,
 )
-from cap.reporting.tables import build_table, write_table
+from cap.reporting.tables import build_table, read_table, write_table
 
 PAPER_FILE = Path(__file__).resolve().parents[1] / "config" / "paper_results.yaml"
 PAPER_BACKBONES = {
@@ -164,11 +165,13 @@ def report_inputs(tmp_path, paper):
 def render(report_inputs: dict, backbone_models: dict, **extra) -> str:
     inputs = dict(report_inputs)
     out = inputs.pop("out")
+    cells = {name: read_table(path) for name, path in inputs["tables"].items()}
+    claims = judge_report_claims(inputs["summary"], cells, inputs["paper"], {"table1": "table1"})
     write_report(
         out,
         backbones_used={"cifar10": "my_backbone"},
         backbone_models=backbone_models,
-        paper_tables={"table1": "table1"},
+        claims=claims,
         **inputs,
         **extra,
     )

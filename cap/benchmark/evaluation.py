@@ -27,7 +27,7 @@ SCORE_COLUMNS: tuple[str, ...] = ("variant", "seed", "id", "label", "is_anomaly"
 #: its own, then :data:`MEASURE_COLUMNS`.
 IDENTITY_COLUMNS: tuple[str, ...] = (
     "dataset", "cls", "class_name", "variant", "method", "seed",
-    "backbone", "backbone_model", "weights", "n_train", "n_test", "n_anomalous",
+    "backbone", "backbone_model", "weights", "n_train", "n_test", "n_anomalous", "chaotic",
 )  # fmt: skip
 MEASURE_COLUMNS: tuple[str, ...] = ("auroc", "fit_s", "score_s")
 #: Order of the runs in every table.
@@ -113,34 +113,3 @@ def write_runs_table(path: str | os.PathLike[str], frame: pd.DataFrame) -> None:
 def read_runs_table(path: str | os.PathLike[str]) -> pd.DataFrame:
     """A runs table of :func:`write_runs_table`; class ids and variants stay text."""
     return pd.read_csv(path, dtype={"cls": str, "variant": str, "class_name": str})
-
-
-#: Keys that identify a run across two runs tables.
-RUN_KEY: tuple[str, ...] = ("dataset", "cls", "variant", "seed")
-
-
-def compare_runs(
-    expected: pd.DataFrame,
-    actual: pd.DataFrame,
-    *,
-    tolerance: float,
-    collapse_tolerance: float,
-) -> pd.DataFrame:
-    """Runs whose AUROC differs by more than the tolerance, or that only one table has.
-
-    ``collapse_tolerance`` applies to the runs with λ = 0 (``lam`` column): without the
-    constraint, CAP collapses (the paper's Proposition), all scores shrink towards 0 and
-    their ranking follows floating-point noise, so those AUROCs vary between machines
-    far more than the others. Returns one row per mismatch: the run's key, both
-    AUROCs, their difference and the tolerance applied.
-    """
-    merged = expected.merge(
-        actual, on=list(RUN_KEY), how="outer", suffixes=("_expected", "_actual")
-    )
-    collapse = merged.get("lam_expected", pd.Series(np.nan, index=merged.index)) == 0
-    allowed = np.where(collapse, collapse_tolerance, tolerance)
-    difference = merged["auroc_actual"] - merged["auroc_expected"]
-    bad = difference.isna() | (difference.abs() > allowed)
-    return merged.loc[bad, [*RUN_KEY, "auroc_expected", "auroc_actual"]].assign(
-        difference=difference[bad], tolerance=allowed[bad.to_numpy()]
-    )

@@ -156,6 +156,7 @@ def evaluate_run(
         "method": spec.method,
         "seed": spec.seed,
         "settings": detector.get_params(),
+        "chaotic": detector.chaotic,
         "auroc": auroc(split.is_anomaly, scores),
         "fit_s": fit_seconds,
         "score_s": score_seconds,

@@ -27,6 +27,8 @@ RECORDS = f"{RESULTS}/runs/{BATCH}.json"
 SCORES = f"{RESULTS}/scores/{BATCH}.csv.gz"
 #: Every run in one long-form table, one row per run (config/README.md lists its columns).
 RUNS_TABLE = f"{RESULTS}/tables/runs.csv"
+#: Every claim judged: one row per (claim, dataset), with its interval and verdict.
+CLAIMS = f"{RESULTS}/tables/claims.csv"
 REPORT = f"{RESULTS}/report/reproduction.md"
 
 #: A table's files: ``{TABLE}{suffix}`` for each kind (written by ``cap.reporting.tables``).
@@ -57,6 +59,7 @@ JOB_IDS: dict[str, str | None] = {
     "train": RUN,
     "evaluate": BATCH,
     "aggregate": None,
+    "claims": None,
     "table": "{table}",
     "figure_attention": "{dataset}/{backbone}/{cls}/{variant}",
     "figure_score_curves": "{dataset}/{backbone}/{cls}",

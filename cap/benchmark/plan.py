@@ -478,6 +478,7 @@ class Plan:
         ]
         jobs.append(("aggregate", {}))
         jobs += [("table", {"table": table}) for table in self.config["tables"]]
+        jobs.append(("claims", {}))
         jobs += [
             (f"figure_{kind}", self.figure_wildcards(kind, figure))
             for kind, figures in self.config["figures"].items()

@@ -190,20 +190,22 @@ def _import_runtime(specs: list[RunSpec]) -> None:
 
 
 def run_verify(args: argparse.Namespace) -> None:
-    from cap.benchmark.evaluation import compare_runs, read_runs_table
+    from cap.reporting.verification import read_tables, verify
 
-    mismatches = compare_runs(
-        read_runs_table(args.expected),
-        read_runs_table(args.actual),
+    expected, expected_claims = read_tables(args.expected)
+    actual, actual_claims = read_tables(args.actual)
+    result = verify(
+        expected,
+        actual,
+        expected_claims=expected_claims,
+        actual_claims=actual_claims,
         tolerance=args.tolerance,
-        collapse_tolerance=args.collapse_tolerance,
+        z=args.z,
+        subset=args.subset,
     )
-    if len(mismatches):
-        raise DataError(
-            f"{len(mismatches)} run(s) of {args.actual} differ from {args.expected} "
-            f"beyond the tolerance:\n{mismatches.to_string(index=False)}"
-        )
-    log.info("every run of %s matches %s", args.actual, args.expected)
+    if not result.ok:
+        raise DataError(f"{args.actual} does not reproduce {args.expected}:\n{result.report()}")
+    log.info("%s reproduces %s\n%s", args.actual, args.expected, result.summary)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -232,17 +234,29 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--out-scores", type=Path, required=True, help="runs' scores (.csv.gz)")
     parser.set_defaults(handler=run_evaluate)
 
+    from cap.reporting import verification
+
     parser = subparsers.add_parser(
-        "verify", help="compare a runs table with a reference one, run by run"
+        "verify",
+        help="check a run against a committed report: runs, seed means and verdicts",
+        description=verification.__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
-        "expected", type=Path, help="the reference runs.csv (e.g. docs/demo-report)"
+        "expected", type=Path, help="the committed report's tables/ folder, or its runs.csv"
     )
-    parser.add_argument("actual", type=Path, help="the runs.csv to check")
-    parser.add_argument("--tolerance", type=float, default=5e-4, help="largest |ΔAUROC| allowed")
+    parser.add_argument("actual", type=Path, help="the tables/ folder (or runs.csv) to check")
     parser.add_argument(
-        "--collapse-tolerance", type=float, default=1e-2,
-        help="largest |ΔAUROC| for runs with λ = 0, whose collapse makes them noisy",
+        "--tolerance", type=float, default=verification.RUN_TOLERANCE,
+        help="largest |ΔAUROC| of a deterministic run (default: %(default)g)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--z", type=float, default=verification.CHAOTIC_Z,
+        help="standard deviations a chaotic group's seed mean may move (default: %(default)g)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--subset", action="store_true",
+        help="ACTUAL holds a slice of EXPECTED's runs: compare those (claims are not compared)",
     )  # fmt: skip
     parser.set_defaults(handler=run_verify)
 

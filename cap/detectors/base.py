@@ -88,6 +88,13 @@ class BaseDetector(ABC):
             setattr(self, key, value)
         return self
 
+    @property
+    def chaotic(self) -> bool:
+        """Whether this detector's scores follow floating-point noise (so that two machines
+        give different AUROCs, as two seeds would): verification then compares the mean
+        over seeds, not each run (:mod:`cap.reporting.verification`)."""
+        return False
+
     def __repr__(self) -> str:
         settings = ", ".join(f"{key}={value!r}" for key, value in self.get_params().items())
         return f"{type(self).__name__}({settings})"

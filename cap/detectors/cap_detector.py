@@ -110,6 +110,12 @@ class CAPDetector(KNNDetector, TrainableDetector, name="cap"):
 
     # ----------------------------------------------------------------- fitting
 
+    @property
+    def chaotic(self) -> bool:
+        """λ = 0 collapses (the paper's Proposition): every score shrinks towards 0 and the
+        ranking follows floating-point noise."""
+        return self.lam == 0
+
     def fit(
         self,
         bank: np.ndarray,

@@ -18,6 +18,7 @@ signed-rank test (``scipy.stats.wilcoxon``). The verdict follows the interval:
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +26,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from scipy import stats
+
+from cap.utils.io import atomic_path
 
 HOLDS, FAILS, INCONCLUSIVE, NOT_RUN = "holds", "does not hold", "inconclusive", "not run"
 CONFIDENCE = 0.95
@@ -163,6 +166,31 @@ def judge_claims(
                     row["scale"] = f"ours {ours}; paper {theirs}"
             rows.append(row)
     return pd.DataFrame.from_records(rows, columns=list(CLAIM_COLUMNS))
+
+
+def judge_report_claims(
+    runs: pd.DataFrame,
+    cells: Mapping[str, pd.DataFrame],
+    paper: Mapping[str, Any],
+    paper_tables: Mapping[str, str | None],
+    own: Sequence[Mapping[str, Any]] = (),
+    table_classes: Mapping[str, Mapping[str, Sequence[int | str]]] | None = None,
+) -> pd.DataFrame:
+    """The report's claims: the paper's, on our tables that reproduce its tables (``paper``
+    from :func:`cap.reporting.paper.load_paper_results`), then the config's ``own``."""
+    specs = paper_claim_specs(paper, paper_tables) + config_claim_specs(own)
+    return judge_claims(runs, cells, specs, paper["scale"], table_classes)
+
+
+def write_claims(path: str | os.PathLike[str], claims: pd.DataFrame) -> None:
+    """The judged claims as CSV, atomically (what ``cap verify`` compares verdicts on)."""
+    with atomic_path(path) as temporary:
+        claims.to_csv(temporary, index=False)
+
+
+def read_claims(path: str | os.PathLike[str]) -> pd.DataFrame:
+    """A claims CSV of :func:`write_claims`."""
+    return pd.read_csv(path, dtype={"claim": str, "dataset": str, "verdict": str})
 
 
 def _table_runs(

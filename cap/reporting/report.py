@@ -23,12 +23,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from cap.reporting.claims import (
-    CONFIDENCE,
-    config_claim_specs,
-    judge_claims,
-    paper_claim_specs,
-)
+from cap.reporting.claims import CONFIDENCE
 from cap.reporting.tables import read_table
 from cap.utils.io import write_text_atomic
 
@@ -52,9 +47,7 @@ def write_report(
     paper: Mapping[str, Any],
     backbones_used: Mapping[str, str],
     backbone_models: Mapping[str, str],
-    paper_tables: Mapping[str, str | None],
-    table_classes: Mapping[str, Mapping[str, Sequence[int | str]]] | None = None,
-    claims: Sequence[Mapping[str, Any]] = (),
+    claims: pd.DataFrame,
     tolerance: float = 1.0,
     figures: Sequence[str | os.PathLike[str]] = (),
     benchmarks: Sequence[str | os.PathLike[str]] = (),
@@ -77,13 +70,8 @@ def write_report(
         Dataset → the config's name of its backbone (shown).
     backbone_models : mapping
         Dataset → the registry model of its backbone (compared with the paper's).
-    paper_tables : mapping
-        Our table name → the paper's table it reproduces (``None``: none).
-    table_classes : mapping, optional
-        Our table name → dataset → the classes it covers where not all (``tables.*.classes``);
-        a claim on a table is judged on those classes only.
-    claims : sequence of mappings
-        The config's own claims (``report.claims``), judged beside the paper's.
+    claims : DataFrame
+        The judged claims (:func:`cap.reporting.claims.judge_report_claims`).
     tolerance : float
         AUROC points beyond which a difference from the paper is flagged.
     figures : sequence of paths
@@ -112,15 +100,7 @@ def write_report(
         "## Tables against the paper",
         _tables_section(tables, comparison, tolerance),
         "## The paper's claims in this run",
-        claims_section(
-            judge_claims(
-                summary,
-                cells,
-                paper_claim_specs(paper, paper_tables) + config_claim_specs(claims),
-                paper["scale"],
-                table_classes,
-            )
-        ),
+        claims_section(claims),
         "## Figures",
         _figures_section(figures, out_md.parent),
         "## Runtime per rule",

@@ -4,6 +4,7 @@ import logging
 from pathlib import Path
 
 from cap.benchmark.evaluation import read_runs_table
+from cap.reporting.claims import read_claims
 from cap.reporting.paper import load_paper_results
 from cap.reporting.report import backbone_weights, write_report
 
@@ -17,9 +18,7 @@ write_report(
     paper=load_paper_results(inputs.paper),
     backbones_used=params.backbones_used,
     backbone_models=params.backbone_models,
-    paper_tables=params.paper_tables,
-    table_classes=params.table_classes,
-    claims=params.claims,
+    claims=read_claims(inputs.claims),
     tolerance=params.tolerance,
     figures=[Path(path) for path in inputs.figures],
     benchmarks=[path for path in params.benchmarks if Path(path).is_file()],

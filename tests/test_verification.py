@@ -1,0 +1,134 @@
+"""`cap verify` on the committed demo report: it passes what another machine gives and
+fails a real change (a deterministic run, a seed mean, a verdict)."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+from assets import REPO
+
+from cap.benchmark.evaluation import write_runs_table
+from cap.cli import main as cap_main
+from cap.reporting.claims import write_claims
+from cap.reporting.verification import read_tables, verify
+
+DEMO = REPO / "docs" / "demo-report" / "tables"
+#: The largest |ΔAUROC| of a λ = 0 run between two machines, measured (issue 17).
+NEW_MACHINE = 0.0165
+
+
+@pytest.fixture(scope="module")
+def demo() -> tuple[pd.DataFrame, pd.DataFrame]:
+    return read_tables(DEMO)
+
+
+def check(demo, runs=None, claims=None, **options):
+    expected, expected_claims = demo
+    return verify(
+        expected,
+        expected if runs is None else runs,
+        expected_claims=expected_claims,
+        actual_claims=expected_claims if claims is None else claims,
+        **options,
+    )
+
+
+def test_the_committed_report_has_chaotic_runs_and_verdicts(demo):
+    runs, claims = demo
+    assert runs["chaotic"].sum() == 9  # λ = 0: 3 CIFAR-10 classes × 3 seeds
+    assert set(runs.loc[runs["chaotic"], "lam"]) == {0.0}
+    assert claims["verdict"].isin(["holds", "does not hold", "inconclusive", "not run"]).all()
+    assert check(demo).ok
+
+
+@pytest.mark.parametrize("signs", ["all up", "all down", "alternating"])
+def test_chaotic_runs_moved_as_far_as_on_a_new_machine_pass(demo, signs):
+    runs = demo[0].copy()
+    chaotic = runs.index[runs["chaotic"]]
+    shift = {"all up": 1, "all down": -1}.get(signs)
+    steps = [shift or (-1) ** i for i in range(len(chaotic))]
+    runs.loc[chaotic, "auroc"] += [NEW_MACHINE * step for step in steps]
+    result = check(demo, runs)
+    assert result.ok, result.report()
+
+
+def test_a_deterministic_run_moved_by_a_thousandth_fails(demo):
+    runs = demo[0].copy()
+    row = runs.index[(runs["variant"] == "head_lrl") & (runs["cls"] == "0")][0]
+    runs.loc[row, "auroc"] += 0.001
+    result = check(demo, runs)
+    assert not result.ok
+    assert result.runs[["cls", "variant"]].values.tolist() == [["0", "head_lrl"]]
+    assert result.runs["difference"].iloc[0] == pytest.approx(0.001)
+
+
+def test_a_cap_seed_mean_shifted_by_a_hundredth_on_one_class_fails(demo):
+    runs = demo[0].copy()
+    seeds = (runs["variant"] == "cap") & (runs["cls"] == "1") & (runs["dataset"] == "cifar10")
+    assert seeds.sum() == 3
+    runs.loc[seeds, "auroc"] += 0.01
+    result = check(demo, runs)
+    assert not result.ok
+    assert sorted(result.runs["seed"]) == [0, 1, 2]
+
+
+def test_a_chaotic_seed_mean_beyond_its_bound_fails(demo):
+    """The bound (4 pooled seed stds of the mean difference) is about 0.02 here: a real
+    change of 0.03 on one class is caught."""
+    runs = demo[0].copy()
+    group = runs["chaotic"] & (runs["cls"] == "2")
+    runs.loc[group, "auroc"] += 0.03
+    result = check(demo, runs)
+    assert not result.ok
+    assert result.groups[["cls", "variant"]].values.tolist() == [["2", "lam0"]]
+    assert 0.015 < result.groups["bound"].iloc[0] < 0.03
+
+
+def test_a_changed_verdict_fails(demo):
+    claims = demo[1].copy()
+    judged = claims.index[claims["verdict"] == "inconclusive"][0]
+    claims.loc[judged, "verdict"] = "holds"
+    result = check(demo, claims=claims)
+    assert not result.ok
+    assert result.verdicts["verdict_actual"].tolist() == ["holds"]
+
+
+def test_a_missing_or_extra_run_fails(demo):
+    runs = demo[0]
+    for chaotic in (True, False):
+        dropped = runs.drop(runs.index[runs["chaotic"] == chaotic][0])
+        assert not check(demo, dropped).ok
+    extra = pd.concat([runs, runs.iloc[[0]].assign(seed=7)])
+    assert not check(demo, extra).ok
+
+
+def test_a_single_seeded_chaotic_variant_cannot_be_verified(demo):
+    runs = demo[0]
+    single = runs[~runs["chaotic"] | (runs["seed"] == 0)]
+    result = verify(single, single)
+    assert not result.ok  # no spread over seeds to bound its mean by
+    assert result.groups["bound"].isna().all()
+
+
+def test_a_slice_compares_only_its_runs(demo):
+    runs = demo[0]
+    baselines = runs[runs["method"].isin(["dn2", "no_adaptation"])]
+    assert verify(runs, baselines, subset=True).ok
+    moved = baselines.assign(auroc=baselines["auroc"] + 0.001)
+    assert not verify(runs, moved, subset=True).ok
+    assert not verify(runs, baselines).ok  # without --subset the rest is missing
+
+
+def test_cli_exit_status_and_message(demo, tmp_path, capsys):
+    runs, claims = demo
+    moved = runs.copy()
+    moved.loc[moved.index[0], "auroc"] += 0.001
+    folder = tmp_path / "tables"
+    folder.mkdir()
+    write_runs_table(folder / "runs.csv", moved)
+    write_claims(folder / "claims.csv", claims)
+    assert cap_main(["verify", str(DEMO), str(DEMO)]) == 0
+    assert cap_main(["verify", str(DEMO), str(folder)]) == 2
+    assert "runs beyond the tolerance" in capsys.readouterr().err
+    write_runs_table(folder / "runs.csv", runs.drop(columns="chaotic"))
+    assert cap_main(["verify", str(folder), str(DEMO)]) == 2  # an old table: regenerate
