@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 
 import numpy as np
@@ -19,7 +20,7 @@ from cap import (
     NoAdaptationDetector,
     make_detector,
 )
-from cap.detectors import KNNDetector, TrainableDetector
+from cap.detectors import KNNDetector, MahalanobisDetector, PyODDetector, TrainableDetector
 from cap.detectors.search import knn_search
 from cap.utils.errors import ConfigError, DataError, MissingResourceError, NotFittedError
 
@@ -30,7 +31,20 @@ FAST_SETTINGS = {
     "cap": {"k": 8, "epochs": 2, "device": "cpu"},
     "no_adaptation": {"k": 8},
     "dn2": {},
+    "mahalanobis": {},
+    "pyod": {"model": "KNN"},
 }
+
+#: The methods that compare a query with its k nearest normal features.
+KNN_METHODS = sorted(name for name, cls in DETECTORS.items() if issubclass(cls, KNNDetector))
+
+HAVE_PYOD = importlib.util.find_spec("pyod") is not None
+
+
+def fitting(methods: list[str]) -> list:
+    """``methods`` as test parameters; fitting ``pyod`` needs the optional pyod package."""
+    skip = pytest.mark.skipif(not HAVE_PYOD, reason="pyod is an optional extra: pip install pyod")
+    return [pytest.param(method, marks=[skip] if method == "pyod" else []) for method in methods]
 
 
 def _fast(**overrides) -> CAPDetector:
@@ -52,11 +66,14 @@ def test_registry_lists_every_method() -> None:
         "cap": CAPDetector,
         "no_adaptation": NoAdaptationDetector,
         "dn2": DN2Detector,
+        "mahalanobis": MahalanobisDetector,
+        "pyod": PyODDetector,
     }
     assert set(FAST_SETTINGS) == set(DETECTORS)
+    assert KNN_METHODS == ["cap", "dn2", "no_adaptation"]
 
 
-@pytest.mark.parametrize("method", sorted(DETECTORS))
+@pytest.mark.parametrize("method", fitting(sorted(DETECTORS)))
 def test_every_detector_separates_synthetic_anomalies(method: str, blobs) -> None:
     detector = make_detector(method, **FAST_SETTINGS[method])
     assert detector.fit(blobs.bank) is detector
@@ -70,10 +87,14 @@ def test_every_detector_separates_synthetic_anomalies(method: str, blobs) -> Non
 @pytest.mark.parametrize("method", sorted(DETECTORS))
 def test_init_only_stores_settings(method: str) -> None:
     cls = DETECTORS[method]
-    detector = cls(k="not validated until fit")
-    assert detector.get_params()["k"] == "not validated until fit"
+    if not cls._param_names():  # a method without settings
+        assert vars(cls()) == {}
+        return
+    first = cls._param_names()[0]  # k, or pyod's model: checked before pyod is imported
+    detector = cls(**{first: 3.5})
+    assert detector.get_params()[first] == 3.5
     assert not [name for name in vars(detector) if name.endswith("_")]
-    with pytest.raises(ConfigError, match="k must be an integer"):
+    with pytest.raises(ConfigError, match=f"{first} must be an integer|{first} must be a PyOD"):
         detector.fit(np.ones((5, 3)))
 
 
@@ -85,19 +106,19 @@ def test_scikit_learn_clone_copies_every_detector(method: str) -> None:
     assert copy.get_params() == detector.get_params()
 
 
-@pytest.mark.parametrize("method", sorted(DETECTORS))
-def test_every_detector_is_a_knn_detector_that_owns_k(method: str) -> None:
+@pytest.mark.parametrize("method", KNN_METHODS)
+def test_knn_detectors_own_k(method: str) -> None:
     detector = make_detector(method, k=3)
     assert isinstance(detector, KNNDetector) and detector.k == 3
     assert detector.trainable == isinstance(detector, TrainableDetector)
     assert DETECTORS["cap"].trainable and not DETECTORS["dn2"].trainable
 
 
-@pytest.mark.parametrize("method", sorted(DETECTORS))
+@pytest.mark.parametrize("method", fitting(sorted(DETECTORS)))
 def test_an_all_zero_bank_is_refused(method: str, blobs) -> None:
     bank = blobs.bank.copy()
     bank[:] = 0.0  # a broken backbone
-    with pytest.raises(DataError, match="300 all-zero row"):
+    with pytest.raises(DataError, match="300 all-zero row|all 300 rows of bank are all-zero"):
         make_detector(method, **FAST_SETTINGS[method]).fit(bank)
 
 
@@ -112,11 +133,13 @@ def test_get_params_returns_the_init_settings() -> None:
     params = detector.get_params()
     assert list(params) == [
         "k", "lam", "epochs", "lr", "batch_size", "lr_decay",
-        "head", "attention", "constraint", "init", "seed", "device",
+        "head", "attention", "constraint", "init", "seed", "device", "matmul_precision",
     ]  # fmt: skip
     assert params["k"] == 4 and params["lam"] == 0.1 and params["lr_decay"] is None
     assert CAPDetector(**params).get_params() == params
-    assert DN2Detector().get_params() == {"k": 2}
+    assert DN2Detector().get_params() == {"k": 2, "normalize": False}
+    assert MahalanobisDetector().get_params() == {}
+    assert PyODDetector().get_params() == {"model": "ECOD", "options": None, "seed": 0}
     assert NoAdaptationDetector().get_params() == {"k": 32}
     assert CAPDetector().get_params()["k"] == 32 and CAPDetector().get_params()["lam"] == 2.0
 
@@ -129,7 +152,7 @@ def test_set_params_changes_settings_and_rejects_unknown_ones() -> None:
 
 
 def test_make_detector_errors_list_valid_names() -> None:
-    with pytest.raises(ConfigError, match="valid: cap, dn2, no_adaptation"):
+    with pytest.raises(ConfigError, match="valid: cap, dn2, mahalanobis, no_adaptation, pyod"):
         make_detector("panda")
     with pytest.raises(ConfigError, match=r"no setting.*lambda.*valid: k, lam"):
         make_detector("cap", **{"lambda": 2.0})
@@ -363,7 +386,7 @@ def test_cap_readouts_before_fit_raise(method: str) -> None:
         getattr(CAPDetector(), method)(np.ones((2, 3)))
 
 
-@pytest.mark.parametrize("method", sorted(DETECTORS))
+@pytest.mark.parametrize("method", fitting(sorted(DETECTORS)))
 def test_bad_features_raise_data_errors(method: str, blobs) -> None:
     detector = make_detector(method, **FAST_SETTINGS[method])
     with pytest.raises(DataError, match="bank is empty"):

@@ -1,7 +1,8 @@
 """Anomaly detectors on pretrained features, registered by method name.
 
 Importing this package registers every detector in :data:`DETECTORS` without
-importing torch (CAP's model and training load when a CAP detector is fitted).
+importing torch (CAP's model and training load when a CAP detector is fitted) or the
+optional PyOD (imported when a ``pyod`` detector is fitted).
 """
 
 from cap.detectors.base import (
@@ -14,7 +15,9 @@ from cap.detectors.base import (
     make_detector,
 )
 from cap.detectors.cap_detector import CAPDetector
+from cap.detectors.gaussian import MahalanobisDetector
 from cap.detectors.knn import DN2Detector, NoAdaptationDetector
+from cap.detectors.pyod_adapter import PyODDetector
 
 __all__ = [
     "DETECTORS",
@@ -22,7 +25,9 @@ __all__ = [
     "CAPDetector",
     "DN2Detector",
     "KNNDetector",
+    "MahalanobisDetector",
     "NoAdaptationDetector",
+    "PyODDetector",
     "TrainableDetector",
     "check_is_fitted",
     "detector_class",

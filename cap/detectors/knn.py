@@ -9,6 +9,7 @@ import numpy as np
 
 from cap.detectors.base import KNNDetector
 from cap.detectors.search import chunk_slices, l2_knn_search, l2_normalize
+from cap.utils.errors import ConfigError
 
 
 class _MemoryBankDetector(KNNDetector):
@@ -52,15 +53,46 @@ class DN2Detector(_MemoryBankDetector, name="dn2"):
     Neighbours are searched by Euclidean distance on the raw features, so a
     precomputed cosine ``neighbors`` array is accepted but ignored.
 
+    With ``normalize=True`` the bank and the queries are first scaled to unit L2
+    norm, which makes this cosine kNN: Σ over the k nearest of ‖ẑ − m̂‖² = 2 − 2 cos,
+    the zero-training score of Mean-Shifted Contrastive Loss (Reiss & Hoshen, 2021,
+    as in its code: an L2 search on normalised features). A query of norm zero has
+    cosine 0 with everything and scores 2k, as an orthogonal item does.
+
     Parameters
     ----------
     k : int
         Number of nearest normal features.
+    normalize : bool
+        Scale bank and queries to unit L2 norm first (cosine kNN).
+
+    Attributes
+    ----------
+    bank_ : float32 array of shape (N, D)
+        The validated bank, as given.
+    search_bank_ : float32 array of shape (N, D)
+        The bank searched: ``bank_``, or its rows at unit norm with ``normalize``.
+    n_features_in_ : int
+        D.
     """
 
-    def __init__(self, *, k: int = 2) -> None:
+    def __init__(self, *, k: int = 2, normalize: bool = False) -> None:
         self.k = k
+        self.normalize = normalize
+
+    def fit(self, bank: np.ndarray, *, neighbors: np.ndarray | None = None) -> DN2Detector:
+        """Store the bank (N, D), normalised once when ``normalize``; ``neighbors`` are
+        ignored."""
+        if not isinstance(self.normalize, bool):
+            raise ConfigError(f"normalize must be True or False; got {self.normalize!r}")
+        super().fit(bank)
+        self.search_bank_ = l2_normalize(self.bank_) if self.normalize else self.bank_
+        return self
 
     def _anomaly_score(self, X: np.ndarray, neighbors: np.ndarray | None) -> np.ndarray:
-        squared_distances, _ = l2_knn_search(self.bank_, X, k=self.k)  # (n, K)
-        return squared_distances.sum(axis=1)
+        queries = l2_normalize(X) if self.normalize else X
+        squared_distances, _ = l2_knn_search(self.search_bank_, queries, k=self.k)  # (n, K)
+        scores = squared_distances.sum(axis=1)
+        if self.normalize:
+            scores[~X.any(axis=1)] += self.k  # ‖0 − m̂‖² = 1, but 2 − 2 cos = 2
+        return scores

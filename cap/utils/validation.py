@@ -124,3 +124,13 @@ def check_number(
         high = "" if maximum is None else f"<= {maximum}"
         bounds = " and ".join(part for part in (low, high) if part)
         raise ConfigError(f"{name} must be {bounds}; got {value!r}")
+
+
+def check_not_constant(X: np.ndarray, name: str) -> None:
+    """Reject a bank whose rows are all equal (a broken backbone): it has no spread to model."""
+    if len(X) > 0 and not np.ptp(X, axis=0).any():  # no feature varies
+        kind = "all-zero" if not X[0].any() else "identical"
+        raise DataError(
+            f"all {len(X)} rows of {name} are {kind}: there is no spread of normal features "
+            "to model; check the backbone and the embedding file"
+        )
