@@ -16,7 +16,7 @@ from cap.data.cifar import CIFAR100_COARSE_CLASSES, CIFAR100_FINE_TO_COARSE
 from cap.data.transforms import (
     IMAGENET_MEAN,
     IMAGENET_STD,
-    PaperTransform,
+    NormalisedTransform,
     Uint8Transform,
     transform_mask,
 )
@@ -175,11 +175,11 @@ def test_cifar_reads_torchvision_batches_with_coarse_labels_for_cifar100(
 
 def test_cifar_missing_offline_names_the_folder_and_never_downloads(tmp_path, monkeypatch):
     monkeypatch.setenv("CAP_OFFLINE", "1")
-    with pytest.raises(
-        MissingResourceError, match="cifar-10-batches-py.*offline mode is on.*cap fetch"
-    ):
+    with pytest.raises(MissingResourceError, match="offline mode is on.*download=True"):
         load_dataset("cifar10", tmp_path, "train", download=True)
     assert not any(tmp_path.iterdir())
+    with pytest.raises(MissingResourceError, match="cifar-10-batches-py.*download=True"):
+        load_dataset("cifar10", tmp_path, "train")
 
 
 # --- Fashion-MNIST -------------------------------------------------------------------
@@ -209,9 +209,9 @@ def test_fmnist_truncated_idx_file_is_a_data_error(tmp_path):
 
 
 def test_fmnist_missing_says_how_to_obtain_it(tmp_path):
-    with pytest.raises(
-        MissingResourceError, match="dataset-fashion-mnist.*cap fetch --torchvision fmnist"
-    ):
+    with pytest.raises(MissingResourceError, match="dataset-fashion-mnist.*download=True"):
+        load_dataset("fmnist", tmp_path, "train")
+    with pytest.raises(MissingResourceError, match="offline mode is on"):
         load_dataset("fmnist", tmp_path, "train", offline=True, download=True)
 
 
@@ -264,9 +264,9 @@ def test_mvtec_missing_or_unknown_category_explains(tmp_path):
 # --- preprocessing -------------------------------------------------------------------
 
 
-def test_paper_transform_is_resize_256_crop_224_imagenet_normalised():
+def test_normalised_transform_is_resize_256_crop_224_imagenet_normalised():
     image = Image.new("RGB", (32, 32), (255, 128, 0))
-    tensor = PaperTransform()(image)
+    tensor = NormalisedTransform()(image)
     assert tensor.shape == (3, 224, 224) and tensor.dtype == torch.float32
     expected = [
         (value / 255 - mean) / std
@@ -285,7 +285,7 @@ def test_uint8_transform_equals_lanczos_resize_256_then_centre_crop_224(size):
     assert out.shape == (224, 224, 3) and out.dtype == np.uint8 and out.flags.writeable
     reference = F.center_crop(image.resize((256, 256), Image.Resampling.LANCZOS), [224, 224])
     np.testing.assert_array_equal(out, np.asarray(reference))
-    assert "uint8" in Uint8Transform().describe() and "LANCZOS" in PaperTransform().describe()
+    assert "uint8" in Uint8Transform().describe() and "LANCZOS" in NormalisedTransform().describe()
 
 
 # --- offline switch ------------------------------------------------------------------

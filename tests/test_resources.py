@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import os
+from pathlib import Path
 
 import pytest
 
+from cap.benchmark.jobs import FetchJob, write_spec
 from cap.cli import fetch as fetch_cli
 from cap.utils.errors import ConfigError, MissingResourceError
 from cap.utils.resources import fetch_resource
@@ -78,7 +80,7 @@ def test_offline_without_local_copy_names_destination_candidates_and_source(tmp_
     ):
         assert part in message
     assert not destination.exists()
-    with pytest.raises(MissingResourceError, match="cap fetch --torchvision cifar100"):
+    with pytest.raises(MissingResourceError, match=r"load_dataset\('cifar100'.*download=True"):
         fetch_resource("torchvision", "cifar100", tmp_path / "cifar100", offline=True)
 
 
@@ -117,10 +119,12 @@ def test_bad_kinds_are_config_errors(tmp_path):
         fetch_resource("url", "x", tmp_path / "x")
 
 
-def _run_cli(argv: list[str]) -> None:
+def _run_cli(job: FetchJob, tmp_path: Path) -> None:
+    spec = tmp_path / "fetch.json"
+    write_spec(spec, job)
     parser = argparse.ArgumentParser()
     fetch_cli.register(parser.add_subparsers())
-    args = parser.parse_args(argv)
+    args = parser.parse_args(["fetch", str(spec)])
     args.handler(args)
 
 
@@ -128,30 +132,18 @@ def test_cap_fetch_cli(tmp_path):
     local = tmp_path / "data.zip"
     local.write_bytes(b"zip")
     destination = tmp_path / "resources" / "data" / "data.zip"
-    _run_cli(
-        [
-            "fetch",
-            "--destination",
-            str(destination),
-            "--local",
-            str(tmp_path / "x"),
-            "--local",
-            str(local),
-            "--url",
-            "https://example.invalid/data.zip",
-            "--offline",
-        ]
+    job = FetchJob(
+        destination=str(destination),
+        local=(str(tmp_path / "x"), str(local)),
+        url="https://example.invalid/data.zip",
+        offline=True,
     )
+    _run_cli(job, tmp_path)
     assert destination.resolve() == local.resolve()
     with pytest.raises(MissingResourceError, match="by hand from example.org"):
         _run_cli(
-            [
-                "fetch",
-                "--destination",
-                str(tmp_path / "mvtec"),
-                "--instructions",
-                "by hand from example.org",
-            ]
+            FetchJob(destination=str(tmp_path / "mvtec"), instructions="by hand from example.org"),
+            tmp_path,
         )
-    with pytest.raises(SystemExit):  # argparse: --url and --torchvision exclude each other
-        _run_cli(["fetch", "--destination", "x", "--url", "u", "--torchvision", "cifar10"])
+    with pytest.raises(ConfigError, match="a url or torchvision, not both"):
+        _run_cli(FetchJob(destination="x", url="u", torchvision="cifar10"), tmp_path)

@@ -46,6 +46,8 @@ def build_backbone(
     device : str
         ``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda[:N]"``.
     **options
+        ``preprocessing`` (every backbone): a key of
+        :data:`cap.data.transforms.PREPROCESSINGS`, default ``"paper"``.
         Backbone-specific: ``offline``, ``bf16`` (torchvision); ``pooled_tensor``,
         ``map_tensor``, ``num_threads`` (tflite).
     """

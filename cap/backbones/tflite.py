@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from cap.backbones.base import Backbone, file_sha256
-from cap.data.transforms import Uint8Transform
+from cap.data.transforms import DEFAULT_PREPROCESSING, Uint8Transform, get_preprocessing
 from cap.utils.errors import ConfigError, MissingResourceError
 
 DEFAULT_POOLED_TENSOR = "MobilenetV2/Logits/AvgPool"
@@ -53,9 +53,11 @@ class TFLiteBackbone(Backbone):
         pooled_tensor: str = DEFAULT_POOLED_TENSOR,
         map_tensor: str = DEFAULT_MAP_TENSOR,
         num_threads: int | None = None,
+        preprocessing: str = DEFAULT_PREPROCESSING,
     ) -> None:
         from ai_edge_litert.interpreter import Interpreter
 
+        get_preprocessing(preprocessing)  # an unknown name fails before the model loads
         if weights is None:
             raise ConfigError("the tflite backbone needs its model file: pass weights=PATH.tflite")
         if device not in ("auto", "cpu"):
@@ -93,7 +95,8 @@ class TFLiteBackbone(Backbone):
         self.dim = int(self.pooled["shape"][-1])
         self.weights_id = file_sha256(model)
         self.device = "cpu"
-        self.transform = Uint8Transform(int(height))
+        self.transform = Uint8Transform(int(height), preprocessing)
+        self.preprocessing_name = preprocessing
         self.preprocessing = self.transform.describe()
 
     def embed(

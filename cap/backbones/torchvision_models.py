@@ -15,7 +15,7 @@ import torch
 import torchvision
 
 from cap.backbones.base import Backbone, file_sha256
-from cap.data.transforms import PaperTransform
+from cap.data.transforms import DEFAULT_PREPROCESSING, NormalisedTransform, get_preprocessing
 from cap.utils.errors import ConfigError, MissingResourceError
 from cap.utils.offline import is_offline
 
@@ -100,7 +100,9 @@ class TorchvisionBackbone(Backbone):
         device: str = "auto",
         bf16: bool = False,
         offline: bool | None = None,
+        preprocessing: str = DEFAULT_PREPROCESSING,
     ) -> None:
+        get_preprocessing(preprocessing)  # an unknown name fails before the weights load
         if name not in ARCHITECTURES:
             raise ConfigError(
                 f"unknown torchvision backbone {name!r}; valid: {', '.join(ARCHITECTURES)}"
@@ -123,7 +125,8 @@ class TorchvisionBackbone(Backbone):
         self.device = str(resolve_device(device))
         if self.device.startswith("cuda"):
             self.trunk = self.trunk.to(self.device, memory_format=torch.channels_last)
-        self.transform = PaperTransform()
+        self.transform = NormalisedTransform(preprocessing=preprocessing)
+        self.preprocessing_name = preprocessing
         self.preprocessing = self.transform.describe()
 
     @torch.inference_mode()

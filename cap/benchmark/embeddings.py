@@ -12,8 +12,10 @@ Extracted once and shared by every normal class and every ablation. Layout:
 - ``skipped_ids`` (s,) str — corrupt images skipped on request
 
 Attributes: ``dataset``, ``split``, ``category``, ``backbone``, ``weights``,
-``preprocessing``, ``image_count``, ``dim``, ``package_version``, ``class_names``
-(JSON list), ``limit_per_class`` (0 = all), ``skipped_count``.
+``preprocessing_name`` (a key of ``cap.data.transforms.PREPROCESSINGS``: ``paper``,
+``torchvision``, ``direct``), ``preprocessing`` (its human-readable description),
+``image_count``, ``dim``, ``package_version``, ``class_names`` (JSON list),
+``limit_per_class`` (0 = all), ``skipped_count``.
 """
 
 from __future__ import annotations
@@ -276,6 +278,7 @@ def extract_embeddings(
         "category": dataset.category or "",
         "backbone": backbone.name,
         "weights": backbone.weights_id,
+        "preprocessing_name": backbone.preprocessing_name,
         "preprocessing": backbone.preprocessing,
         "dim": backbone.dim,
         "package_version": __version__,
@@ -351,7 +354,9 @@ def load_embeddings(
     """Read an embedding file written by :func:`extract_embeddings`.
 
     ``expect_backbone`` guards against mixing: a file from another backbone than
-    the config names raises ConfigError. ``label`` reads only the rows of that class
+    the config names raises ConfigError. ``attrs["preprocessing_name"]`` says how the
+    images were preprocessed (``"paper"`` for files written before it was recorded).
+    ``label`` reads only the rows of that class
     (a normal bank: a tenth of CIFAR-10's training file), and ``feature_maps=False``
     leaves the feature maps on disk, so that a job holds only what it uses.
     """
@@ -376,6 +381,8 @@ def load_embeddings(
             key: value.item() if isinstance(value, np.generic) else value
             for key, value in store.attrs.items()
         }
+        if "preprocessing" in attrs:  # extracted before it was a setting: always the paper's
+            attrs.setdefault("preprocessing_name", "paper")
         if expect_backbone is not None and attrs.get("backbone") != expect_backbone:
             raise ConfigError(
                 f"{path} holds {attrs.get('backbone')!r} features but the config says backbone "

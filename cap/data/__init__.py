@@ -24,8 +24,8 @@ __all__ = ["DATASETS", "SPLITS", "ImageDataset", "list_classes", "load_dataset"]
 
 SPLITS: tuple[str, ...] = ("train", "test")
 Root = str | os.PathLike[str]
-#: (root, split, category, download, offline) → one split of the dataset.
-Loader = Callable[[Path, str, str | None, bool, bool | None], ImageDataset]
+#: (root, split, category) → one split of the dataset.
+Loader = Callable[[Path, str, str | None], ImageDataset]
 #: (root or None, category or None) → class names in label order.
 ClassNames = Callable[[Path | None, str | None], Sequence[str]]
 
@@ -39,6 +39,7 @@ class DatasetEntry:
     description: str  # one line for help texts
     per_category: bool = False  # each category has its own train/test folders (MVTec AD)
     fixed_classes: bool = True  # the class list is known without the data (not imagefolder)
+    torchvision: str | None = None  # downloadable as this torchvision dataset (utils.resources)
 
 
 def _imagefolder_classes(root: Path | None, category: str | None) -> Sequence[str]:
@@ -49,36 +50,31 @@ def _imagefolder_classes(root: Path | None, category: str | None) -> Sequence[st
 
 DATASETS: dict[str, DatasetEntry] = {
     "cifar10": DatasetEntry(
-        lambda root, split, category, download, offline: CifarDataset(
-            "cifar10", root, split, download=download, offline=offline
-        ),
+        lambda root, split, category: CifarDataset("cifar10", root, split),
         lambda root, category: CIFAR10_CLASSES,
         "CIFAR-10 through torchvision (10 classes)",
+        torchvision="cifar10",
     ),
     "cifar100": DatasetEntry(
-        lambda root, split, category, download, offline: CifarDataset(
-            "cifar100", root, split, download=download, offline=offline
-        ),
+        lambda root, split, category: CifarDataset("cifar100", root, split),
         lambda root, category: CIFAR100_COARSE_CLASSES,
         "CIFAR-100 through torchvision, 20 coarse superclasses",
+        torchvision="cifar100",
     ),
     "fmnist": DatasetEntry(
-        lambda root, split, category, download, offline: FashionMNISTDataset(
-            root, split, download=download, offline=offline
-        ),
+        lambda root, split, category: FashionMNISTDataset(root, split),
         lambda root, category: FMNIST_CLASSES,
         "Fashion-MNIST idx files (torchvision download or Debian's dataset-fashion-mnist)",
+        torchvision="fmnist",
     ),
     "mvtec": DatasetEntry(
-        lambda root, split, category, download, offline: MVTecDataset(
-            root, split, category=category
-        ),
+        lambda root, split, category: MVTecDataset(root, split, category=category),
         lambda root, category: MVTEC_CATEGORIES if category is None else MVTEC_CLASSES,
         "MVTec AD, one category at a time (downloaded by the user)",
         per_category=True,
     ),
     "imagefolder": DatasetEntry(
-        lambda root, split, category, download, offline: ImageFolderDataset(root, split),
+        lambda root, split, category: ImageFolderDataset(root, split),
         _imagefolder_classes,
         "<root>/{train,test}/<class>/*.{png,jpg,jpeg}, a folder or a .zip",
         fixed_classes=False,
@@ -120,7 +116,9 @@ def load_dataset(
     category : str, optional
         The MVTec AD category (required for ``mvtec``, refused elsewhere).
     download : bool
-        Let torchvision download a missing CIFAR/Fashion-MNIST; never in offline mode.
+        Download a missing CIFAR/Fashion-MNIST into ``root`` (a new or empty folder), the
+        way the workflow's ``fetch`` rule does (:func:`cap.utils.resources.fetch_resource`);
+        never in offline mode.
     offline : bool, optional
         The config's offline flag (see :func:`cap.utils.offline.is_offline`).
     """
@@ -130,7 +128,12 @@ def load_dataset(
     if entry.per_category and category is None:
         valid = ", ".join(entry.classes(None, None))
         raise ConfigError(f"{name} needs a category; valid: {valid}")
-    return entry.load(Path(root), split, category, download, offline)
+    root = Path(root).expanduser()
+    if download and entry.torchvision is not None:
+        from cap.utils.resources import fetch_resource
+
+        fetch_resource("torchvision", entry.torchvision, root, offline=offline)
+    return entry.load(root, split, category)
 
 
 def list_classes(name: str, root: Root | None = None, category: str | None = None) -> list[str]:

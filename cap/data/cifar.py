@@ -11,7 +11,6 @@ from PIL import Image
 
 from cap.data.base import ImageDataset
 from cap.utils.errors import DataError, MissingResourceError
-from cap.utils.offline import is_offline
 
 CIFAR10_CLASSES: tuple[str, ...] = (
     "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck",
@@ -57,20 +56,18 @@ SOURCES: dict[str, CifarSource] = {
 }  # fmt: skip
 
 
-def _resolve_root(name: str, root: Path, download: bool, offline: bool | None) -> Path:
+def _resolve_root(name: str, root: Path) -> Path:
     """The folder that holds ``source.folder``; accepts that folder itself as ``root``."""
     source = SOURCES[name]
     if root.name == source.folder and root.is_dir():
         return root.parent
     if (root / source.folder).is_dir():
         return root
-    if download and not is_offline(offline):
-        return root
-    reason = "offline mode is on" if download else "download is off"
     raise MissingResourceError(
-        f"{source.title} not found: expected the folder {root / source.folder} ({reason}). "
-        f"Obtain it with `cap fetch --torchvision {name} --destination {root}` on a machine with "
-        f"network access, or extract {source.url} into {root}."
+        f"{source.title} not found: expected the folder {root / source.folder}. Obtain it "
+        f"on a machine with network access with `load_dataset({name!r}, ROOT, split, "
+        f"download=True)` into a new folder (or the workflow's fetch rule), or extract "
+        f"{source.url} into {root}."
     )
 
 
@@ -85,21 +82,14 @@ class CifarDataset(ImageDataset):
         name: str,
         root: str | os.PathLike[str],
         split: str,
-        *,
-        download: bool = False,
-        offline: bool | None = None,
     ) -> None:
         import torchvision.datasets
 
         source = SOURCES[name]
-        root = _resolve_root(name, Path(root).expanduser(), download, offline)
+        root = _resolve_root(name, Path(root).expanduser())
         loader = getattr(torchvision.datasets, source.torchvision_class)
         try:
-            data = loader(
-                root=str(root),
-                train=split == "train",
-                download=download and not is_offline(offline),
-            )
+            data = loader(root=str(root), train=split == "train", download=False)
         except RuntimeError as error:  # torchvision's checksum test failed
             raise DataError(
                 f"{source.title} in {root / source.folder} is unreadable: {error}"

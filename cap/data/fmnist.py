@@ -16,7 +16,6 @@ from PIL import Image
 
 from cap.data.base import ImageDataset
 from cap.utils.errors import DataError, MissingResourceError
-from cap.utils.offline import is_offline
 
 #: Path-safe class names, in label order (torchvision's ``T-shirt/top`` holds a slash).
 FMNIST_CLASSES: tuple[str, ...] = (
@@ -31,8 +30,9 @@ IDX_FILES: dict[str, tuple[str, str]] = {
 }
 HOW_TO_OBTAIN = (
     "install Debian's package (`apt-get install dataset-fashion-mnist`, files in "
-    "/usr/share/datasets/fashion-mnist) and point the data root there, or run "
-    "`cap fetch --torchvision fmnist --destination {root}` on a machine with network access"
+    "/usr/share/datasets/fashion-mnist) and point the data root there, or download it on a "
+    "machine with network access: `load_dataset('fmnist', ROOT, split, download=True)` into "
+    "a new folder (or the workflow's fetch rule)"
 )
 
 
@@ -73,17 +73,9 @@ class FashionMNISTDataset(ImageDataset):
         self,
         root: str | os.PathLike[str],
         split: str,
-        *,
-        download: bool = False,
-        offline: bool | None = None,
     ) -> None:
         root = Path(root).expanduser()
         files = find_idx_files(root, split)
-        if files is None and download and not is_offline(offline):
-            import torchvision.datasets
-
-            torchvision.datasets.FashionMNIST(root=str(root), train=split == "train", download=True)
-            files = find_idx_files(root, split)
         if files is None:
             expected = ", ".join(f"{stem}[.gz]" for stem in IDX_FILES[split])
             raise MissingResourceError(

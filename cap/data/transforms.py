@@ -1,19 +1,25 @@
-"""Image preprocessing of the paper and its released code.
+"""Image preprocessing: the named ways of bringing an image to the backbone's input.
 
 The released CAP code resizes every image to 256×256 with ``Image.ANTIALIAS``,
 centre-crops 224×224 and normalises with the ImageNet mean/std. ``ANTIALIAS`` was
 removed in Pillow 10; it was an alias of ``Image.Resampling.LANCZOS``, which is
-what we use, so the pixels match the released code.
+what we use, so the pixels of ``"paper"`` match the released code. The other
+entries of :data:`PREPROCESSINGS` are the pipelines other numbers were made with
+(``"torchvision"``: PANDA's code, behind the DN2/PANDA rows of the paper's Table 1).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 from PIL import Image
+from torchvision.transforms import InterpolationMode
 from torchvision.transforms import functional as F
+
+from cap.utils.errors import ConfigError
 
 IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
 IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
@@ -23,10 +29,12 @@ RESIZE: int = 256
 CROP: int = 224
 #: The filter ``Image.ANTIALIAS`` named before Pillow 10.
 RESAMPLE = Image.Resampling.LANCZOS
+#: The preprocessing of the paper's released code, the default everywhere.
+DEFAULT_PREPROCESSING = "paper"
 
 
 def resize_side(crop: int) -> int:
-    """Square resize side for a ``crop`` × ``crop`` input, keeping the paper's 256:224 ratio."""
+    """Resize side for a ``crop`` × ``crop`` input, keeping the paper's 256:224 ratio."""
     return round(crop * RESIZE / CROP)
 
 
@@ -49,46 +57,136 @@ def resize_and_crop(image: Image.Image, crop: int = CROP, resample: int = RESAMP
     return image.resize((crop, crop), resample, box=box)
 
 
+#: PIL filter → the torchvision name of the same PIL filter.
+_INTERPOLATION: dict[int, InterpolationMode] = {
+    Image.Resampling.NEAREST: InterpolationMode.NEAREST,
+    Image.Resampling.BILINEAR: InterpolationMode.BILINEAR,
+    Image.Resampling.BICUBIC: InterpolationMode.BICUBIC,
+    Image.Resampling.LANCZOS: InterpolationMode.LANCZOS,
+}
+
+
+def resize_shorter_and_crop(
+    image: Image.Image, crop: int = CROP, resample: int = Image.Resampling.BILINEAR
+) -> Image.Image:
+    """torchvision's ``Compose([Resize(resize_side(crop)), CenterCrop(crop)])`` on a PIL image.
+
+    The shorter side becomes ``resize_side(crop)`` and the longer one keeps the
+    aspect ratio (truncated, as torchvision does); torchvision resizes PIL images
+    with PIL's own antialiased filter, here bilinear.
+    """
+    resized = F.resize(image, resize_side(crop), interpolation=_INTERPOLATION[resample])
+    return F.center_crop(resized, [crop, crop])
+
+
+def resize_direct(
+    image: Image.Image, crop: int = CROP, resample: int = Image.Resampling.BILINEAR
+) -> Image.Image:
+    """Resize straight to ``crop`` × ``crop`` (aspect ratio not kept), no crop."""
+    return image.resize((crop, crop), resample)
+
+
 @dataclass(frozen=True)
-class PaperTransform:
+class Preprocessing:
+    """One named geometry and filter: PIL image → PIL image of ``crop`` × ``crop``."""
+
+    resize: Callable[[Image.Image, int, int], Image.Image]  # (image, crop, filter) → image
+    resample: Image.Resampling  # filter for images; masks go through the same geometry NEAREST
+    summary: str  # what it does; ``{side}`` and ``{crop}`` are filled in by describe()
+    source: str  # where it comes from
+
+    def __call__(self, image: Image.Image, crop: int = CROP) -> Image.Image:
+        return self.resize(image, crop, self.resample)
+
+    def mask(self, image: Image.Image, crop: int = CROP) -> Image.Image:
+        """The same geometry with nearest-neighbour sampling, for defect masks."""
+        return self.resize(image, crop, Image.Resampling.NEAREST)
+
+    def describe(self, crop: int = CROP) -> str:
+        return self.summary.format(side=resize_side(crop), crop=crop)
+
+
+#: name → preprocessing; the name is recorded in embedding files (``preprocessing_name``).
+PREPROCESSINGS: dict[str, Preprocessing] = {
+    "paper": Preprocessing(
+        resize_and_crop,
+        RESAMPLE,
+        "resize {side}x{side} (PIL LANCZOS, the released code's Image.ANTIALIAS), "
+        "centre-crop {crop}",
+        source="CAP's released code: 256x256 with Image.ANTIALIAS, then CenterCrop(224)",
+    ),
+    "torchvision": Preprocessing(
+        resize_shorter_and_crop,
+        Image.Resampling.BILINEAR,
+        "resize the shorter side to {side} keeping the aspect ratio (torchvision Resize, PIL "
+        "bilinear), centre-crop {crop}",
+        source="PANDA's code (the DN2/PANDA rows of Table 1): Resize(256), CenterCrop(224)",
+    ),
+    "direct": Preprocessing(
+        resize_direct,
+        Image.Resampling.BILINEAR,
+        "resize {crop}x{crop} (PIL bilinear), no crop",
+        source="the whole image at the backbone's input size, nothing cropped away",
+    ),
+}
+
+
+def get_preprocessing(name: str) -> Preprocessing:
+    """The registered preprocessing ``name``; ConfigError listing the valid names otherwise."""
+    if name not in PREPROCESSINGS:
+        raise ConfigError(f"unknown preprocessing {name!r}; valid: {', '.join(PREPROCESSINGS)}")
+    return PREPROCESSINGS[name]
+
+
+@dataclass(frozen=True)
+class NormalisedTransform:
     """PIL RGB image → float tensor of shape (3, crop, crop), ImageNet-normalised."""
 
-    crop: int = CROP  # side of the centre crop
+    crop: int = CROP  # side of the backbone's square input
+    preprocessing: str = DEFAULT_PREPROCESSING  # a key of PREPROCESSINGS
+
+    def __post_init__(self) -> None:
+        get_preprocessing(self.preprocessing)
 
     def __call__(self, image: Image.Image) -> torch.Tensor:
-        tensor = F.to_tensor(resize_and_crop(image, self.crop))  # (3, crop, crop) in [0, 1]
+        resized = PREPROCESSINGS[self.preprocessing](image, self.crop)
+        tensor = F.to_tensor(resized)  # (3, crop, crop) in [0, 1]
         return F.normalize(tensor, IMAGENET_MEAN, IMAGENET_STD)
 
     def describe(self) -> str:
-        side = resize_side(self.crop)
-        return (
-            f"resize {side}x{side} (PIL LANCZOS, the released code's Image.ANTIALIAS), "
-            f"centre-crop {self.crop}, ImageNet mean/std, float32 CHW"
-        )
+        summary = PREPROCESSINGS[self.preprocessing].describe(self.crop)
+        return f"{self.preprocessing}: {summary}, ImageNet mean/std, float32 CHW"
 
 
 @dataclass(frozen=True)
 class Uint8Transform:
     """PIL RGB image → raw uint8 pixels of shape (crop, crop, 3), for quantised TFLite models."""
 
-    crop: int = CROP  # side of the centre crop
+    crop: int = CROP  # side of the backbone's square input
+    preprocessing: str = DEFAULT_PREPROCESSING  # a key of PREPROCESSINGS
+
+    def __post_init__(self) -> None:
+        get_preprocessing(self.preprocessing)
 
     def __call__(self, image: Image.Image) -> np.ndarray:
-        return np.array(resize_and_crop(image, self.crop), dtype=np.uint8)  # (crop, crop, 3)
+        resized = PREPROCESSINGS[self.preprocessing](image, self.crop)
+        return np.array(resized, dtype=np.uint8)  # (crop, crop, 3)
 
     def describe(self) -> str:
-        side = resize_side(self.crop)
+        summary = PREPROCESSINGS[self.preprocessing].describe(self.crop)
         return (
-            f"resize {side}x{side} (PIL LANCZOS, the released code's Image.ANTIALIAS), "
-            f"centre-crop {self.crop}, raw uint8 RGB HWC (no mean/std: the model's input "
+            f"{self.preprocessing}: {summary}, raw uint8 RGB HWC (no mean/std: the model's input "
             f"quantisation does it)"
         )
 
 
-def transform_mask(mask: np.ndarray, crop: int = CROP) -> np.ndarray:
+def transform_mask(
+    mask: np.ndarray, crop: int = CROP, preprocessing: str = DEFAULT_PREPROCESSING
+) -> np.ndarray:
     """Align a defect mask of shape (H, W) with a preprocessed image: (crop, crop) bool.
 
-    Nearest-neighbour resize, as the released MVTec code does for masks.
+    The image's geometry with nearest-neighbour sampling, as the released MVTec
+    code does for masks.
     """
     image = Image.fromarray(np.asarray(mask, dtype=bool).astype(np.uint8) * 255)
-    return np.asarray(resize_and_crop(image, crop, Image.Resampling.NEAREST)) > 127
+    return np.asarray(get_preprocessing(preprocessing).mask(image, crop)) > 127

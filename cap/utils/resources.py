@@ -88,8 +88,10 @@ def how_to_obtain(
         return instructions
     if kind == "torchvision":
         return (
-            f"run `cap fetch --torchvision {name} --destination {destination}` on a machine with "
-            f"network access, or put a copy at one of the local paths"
+            f"on a machine with network access, let the workflow's fetch rule download it "
+            f"(`snakemake {destination.parent}`) or call `load_dataset({name!r}, "
+            f"{str(destination)!r}, 'train', download=True)`; or put a copy at one of the "
+            f"local paths"
         )
     if kind == "url":
         return f"download {url} to {destination}, or put a copy at one of the local paths"
@@ -108,7 +110,7 @@ def fetch_resource(
 ) -> Path:
     """Make ``destination`` hold the resource, and return it.
 
-    In order: a ``destination`` that already holds a real file or folder is kept;
+    In order: a ``destination`` that already holds a real file or a non-empty folder is kept;
     else the first existing local candidate is symlinked to it; else, unless
     offline, the resource is downloaded (``kind="torchvision"``: torchvision
     dataset ``name`` into the ``destination`` folder; ``kind="url"``: ``url`` to
@@ -139,7 +141,8 @@ def fetch_resource(
     if kind == "url" and not url:
         raise ConfigError(f"resource {name!r} of kind 'url' needs a url")
     destination = Path(destination)
-    if destination.exists() and not destination.is_symlink():
+    empty_folder = destination.is_dir() and not any(destination.iterdir())
+    if destination.exists() and not destination.is_symlink() and not empty_folder:
         log.info("%s is already present", destination)
         return destination
     candidates = [expand(candidate) for candidate in local_candidates]
