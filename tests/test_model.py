@@ -11,6 +11,7 @@ from torch import nn
 
 from cap import CAPModel
 from cap.detectors.cap_model import cap_loss, make_head
+from cap.detectors.cap_training import batch_objective, epoch_layout
 from cap.utils.errors import ConfigError
 
 pytestmark = pytest.mark.usefixtures("single_thread_math")
@@ -100,6 +101,30 @@ def test_projecting_a_bank_once_equals_projecting_each_batch() -> None:
     direct = model.normal_representation(model.project_neighbors(bank[index]))
     gathered = model.normal_representation(model.project_neighbors(bank).take(index))
     torch.testing.assert_close(gathered, direct)
+
+
+@pytest.mark.parametrize("constraint", ["mse", "sq_l2"])
+@pytest.mark.parametrize("attention", [True, False])
+def test_batch_objective_equals_cap_loss_on_the_batchs_items(constraint, attention) -> None:
+    """Training projects each distinct bank row of a batch once (a row shared by several
+    items' neighbour lists too): the loss and its gradients are cap_loss's."""
+    model = _model(attention)
+    generator = torch.Generator().manual_seed(5)
+    bank = torch.randn(12, D, generator=generator, dtype=torch.float64)
+    index = np.stack([np.roll(np.arange(12), -i)[1 : K + 1] for i in range(12)])  # overlaps
+    order = np.random.default_rng(0).permutation(12)
+    batch = epoch_layout(order, index, batch_size=5, device=torch.device("cpu"))[1]
+    items = torch.from_numpy(order[5:10])
+    assert len(batch.rows) < len(items) * (1 + K)  # shared rows, projected once
+    total, terms = batch_objective(model, bank, batch, 2.0, constraint)
+    grads = torch.autograd.grad(total, list(model.parameters()))
+    direct, direct_terms = cap_loss(model, bank[items], bank[index[items]], 2.0, constraint)
+    direct_grads = torch.autograd.grad(direct, list(model.parameters()))
+    torch.testing.assert_close(total, direct, rtol=1e-12, atol=0)
+    for name in terms:
+        torch.testing.assert_close(terms[name], direct_terms[name], rtol=1e-12, atol=0)
+    for ours, theirs in zip(grads, direct_grads, strict=True):
+        torch.testing.assert_close(ours, theirs, rtol=1e-10, atol=1e-14)
 
 
 @pytest.mark.parametrize("constraint", ["mse", "sq_l2"])

@@ -41,7 +41,8 @@ from cap.utils.validation import (
 #: Registered detectors by method name; filled by subclassing with ``name=...``.
 DETECTORS: dict[str, type[BaseDetector]] = {}
 
-#: ``(X_test, y_test)`` or ``(X_test, y_test, test_neighbors)``, y = 1 for anomalies.
+#: A test set scored after every epoch of training: ``(X_test, y_test)`` or
+#: ``(X_test, y_test, test_neighbors)``, y = 1 for anomalies.
 Monitor = tuple[np.ndarray, ...]
 
 

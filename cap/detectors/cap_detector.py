@@ -8,6 +8,7 @@ so that the registry, and the workflow's planning with it, stays light.
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -26,7 +27,9 @@ from cap.utils.validation import (
 )
 
 if TYPE_CHECKING:
-    from cap.detectors.cap_training import Readout, Watch
+    from cap.detectors.cap_training import Readout
+
+logger = logging.getLogger(__name__)
 
 #: Tag of the files written by :meth:`CAPDetector.save`.
 _FILE_FORMAT = "capbench.CAPDetector/1"
@@ -64,6 +67,10 @@ class CAPDetector(KNNDetector, TrainableDetector, name="cap"):
         Seeds the initialisation and the batch order.
     device : str
         ``"auto"`` (CUDA when available, else CPU), ``"cpu"``, ``"cuda"``, ``"cuda:1"``...
+    matmul_precision : {"highest", "high", "bf16"}
+        Precision of the training matmuls: ``"highest"`` is IEEE float32 (exact, the
+        default); ``"high"`` allows TF32 on CUDA (no effect on a CPU); ``"bf16"`` runs
+        the projections under bfloat16 autocast. Scores are always computed in float32.
 
     Attributes
     ----------
@@ -94,6 +101,7 @@ class CAPDetector(KNNDetector, TrainableDetector, name="cap"):
         init: str = "xavier",
         seed: int = 0,
         device: str = "auto",
+        matmul_precision: str = "highest",
     ) -> None:
         self.k = k
         self.lam = lam
@@ -107,6 +115,7 @@ class CAPDetector(KNNDetector, TrainableDetector, name="cap"):
         self.init = init
         self.seed = seed
         self.device = device
+        self.matmul_precision = matmul_precision
 
     # ----------------------------------------------------------------- fitting
 
@@ -159,7 +168,7 @@ class CAPDetector(KNNDetector, TrainableDetector, name="cap"):
                     f"training neighbors must exclude each item itself; row {self_rows[0]} "
                     f"lists itself ({len(self_rows)} such rows)"
                 )
-        watch = None if monitor is None else self._check_monitor(monitor, bank)
+        monitor = None if monitor is None else self._check_monitor(monitor, bank)
 
         torch.manual_seed(self.seed)
         model = CAPModel(bank.shape[1], self.head, self.attention, self.init).to(device)
@@ -171,9 +180,10 @@ class CAPDetector(KNNDetector, TrainableDetector, name="cap"):
             lam=self.lam,
             constraint=self.constraint,
             seed=self.seed,
+            matmul_precision=self.matmul_precision,
         )
         bank_tensor = torch.from_numpy(bank).to(device)
-        history = cap_training.train(model, bank_tensor, train_index, settings, watch)
+        history = cap_training.train(model, bank_tensor, train_index, settings, monitor)
 
         self.model_ = model.cpu().eval()
         self.bank_ = bank
@@ -183,6 +193,7 @@ class CAPDetector(KNNDetector, TrainableDetector, name="cap"):
 
     def _check_params(self) -> None:
         from cap.detectors.cap_model import CONSTRAINTS, HEADS, INITS
+        from cap.detectors.cap_training import MATMUL_PRECISIONS
 
         check_number(self.k, "k", integer=True, minimum=1)
         check_number(self.lam, "lam", minimum=0)
@@ -194,12 +205,14 @@ class CAPDetector(KNNDetector, TrainableDetector, name="cap"):
         check_choice(self.head, "head", HEADS)
         check_choice(self.constraint, "constraint", CONSTRAINTS)
         check_choice(self.init, "init", INITS)
+        check_choice(self.matmul_precision, "matmul_precision", MATMUL_PRECISIONS)
         if not isinstance(self.attention, bool):
             raise ConfigError(f"attention must be True or False; got {self.attention!r}")
         check_number(self.seed, "seed", integer=True, minimum=0)
 
-    def _check_monitor(self, monitor: Monitor, bank: np.ndarray) -> Watch:
-        """Validated test features (n, D), anomaly flags (n,) and test neighbours (n, K)."""
+    def _check_monitor(self, monitor: Monitor, bank: np.ndarray) -> Monitor:
+        """The monitor completed and validated: test features (n, D), anomaly flags (n,)
+        and test neighbours (n, K), searched when not given."""
         if not isinstance(monitor, (tuple, list)) or len(monitor) not in (2, 3):
             raise ConfigError(
                 "monitor must be (X_test, y_test) or (X_test, y_test, test_neighbors)"
@@ -295,6 +308,7 @@ class CAPDetector(KNNDetector, TrainableDetector, name="cap"):
         *,
         bank: np.ndarray | None = None,
         provenance: dict[str, Any] | None = None,
+        device: str | None = None,
     ) -> CAPDetector:
         """A fitted detector from a file of :meth:`save`.
 
@@ -302,6 +316,9 @@ class CAPDetector(KNNDetector, TrainableDetector, name="cap"):
         ``include_bank=False``, and replaces the saved bank otherwise. When
         ``provenance`` is given, it must equal the saved one (the bank's embedding
         file and rows, say): a model is never paired with another bank by mistake.
+        ``device`` sets where the loaded detector scores; by default the saved
+        setting, unless it names a CUDA device this machine lacks (a model trained on
+        a GPU box, read on a laptop): then ``"auto"``. Weights load on the CPU.
         """
         import torch
 
@@ -328,6 +345,7 @@ class CAPDetector(KNNDetector, TrainableDetector, name="cap"):
                 f"{', '.join(differing)} (saved {saved}, expected {provenance}); retrain it"
             )
         detector = cls(**state["params"])
+        detector.device = _loadable_device(detector.device) if device is None else device
         if bank is None:
             if state["bank"] is None:
                 raise DataError(
@@ -348,3 +366,19 @@ class CAPDetector(KNNDetector, TrainableDetector, name="cap"):
         detector.n_features_in_ = state["dim"]
         detector.history_ = state["history"]
         return detector
+
+
+def _loadable_device(saved: str) -> str:
+    """The saved ``device`` setting, or ``"auto"`` where it names a CUDA device missing here."""
+    import torch
+
+    if not str(saved).startswith("cuda"):
+        return saved
+    try:
+        index = torch.device(saved).index or 0
+    except (RuntimeError, TypeError):
+        return saved  # an invalid name: left for resolve_device to explain
+    if torch.cuda.is_available() and index < torch.cuda.device_count():
+        return saved
+    logger.info("model saved with device %r, which this machine lacks: scoring on 'auto'", saved)
+    return "auto"

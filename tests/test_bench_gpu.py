@@ -1,0 +1,85 @@
+"""benchmarks/bench_gpu.py end to end at its tiny shapes (on the CPU where there is no CUDA)."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_gpu.py"
+
+
+@pytest.fixture(scope="module")
+def bench_gpu():
+    spec = importlib.util.spec_from_file_location("bench_gpu", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    try:
+        spec.loader.exec_module(module)
+        yield module
+    finally:
+        del sys.modules[spec.name]
+
+
+def test_the_tiny_benchmark_prints_every_figure_and_the_projection(bench_gpu) -> None:
+    lines: list[str] = []
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # a smoke run: one thread stays fast on a shared, busy CPU
+    try:
+        bench_gpu.main(["--tiny"], out=lines.append)
+    finally:
+        torch.set_num_threads(threads)
+    text = "\n".join(lines)
+    expected = [
+        r"^capbench GPU benchmark: .*tiny shapes",
+        r"^\[A\] embedding: random-init ResNet-152, 8 synthetic 32x32 JPEGs",
+        r"^  embed fp32: pipeline [\d,.]+ img/s, bare [\d,.]+ img/s, ratio [\d.]+, "
+        r"pipeline's gpu busy",
+        r"^  embed bf16: pipeline [\d,.]+ img/s, bare [\d,.]+ img/s, ratio [\d.]+, "
+        r"pipeline's gpu busy",
+        r"^\[B\] CAP fits: N=200 D=64 K=32 batch 64, 1 epoch\(s\), U = \d+ distinct rows",
+        r"^  FLOP per fit = epochs × ⌈N/B⌉ × 16·U·D² = 1 × 4 × 16 × \d+ × 64² = ",
+        r"^  fit highest: [\d.]+ s/fit, achieved [\d.e+-]+ TFLOP/s, matmul [\d.e+-]+ TFLOP/s",
+        r"^  fit high: [\d.]+ s/fit, ",
+        r"^  fit bf16: [\d.]+ s/fit, ",
+        r"^\[start-up\] python -c \"import torch; torch.zeros\(1, device='\w+'\)\": [\d.]+ s",
+        r"^\[summary\] benchmark wall time [\d.]+ s",
+        r"^  paper work: F = 1,412 CAP fits, I = 195,354 images in 36 embedding files, "
+        r"J = 247 jobs",
+        r"^  projected whole paper, as configured .*: T = F·t_fit \+ I/r_embed \+ J·t_start = "
+        r"1,412 × [\d.]+ s \+ 195,354 / [\d,]+ img/s \+ 247 × [\d.]+ s = [\d,]+ s \([\d.]+ min\)",
+        r"^  projected whole paper, fastest measured ",
+        r"^  formula: T = F·t_fit \+ I/r_embed \+ J·t_start",
+    ]
+    for pattern in expected:
+        assert re.search(pattern, text, re.MULTILINE), (pattern, text)
+    if "(cpu)" in lines[0]:
+        assert text.count("gpu busy: not sampled (no GPU)") == 6
+
+
+def test_paper_work_counts_the_configs_embedding_files(bench_gpu) -> None:
+    config = Path(__file__).resolve().parents[1] / "config" / "config.yaml"
+    work = bench_gpu.paper_work(config, fits=1412, evaluate_jobs=211)
+    assert (work.files, work.images, work.jobs) == (36, 60_000 + 60_000 + 70_000 + 5_354, 247)
+    total, formula = bench_gpu.project_paper(work, 1.0, 1000.0, 5.0)
+    assert total == pytest.approx(1412 + 195.354 + 247 * 5)
+    assert formula.startswith("T = F·t_fit + I/r_embed + J·t_start = 1,412 × 1.00 s")
+
+
+def test_fit_flop_counts_eight_projections_per_step(bench_gpu) -> None:
+    shape = bench_gpu.PAPER
+    assert bench_gpu.fit_flop(shape, 2000.0) == 10 * 79 * 16 * 2000 * 2048**2  # ≈ 106 TFLOP
+
+
+def test_random_neighbours_exclude_the_item_and_repeat_no_one(bench_gpu) -> None:
+    shape = bench_gpu.TINY
+    bank, index = bench_gpu.paper_features(shape)
+    assert bank.shape == (200, 64) and index.shape == (200, 32)
+    assert not (index == np.arange(200)[:, None]).any()
+    assert all(len(set(row)) == 32 for row in index.tolist())
+    assert bench_gpu.mean_distinct_rows(shape, index) > 150  # of 200: hardly any overlap
