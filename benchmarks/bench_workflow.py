@@ -39,7 +39,7 @@ import yaml
 
 from cap.benchmark import layout
 from cap.benchmark.embeddings import Embeddings, save_embeddings
-from cap.benchmark.evaluation import read_runs_table
+from cap.benchmark.records import read_runs_table
 
 REPO = Path(__file__).resolve().parents[1]
 CLASSES = 10

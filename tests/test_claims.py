@@ -73,9 +73,11 @@ def test_differences_pair_classes_after_averaging_seeds():
         ("no_adaptation", "0", 0): 0.90, ("no_adaptation", "1", 0): 0.85,
         ("no_adaptation", "2", 0): 0.7,
     })  # fmt: skip
-    differences = class_differences(runs, "cifar10", ("cap",), ("no_adaptation",))
+    differences = class_differences(runs, ("cifar10", ("cap",)), ("cifar10", ("no_adaptation",)))
     assert differences.to_dict() == pytest.approx({"0": 1.0, "1": -3.0})  # class 2: one side only
-    gap = class_differences(runs, "cifar10", ("cap", "no_adaptation"), ("no_adaptation", "cap"))
+    gap = class_differences(
+        runs, ("cifar10", ("cap", "no_adaptation")), ("cifar10", ("no_adaptation", "cap"))
+    )
     assert gap.to_dict() == pytest.approx({"0": 2.0, "1": -6.0})  # a side may be a difference
 
 
@@ -146,3 +148,35 @@ def test_a_claim_on_a_table_with_a_class_subset_is_judged_on_those_classes():
     ).itertuples()
     assert kept.n_classes == 4 and kept.verdict == HOLDS
     assert kept.difference == pytest.approx(2.15)  # above on classes 0-3 only
+
+
+def test_a_claim_may_set_one_dataset_against_another_class_by_class():
+    """The preprocessing effect: the same rows on the same classes, embedded two ways."""
+    values = {}
+    for cls in map(str, range(5)):
+        values["dn2", cls, 0] = 0.75 + 0.01 * int(cls)
+        values["cap", cls, 0] = 0.80
+    paper_runs = runs_frame(values, "cifar10")
+    bilinear = runs_frame(
+        {
+            (v, c, s): a + (0.03 + 0.002 * int(c) if v == "dn2" else 0.0)
+            for (v, c, s), a in values.items()
+        },
+        "cifar10_tv",
+    )
+    runs = pd.concat([paper_runs, bilinear])
+    cells = pd.DataFrame({
+        "entry": ["DN2", "CAP"] * 2, "dataset": ["cifar10"] * 2 + ["cifar10_tv"] * 2,
+        "kind": ["computed"] * 4, "variant": ["dn2", "cap"] * 2,
+    })  # fmt: skip
+    claims = [
+        {"text": "bilinear helps DN2", "table": "t", "higher": "DN2", "lower": "DN2",
+         "datasets": ["cifar10_tv"], "versus": ["cifar10"]},
+        {"text": "the gap depends on it", "table": "t", "higher": ["CAP", "DN2"],
+         "lower": ["CAP", "DN2"], "datasets": ["cifar10"], "versus": ["cifar10_tv"]},
+    ]  # fmt: skip
+    effect, gap = judge_claims(runs, {"t": cells}, config_claim_specs(claims)).itertuples()
+    assert effect.dataset == "cifar10_tv vs cifar10" and effect.verdict == HOLDS
+    assert effect.difference == pytest.approx(3.4) and effect.n_classes == 5
+    assert effect.n_seeds == "1 vs 1"
+    assert gap.verdict == HOLDS and gap.difference == pytest.approx(3.4)

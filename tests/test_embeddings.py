@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import replace
+from pathlib import Path
 
 import h5py
 import numpy as np
@@ -19,6 +21,7 @@ from cap.benchmark.embeddings import (
     load_embeddings,
     save_embeddings,
 )
+from cap.benchmark.jobs import EmbedJob, write_spec
 from cap.cli import embed as embed_cli
 from cap.data import load_dataset
 from cap.utils.errors import ConfigError, DataError, MissingResourceError
@@ -182,27 +185,29 @@ def test_bad_settings_are_config_errors(folder, tmp_path):
 # --- with the real MobileNetV2 -------------------------------------------------------
 
 
-def _run_cli(argv: list[str]) -> None:
+def _run_cli(job: EmbedJob, tmp_path: Path) -> None:
+    spec = tmp_path / "embed.json"
+    write_spec(spec, job)
     parser = argparse.ArgumentParser()
     embed_cli.register(parser.add_subparsers())
-    args = parser.parse_args(argv)
+    args = parser.parse_args(["embed", str(spec), "--num-workers", "1"])
     args.handler(args)
 
 
 @needs_mobilenet
 def test_cap_embed_cli_with_tflite(folder, tmp_path):
     out = tmp_path / "emb" / "test.h5"
-    common = ["embed", "--dataset", "imagefolder", "--data-root", str(folder), "--split", "test",
-              "--out", str(out)]  # fmt: skip
-    _run_cli(common + [
-        "--backbone", "tflite", "--weights", str(MOBILENET), "--feature-maps-per-class", "1",
-        "--tflite-pooled-tensor", "MobilenetV2/Logits/AvgPool", "--num-workers", "1", "--offline",
-    ])  # fmt: skip
+    job = EmbedJob(
+        dataset="imagefolder", data_root=str(folder), split="test", backbone="tflite",
+        out=str(out), weights=str(MOBILENET), feature_maps_per_class=1,
+        options={"pooled_tensor": "MobilenetV2/Logits/AvgPool"}, offline=True,
+    )  # fmt: skip
+    _run_cli(job, tmp_path)
     loaded = load_embeddings(out, expect_backbone="tflite")
     assert loaded.features.shape == (6, 1280) and loaded.feature_maps.shape == (3, 7, 7, 1280)
     assert loaded.attrs["weights"] == build_backbone("tflite", weights=MOBILENET).weights_id
-    with pytest.raises(ConfigError, match="tflite backbone only"):
-        _run_cli(common + ["--backbone", "resnet152", "--tflite-map-tensor", "x"])
+    with pytest.raises(ConfigError, match="has no option map_tensor"):
+        _run_cli(replace(job, backbone="resnet152", options={"map_tensor": "x"}), tmp_path)
 
 
 def _knn_auroc(train: np.ndarray, test: np.ndarray, is_anomaly: np.ndarray, k: int = 32) -> float:

@@ -77,7 +77,7 @@ def test_score_curves_need_monitored_histories(tmp_path):
 
 def test_bank_curves_panel_per_class_and_their_mean(tmp_path):
     rows = [
-        {"cls": cls, "class_name": f"c{cls}", "variant": f"{method}{n}", "seed": seed,
+        {"cls": cls, "class_name": f"c{cls}", "setting": f"{method}{n}", "seed": seed,
          "n_train": n, "auroc": 0.7 + 0.02 * np.log10(n) + 0.01 * seed}
         for cls in ("0", "3", "5", "8") for n in (200, 1000, 5000)
         for method, seeds in (("cap", 3), ("na", 1)) for seed in range(seeds)
@@ -237,7 +237,7 @@ def run():
     test = rng.normal(size=(10, 6)).astype(np.float32)
     test[:, 0] = np.arange(10) / 10  # item i's attention is sharper for larger i
     is_anomaly = np.array([0, 0, 0, 0, 0, 1, 1, 1, 1, 0])
-    split = SimpleNamespace(
+    task = SimpleNamespace(
         bank=bank,
         bank_ids=[f"train{j}" for j in range(20)],
         test=test,
@@ -248,7 +248,7 @@ def run():
     test_indices = np.argsort(-(test @ bank.T), axis=1)[:, :5]  # (10, 5)
     neighbors = SimpleNamespace(train_indices=None, test_indices=test_indices, k_max=5)
     return SimpleNamespace(
-        split=split, neighbors=neighbors, detector=FakeDetector(bank, k=4), rng=rng
+        task=task, neighbors=neighbors, detector=FakeDetector(bank, k=4), rng=rng
     )
 
 
@@ -259,7 +259,7 @@ def test_attention_examples_pick_the_least_uniform_normal_items(run):
     test_images = FakeImages([f"test{i}" for i in range(10)])
     examples = attention_examples(
         run.detector,
-        run.split,
+        run.task,
         run.neighbors,
         train_images,
         test_images,
@@ -277,7 +277,7 @@ def test_attention_examples_pick_the_least_uniform_normal_items(run):
         train_images.index_of(f"train{j}") for j in expected_rows
     ]
     full = run.detector.neighbor_weights(
-        run.split.test[[4]], neighbors=run.neighbors.test_indices[[4], :4]
+        run.task.test[[4]], neighbors=run.neighbors.test_indices[[4], :4]
     )[0]
     np.testing.assert_allclose(first.weights_attention, full[:3])
     np.testing.assert_allclose(first.weights_uniform, np.full(3, 0.25))
@@ -290,21 +290,22 @@ def test_anomaly_map_examples_use_stored_feature_maps(run):
         feature_maps=feature_maps,
         feature_map_ids=map_ids,
         defect_type=None,
-        labels=run.split.test_labels,
+        labels=run.task.test_labels,
         class_names=["good", "x", "defect"],
+        attrs={},  # a file of before preprocessings were named: the paper's
     )
     test_images = FakeImages([f"test{i}" for i in range(10)], with_masks=True)
     examples = anomaly_map_examples(
-        run.detector, run.split, run.neighbors, embeddings, test_images, n_examples=3
+        run.detector, run.task, run.neighbors, embeddings, test_images, n_examples=3
     )
     assert [e.title.split(":")[0] for e in examples] == ["normal", "normal", "anomaly"]
     assert examples[0].title.startswith("normal: good") and examples[2].title.startswith(
         "anomaly: defect"
     )
     neighbors = run.neighbors.test_indices[[6], :4]
-    z_hat_n = run.split.bank[neighbors].mean(axis=1)[0]
+    z_hat_n = run.task.bank[neighbors].mean(axis=1)[0]
     np.testing.assert_allclose(
-        examples[2].heatmap, anomaly_map(run.split.test[6], z_hat_n, feature_maps[2]), atol=1e-6
+        examples[2].heatmap, anomaly_map(run.task.test[6], z_hat_n, feature_maps[2]), atol=1e-6
     )
     assert examples[2].image.size == (224, 224)
     assert (
@@ -314,17 +315,47 @@ def test_anomaly_map_examples_use_stored_feature_maps(run):
     )
 
 
+@pytest.mark.parametrize("preprocessing", ["paper", "direct"])
+def test_anomaly_map_images_and_masks_follow_the_embeddings_preprocessing(run, preprocessing):
+    from cap.data.transforms import get_preprocessing, transform_mask
+
+    embeddings = SimpleNamespace(
+        feature_maps=np.ones((1, 7, 7, 6), dtype=np.float16),
+        feature_map_ids=["test6"],
+        defect_type=None,
+        labels=run.task.test_labels,
+        class_names=["good", "x", "defect"],
+        attrs={"preprocessing_name": preprocessing},
+    )
+    images = FakeImages([f"test{i}" for i in range(10)], with_masks=True)
+    (example,) = anomaly_map_examples(
+        run.detector, run.task, run.neighbors, embeddings, images, n_examples=1
+    )
+    shown = get_preprocessing(preprocessing)(images[6][0])
+    np.testing.assert_array_equal(np.asarray(example.image), np.asarray(shown))
+    quarter = np.zeros((40, 40), dtype=bool)
+    quarter[:, :10] = True  # paper: 10 × 6.4 − 16 = 48 columns; direct: 10 × 5.6 = 56
+    np.testing.assert_array_equal(
+        transform_mask(quarter, preprocessing=preprocessing)[0].sum(),
+        48 if preprocessing == "paper" else 56,
+    )
+    np.testing.assert_array_equal(
+        example.mask, transform_mask(images.mask(6), preprocessing=preprocessing)
+    )
+
+
 def test_anomaly_map_examples_fill_from_the_other_group(run):
     embeddings = SimpleNamespace(
         feature_maps=np.ones((2, 7, 7, 6), dtype=np.float16),
         feature_map_ids=["test3", "test5"],
         defect_type=None,
-        labels=run.split.test_labels,
+        labels=run.task.test_labels,
         class_names=["good", "x", "defect"],
+        attrs={"preprocessing_name": "paper"},
     )
     examples = anomaly_map_examples(
         run.detector,
-        run.split,
+        run.task,
         run.neighbors,
         embeddings,
         FakeImages([f"test{i}" for i in range(10)]),
@@ -339,10 +370,11 @@ def test_anomaly_map_examples_need_feature_maps(run):
         feature_maps=None,
         feature_map_ids=[],
         defect_type=None,
-        labels=run.split.test_labels,
+        labels=run.task.test_labels,
         class_names=["a", "b", "c"],
+        attrs={},
     )
     with pytest.raises(DataError, match="feature maps"):
         anomaly_map_examples(
-            run.detector, run.split, run.neighbors, embeddings, FakeImages([]), n_examples=2
+            run.detector, run.task, run.neighbors, embeddings, FakeImages([]), n_examples=2
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import h5py
@@ -9,8 +10,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from cap.benchmark import jobs
+from cap.benchmark.cache import RunCache, code_digest, fingerprint
 from cap.benchmark.embeddings import Embeddings
-from cap.benchmark.evaluation import (
+from cap.benchmark.neighbors import (
+    Neighbors,
+    load_neighbors,
+    save_neighbors,
+    search_task_neighbors,
+)
+from cap.benchmark.protocol import one_class_task
+from cap.benchmark.records import (
     SCORE_COLUMNS,
     read_runs_table,
     read_scores,
@@ -18,18 +28,16 @@ from cap.benchmark.evaluation import (
     write_batch,
     write_runs_table,
 )
-from cap.benchmark.experiment import (
-    RunSpec,
+from cap.benchmark.runs import (
+    RunInputs,
     bank_provenance,
     build_detector,
-    evaluate_run,
-    fit_on_split,
-    score_split,
+    fit_on_task,
+    make_run,
+    score_task,
 )
-from cap.benchmark.neighbors import load_neighbors, save_neighbors, search_split_neighbors
-from cap.benchmark.protocol import one_class_split
 from cap.cli import main as cap_main
-from cap.cli.evaluate import parse_assignments
+from cap.detectors import CAPDetector, DN2Detector
 from cap.detectors.search import knn_search
 from cap.utils.errors import ConfigError, DataError
 from cap.utils.metrics import auroc
@@ -54,9 +62,9 @@ def three_classes(make_blobs):
     )
 
 
-def test_one_class_split_selects_the_normal_bank_and_labels_the_rest_anomalous(three_classes):
+def test_one_class_task_selects_the_normal_bank_and_labels_the_rest_anomalous(three_classes):
     train, test = three_classes
-    split = one_class_split(train, test, normal_class=1)
+    split = one_class_task(train, test, normal_class=1)
     np.testing.assert_array_equal(split.bank, train.features[30:60])
     assert split.bank_ids == train.ids[30:60]
     np.testing.assert_array_equal(split.is_anomaly, (test.labels != 1).astype(int))
@@ -65,7 +73,7 @@ def test_one_class_split_selects_the_normal_bank_and_labels_the_rest_anomalous(t
 
 def test_all_normal_training_split_uses_the_test_labels_as_anomaly_labels(three_classes):
     train, test = three_classes  # MVTec: labels are 0 = good, >0 = defect
-    split = one_class_split(train, test, normal_class=None)
+    split = one_class_task(train, test, normal_class=None)
     assert len(split.bank) == len(train.features)
     np.testing.assert_array_equal(split.is_anomaly, (test.labels != 0).astype(int))
 
@@ -73,25 +81,25 @@ def test_all_normal_training_split_uses_the_test_labels_as_anomaly_labels(three_
 def test_split_errors_name_the_problem(three_classes):
     train, test = three_classes
     with pytest.raises(ConfigError, match="normal class 7 has no training images"):
-        one_class_split(train, test, normal_class=7)
+        one_class_task(train, test, normal_class=7)
     narrow = embeddings(test.features[:, :4], test.labels.tolist(), "test")
     with pytest.raises(DataError, match="differ in dimension: 8 vs 4"):
-        one_class_split(train, narrow, normal_class=0)
+        one_class_task(train, narrow, normal_class=0)
     only_normal = embeddings(test.features[:10], [0] * 10, "test")
     with pytest.raises(DataError, match="both normal and anomalous.*only label 0"):
-        one_class_split(train, only_normal, normal_class=0)
+        one_class_task(train, only_normal, normal_class=0)
 
 
 def test_an_empty_test_split_is_refused(three_classes):
     train, test = three_classes
     empty = embeddings(test.features[:0], [], "test")
     with pytest.raises(DataError, match="both normal and anomalous.*no image"):
-        one_class_split(train, empty, normal_class=0)
+        one_class_task(train, empty, normal_class=0)
 
 
 def test_neighbors_are_searched_once_and_sliced_for_any_k(three_classes, tmp_path):
-    split = one_class_split(*three_classes, normal_class=0)
-    neighbors = search_split_neighbors(split, k_max=8)
+    split = one_class_task(*three_classes, normal_class=0)
+    neighbors = search_task_neighbors(split, k_max=8)
     _, direct = knn_search(split.bank, k=8)
     np.testing.assert_array_equal(neighbors.train_indices, direct)
     save_neighbors(tmp_path / "nb.h5", neighbors, k_max=8)
@@ -101,26 +109,37 @@ def test_neighbors_are_searched_once_and_sliced_for_any_k(three_classes, tmp_pat
     with pytest.raises(ConfigError, match="K=9 exceeds the 8 neighbours"):
         load_neighbors(tmp_path / "nb.h5", k=9)
     with pytest.raises(ConfigError, match="k_max=30 needs at least 31"):
-        search_split_neighbors(split, k_max=30)
+        search_task_neighbors(split, k_max=30)
 
 
-def spec(method: str, settings: dict, seed: int = 0, **extra) -> RunSpec:
-    return RunSpec(variant=method, method=method, seed=seed, settings=settings, **extra)
+def spec(method: str, settings: dict, seed: int = 0, **extra) -> jobs.RunSpec:
+    return jobs.RunSpec(setting=f"{method}-x", method=method, seed=seed, settings=settings, **extra)
+
+
+def inputs_of(task, neighbors: Neighbors, **extra) -> RunInputs:
+    return RunInputs(
+        task=task,
+        neighbors=neighbors,
+        provenance=bank_provenance(task, "train.h5", 0),
+        test_fingerprint=fingerprint(task.test, task.is_anomaly),
+        **extra,
+    )
 
 
 def test_runs_with_precomputed_neighbours_match_the_detectors_own_search(three_classes):
-    split = one_class_split(*three_classes, normal_class=2)
-    neighbors = search_split_neighbors(split, k_max=8)
+    task = one_class_task(*three_classes, normal_class=2)
+    neighbors = search_task_neighbors(task, k_max=8)
     for method, settings in [
         ("cap", {"k": 4, "epochs": 2}),
         ("no_adaptation", {"k": 4}),
         ("dn2", {}),
+        ("mahalanobis", {}),
     ]:
         run = spec(method, settings)
-        ours = score_split(fit_on_split(build_detector(run, 8), split, neighbors), split, neighbors)
-        direct = build_detector(run, 8).fit(split.bank).anomaly_score(split.test)
+        ours = score_task(fit_on_task(build_detector(run, 8), task, neighbors), task, neighbors)
+        direct = build_detector(run, 8).fit(task.bank).anomaly_score(task.test)
         np.testing.assert_allclose(ours, direct, rtol=1e-5, atol=1e-6)
-        assert auroc(split.is_anomaly, ours) > 0.9
+        assert auroc(task.is_anomaly, ours) > 0.9
 
 
 def test_build_detector_refuses_unknown_methods_and_settings_and_clips_k():
@@ -131,39 +150,107 @@ def test_build_detector_refuses_unknown_methods_and_settings_and_clips_k():
     assert build_detector(spec("cap", {"k": 3}, seed=5), 8).get_params()["seed"] == 5
     assert build_detector(spec("cap", {"k": 64}), 29, clip_k=True).k == 29
     assert build_detector(spec("cap", {"k": 64}), 29).k == 64  # the fit refuses it later
-    with pytest.raises(ConfigError, match="--run expects a JSON run spec"):
-        RunSpec.from_json('{"variant": "cap", "method": "cap"}')  # no seed
 
 
 def test_batch_files_round_trip_into_the_long_form_table(three_classes, tmp_path):
-    split = one_class_split(*three_classes, normal_class=0)
-    neighbors = search_split_neighbors(split, k_max=4)
-    provenance = bank_provenance(split, "train.h5", 0)
+    task = one_class_task(*three_classes, normal_class=0)
+    inputs = inputs_of(task, search_task_neighbors(task, k_max=4))
     records, scores = zip(
         *(
-            evaluate_run(run, split, neighbors, provenance)
+            make_run(run, inputs)
             for run in (spec("cap", {"k": 4, "epochs": 1}, seed=3), spec("dn2", {"k": 2}))
         ),
         strict=True,
     )
-    identity = {"dataset": "x", "backbone": "fake", "cls": "0", "n_train": len(split.bank)}
+    identity = {"dataset": "x", "backbone": "fake", "cls": "0", "n_train": len(task.bank)}
     test = pd.DataFrame(
-        {"id": split.test_ids, "label": split.test_labels, "is_anomaly": split.is_anomaly}
+        {"id": task.test_ids, "label": task.test_labels, "is_anomaly": task.is_anomaly}
     )
     write_batch(
         tmp_path / "b.json", tmp_path / "b.csv.gz", job={"startup_s": 1.0},
         runs=[{**identity, **r} for r in records], scores=scores, test=test,
     )  # fmt: skip
-    frame = summarize_records([tmp_path / "b.json"])
-    assert list(frame["variant"]) == ["cap", "dn2"] and list(frame["seed"]) == [3, 0]
-    assert list(frame.columns[:6]) == ["dataset", "cls", "class_name", "variant", "method", "seed"]
+    labels = {"x": {"cap-x": "cap", "dn2-x": "dn2_k2"}}
+    frame = summarize_records([tmp_path / "b.json"], labels)
+    assert list(frame["variant"]) == ["cap", "dn2_k2"] and list(frame["seed"]) == [3, 0]
+    assert list(frame["setting"]) == ["cap-x", "dn2-x"]
+    assert summarize_records([tmp_path / "b.json"])["variant"].tolist() == ["cap-x", "dn2-x"]
+    assert list(frame.columns[:7]) == [
+        "dataset", "cls", "class_name", "variant", "setting", "method", "seed",
+    ]  # fmt: skip
     assert frame.loc[0, "k"] == 4 and frame.loc[0, "lam"] == 2.0 and pd.isna(frame.loc[1, "lam"])
     assert frame.loc[0, "fit_s"] > 0 and (frame["auroc"] > 0.9).all()
+    assert list(frame["chaotic"]) == [False, False]
     stored = read_scores(tmp_path / "b.csv.gz")
-    assert len(stored) == 2 * len(split.test) and list(stored.columns) == list(SCORE_COLUMNS)
-    np.testing.assert_allclose(stored[stored["variant"] == "dn2"]["score"], scores[1], rtol=1e-6)
+    assert len(stored) == 2 * len(task.test) and list(stored.columns) == list(SCORE_COLUMNS)
+    np.testing.assert_allclose(stored[stored["setting"] == "dn2-x"]["score"], scores[1], rtol=1e-6)
     write_runs_table(tmp_path / "runs.csv", frame)
     pd.testing.assert_series_equal(read_runs_table(tmp_path / "runs.csv")["auroc"], frame["auroc"])
+
+
+# --------------------------------------------------------------------- the run cache
+
+
+def test_a_cached_run_is_read_back_not_fitted(three_classes, tmp_path):
+    task = one_class_task(*three_classes, normal_class=1)
+    inputs = inputs_of(task, search_task_neighbors(task, k_max=4))
+    cache = RunCache(tmp_path / "cache")
+    run = spec("cap", {"k": 4, "epochs": 1}, seed=2)
+    first, scores = make_run(run, inputs, cache=cache)
+    again, cached = make_run(run, inputs, cache=cache)
+    assert (first["source"], again["source"]) == ("fit", "cache")
+    np.testing.assert_array_equal(scores, cached)
+    assert again["auroc"] == first["auroc"] and again["fit_s"] == first["fit_s"]
+    assert (
+        make_run(spec("cap", {"k": 4, "epochs": 1}, seed=3), inputs, cache=cache)[0]["source"]
+        == "fit"
+    )  # another seed
+    assert (
+        make_run(spec("cap", {"k": 3, "epochs": 1}, seed=2), inputs, cache=cache)[0]["source"]
+        == "fit"
+    )  # another setting
+
+
+def test_the_cache_key_follows_the_data_a_run_reads(three_classes, tmp_path):
+    task = one_class_task(*three_classes, normal_class=1)
+    neighbors = search_task_neighbors(task, k_max=6)
+    cache = RunCache(tmp_path / "cache")
+    run = spec("no_adaptation", {"k": 4})
+    make_run(run, inputs_of(task, neighbors), cache=cache)
+    wider = Neighbors(  # searched deeper for another K: the first four columns are the same
+        np.hstack([neighbors.train_indices, neighbors.train_indices[:, :2]]),
+        np.hstack([neighbors.test_indices, neighbors.test_indices[:, :2]]),
+    )
+    assert make_run(run, inputs_of(task, wider), cache=cache)[0]["source"] == "cache"
+    swapped = Neighbors(neighbors.train_indices, neighbors.test_indices[:, ::-1].copy())
+    assert make_run(run, inputs_of(task, swapped), cache=cache)[0]["source"] == "fit"
+    moved = dataclasses.replace(task, test=task.test + 1e-3)
+    assert make_run(run, inputs_of(moved, neighbors), cache=cache)[0]["source"] == "fit"
+
+
+def test_a_monitored_run_needs_a_monitored_entry(three_classes, tmp_path):
+    task = one_class_task(*three_classes, normal_class=0)
+    inputs = inputs_of(task, search_task_neighbors(task, k_max=4))
+    cache = RunCache(tmp_path / "cache")
+    plain = spec("cap", {"k": 4, "epochs": 1})
+    make_run(plain, inputs, cache=cache)
+    watched, _ = make_run(dataclasses.replace(plain, monitor=True), inputs, cache=cache)
+    assert watched["source"] == "fit" and "score_anomaly_mean" in watched["history"][0]
+    assert make_run(plain, inputs, cache=cache)[0]["source"] == "cache"  # a superset serves
+
+
+def test_the_code_digest_covers_a_detectors_modules_and_their_imports():
+    from cap.benchmark import cache
+
+    cap_modules = cache._import_closure({"cap.detectors.cap_detector", "cap.utils.metrics"})
+    # not the other detectors, nor how the inputs were read (their fingerprints say that)
+    assert cap_modules == {
+        "cap.detectors.cap_detector", "cap.detectors.cap_model", "cap.detectors.cap_training",
+        "cap.detectors.base", "cap.detectors.search",
+        "cap.utils.errors", "cap.utils.io", "cap.utils.metrics", "cap.utils.validation",
+    }  # fmt: skip
+    assert code_digest(CAPDetector) != code_digest(DN2Detector)
+    assert code_digest(CAPDetector) == code_digest(CAPDetector)
 
 
 def test_auroc_rejects_nan_scores_and_a_single_class():
@@ -171,17 +258,6 @@ def test_auroc_rejects_nan_scores_and_a_single_class():
         auroc(np.array([0, 1]), np.array([0.1, np.nan]))
     with pytest.raises(DataError, match="both normal"):
         auroc(np.array([1, 1]), np.array([0.1, 0.2]))
-
-
-def test_parse_assignments_reads_yaml_values():
-    assert parse_assignments(["k=32", "lam=0.1", "lr_decay=null", "head=linear"]) == {
-        "k": 32,
-        "lam": 0.1,
-        "lr_decay": None,
-        "head": "linear",
-    }
-    with pytest.raises(ConfigError, match="expected KEY=VALUE"):
-        parse_assignments(["k"])
 
 
 def write_store(path, emb: Embeddings, backbone: str = "fake") -> str:
@@ -198,62 +274,53 @@ def test_cli_from_embeddings_to_the_runs_table(three_classes, tmp_path):
         write_store(tmp_path / f"{s}.h5", e)
         for s, e in zip(("train", "test"), three_classes, strict=True)
     )
-    split = ["--train-emb", train, "--test-emb", test, "--backbone", "fake", "--normal-class", "0"]
-    neighbors = ["--neighbors", str(tmp_path / "nb.h5")]
-    assert cap_main(["neighbors", *split, "--k-max", "64", "--out", neighbors[1]]) == 2
+    task = jobs.TaskSpec(train, test, normal_class=0, backbone="fake")
+    nb = str(tmp_path / "nb.h5")
+
+    def cap(step: str, job) -> int:
+        path = tmp_path / f"{step}.json"
+        jobs.write_spec(path, job)
+        return cap_main([step, str(path)])
+
+    assert cap("neighbors", jobs.NeighborsJob(task, k_max=64, out=nb)) == 2
     assert not (tmp_path / "nb.h5").exists()  # the error wrote nothing
-    assert cap_main(["neighbors", *split, "--k-max", "64", "--clip-k", "--out", neighbors[1]]) == 0
-    assert load_neighbors(tmp_path / "nb.h5").k_max == 29
-    cap_run = {"variant": "cap", "method": "cap", "seed": 0, "settings": {"k": 64, "epochs": 1}}
+    assert cap("neighbors", jobs.NeighborsJob(task, k_max=64, out=nb, clip_k=True)) == 0
+    assert load_neighbors(nb).k_max == 29
+    cache = str(tmp_path / "cache")
+    cap_run = spec("cap", {"k": 64, "epochs": 1})
     model = str(tmp_path / "m.pt")
-    train_args = ["train", *split, *neighbors, "--clip-k", "--out-model", model]
-    assert cap_main([*train_args, f"--run={json.dumps(cap_run)}"]) == 0
-    runs = [
-        f"--run={json.dumps({**cap_run, 'model': model})}",
-        '--run={"variant": "dn2", "method": "dn2", "seed": 0, "settings": {"k": 2}}',
-    ]
-    outputs = [
-        "--out-records",
-        str(tmp_path / "b.json"),
-        "--out-scores",
-        str(tmp_path / "b.csv.gz"),
-    ]
-    tags = ["--tag", "dataset=x", "--tag", "cls=0"]
-    assert cap_main(["evaluate", *split, *neighbors, "--clip-k", *runs, *tags, *outputs]) == 0
+    assert cap("train", jobs.TrainJob(task, nb, cap_run, model, cache=cache, clip_k=True)) == 0
+    runs = (dataclasses.replace(cap_run, model=model), spec("dn2", {"k": 2}))
+    identity = jobs.Identity(dataset="x", backbone="fake", cls="0")
+    records, scores = str(tmp_path / "b.json"), str(tmp_path / "b.csv.gz")
+    evaluate = jobs.EvaluateJob(task, nb, runs, identity, records, scores, cache, clip_k=True)
+    assert cap("evaluate", evaluate) == 0
     batch = json.loads((tmp_path / "b.json").read_text())
-    assert batch["job"]["startup_s"] > 0
-    loaded, dn2 = batch["runs"]
-    assert loaded["fit_s"] is None and loaded["settings"]["k"] == 29 and len(loaded["history"]) == 1
-    assert (loaded["class_name"], loaded["cls"], loaded["n_train"]) == ("a", "0", 30)
-    assert dn2["auroc"] > 0.9 and dn2["history"] is None
-    assert (
-        cap_main(["aggregate", str(tmp_path / "b.json"), "--out", str(tmp_path / "runs.csv")]) == 0
-    )
-    assert len(read_runs_table(tmp_path / "runs.csv")) == 2
-    # the kept model refuses another class's bank
-    other = [*split[:-1], "1"]
-    assert cap_main(["neighbors", *other, "--k-max", "4", "--out", str(tmp_path / "nb1.h5")]) == 0
-    evaluate_other = [
-        "evaluate",
-        *other,
-        "--neighbors",
-        str(tmp_path / "nb1.h5"),
-        runs[0],
-        *outputs,
-    ]
-    assert cap_main(evaluate_other) == 2
-    wrong_backbone = [*split[:4], "--backbone", "resnet152", "--normal-class", "0"]
-    assert (
-        cap_main(["neighbors", *wrong_backbone, "--k-max", "4", "--out", str(tmp_path / "x.h5")])
-        == 2
-    )
+    assert batch["job"]["startup_s"] > 0 and batch["job"]["fitted"] == ["dn2-x/seed0"]
+    cached, dn2 = batch["runs"]
+    assert cached["source"] == "cache" and cached["settings"]["k"] == 29  # fitted by `train`
+    assert len(cached["history"]) == 1 and cached["fit_s"] > 0
+    assert (cached["class_name"], cached["cls"], cached["n_train"]) == ("a", "0", 30)
+    assert dn2["auroc"] > 0.9 and dn2["history"] is None and dn2["preprocessing"] == "paper"
+    # without the cache the kept model is loaded, and it refuses another class's bank
+    uncached = dataclasses.replace(evaluate, cache=None)
+    assert cap("evaluate", uncached) == 0
+    assert json.loads((tmp_path / "b.json").read_text())["runs"][0]["source"] == "model"
+    other = dataclasses.replace(task, normal_class=1)
+    nb1 = str(tmp_path / "nb1.h5")
+    assert cap("neighbors", jobs.NeighborsJob(other, k_max=4, out=nb1)) == 0
+    assert cap("evaluate", dataclasses.replace(uncached, task=other, neighbors=nb1)) == 2
+    wrong_backbone = dataclasses.replace(task, backbone="resnet152")
+    assert cap("neighbors", jobs.NeighborsJob(wrong_backbone, 4, str(tmp_path / "x.h5"))) == 2
+    (tmp_path / "bad.json").write_text('{"task": 3}')
+    assert cap_main(["evaluate", str(tmp_path / "bad.json")]) == 2
 
 
 def test_a_bank_size_keeps_the_first_images_of_the_class(three_classes):
     train, test = three_classes
-    whole = one_class_split(train, test, normal_class=1)
-    first = one_class_split(train, test, normal_class=1, bank_size=12)
+    whole = one_class_task(train, test, normal_class=1)
+    first = one_class_task(train, test, normal_class=1, bank_size=12)
     np.testing.assert_array_equal(first.bank, whole.bank[:12])  # nested: a prefix
     assert first.bank_ids == whole.bank_ids[:12]
     with pytest.raises(ConfigError, match="bank_size 31 needs between 1 and the 30"):
-        one_class_split(train, test, normal_class=1, bank_size=31)
+        one_class_task(train, test, normal_class=1, bank_size=31)

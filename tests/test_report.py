@@ -11,15 +11,10 @@ import pytest
 import yaml
 
 from cap.reporting.claims import judge_report_claims
+from cap.reporting.comparison import compare_with_paper
 from cap.reporting.paper import load_paper_results
-from cap.reporting.report import (
-    compare_with_paper,
-    elapsed_seconds,
-    idle_seconds,
-    job_intervals,
-    runtime_summary,
-    write_report,
-)
+from cap.reporting.report import ReportInputs, write_report
+from cap.reporting.runtime import elapsed_seconds, idle_seconds, job_intervals, runtime_summary
 from cap.reporting.tables import build_table, read_table, write_table
 
 PAPER_FILE = Path(__file__).resolve().parents[1] / "config" / "paper_results.yaml"
@@ -106,7 +101,8 @@ def test_runtime_summary_per_rule(tmp_path):
     overlapping = write_benchmark(root / "train" / "cifar10" / "d.tsv", 150.0, "1.0")
     os.utime(overlapping, (1150, 1150))  # ran 1000-1150, over a's end and all of b
     assert idle_seconds(job_intervals([*paths, overlapping])) == pytest.approx(210 - (160 + 5))
-    summary = runtime_summary(paths).set_index("rule")
+    rules = ["train", "train", "embed"]
+    summary = runtime_summary(list(zip(rules, paths, strict=True))).set_index("rule")
     assert summary.loc["train"].tolist() == [2, 40.0, 30.0, 300.0]
     assert summary.loc["embed", "jobs"] == 1 and pd.isna(summary.loc["embed", "max_rss_mb"])
 
@@ -152,34 +148,28 @@ def report_inputs(tmp_path, paper):
     figure.write_bytes(b"png")
     benchmark = write_benchmark(results / "benchmarks" / "train" / "x.tsv", 12.0, "50")
     return {
-        "summary": summary,
+        "runs": summary,
         "tables": {"table1": results / "tables" / "table1.csv"},
         "paper": paper,
         "figures": [figure],
-        "benchmarks": [benchmark],
+        "benchmarks": [("train", benchmark)],
         "config": {"seeds": [0], "report": {"tolerance": 1.0}},
         "out": results / "report" / "reproduction.md",
     }
 
 
-def render(report_inputs: dict, backbone_models: dict, **extra) -> str:
+def render(report_inputs: dict, model: str, **extra) -> str:
     inputs = dict(report_inputs)
     out = inputs.pop("out")
     cells = {name: read_table(path) for name, path in inputs["tables"].items()}
-    claims = judge_report_claims(inputs["summary"], cells, inputs["paper"], {"table1": "table1"})
-    write_report(
-        out,
-        backbones_used={"cifar10": "my_backbone"},
-        backbone_models=backbone_models,
-        claims=claims,
-        **inputs,
-        **extra,
-    )
+    claims = judge_report_claims(inputs["runs"], cells, inputs["paper"], {"table1": "table1"})
+    backbones = {"cifar10": ("my_backbone", model)}
+    write_report(out, ReportInputs(backbones=backbones, claims=claims, **inputs, **extra))
     return out.read_text()
 
 
 def test_report_with_the_papers_backbone_flags_differences(report_inputs):
-    text = render(report_inputs, {"cifar10": "resnet152"})
+    text = render(report_inputs, "resnet152")
     cap_row = next(line for line in text.splitlines() if re.match(r"\| CAP +\| cifar10", line))
     assert "97.0" in cap_row and "95.0" in cap_row and "-2.0" in cap_row and "⚠" in cap_row
     assert "more than 1 AUROC points: **2**" in text
@@ -187,9 +177,7 @@ def test_report_with_the_papers_backbone_flags_differences(report_inputs):
 
 
 def test_report_with_another_backbone_shows_the_paper_as_context(report_inputs):
-    text = render(
-        report_inputs, {"cifar10": "tflite"}, environment={"resnet152 weights sha256": "abc123"}
-    )
+    text = render(report_inputs, "tflite", environment={"resnet152 weights sha256": "abc123"})
     assert "⚠" not in text
     assert "context (tflite ≠ paper's resnet152)" in text
     assert re.search(r"\| cifar10 +\| my_backbone \(tflite\) +\| resnet152 +\| context only", text)

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from assets import REPO
 
-from cap.benchmark.evaluation import write_runs_table
+from cap.benchmark.records import write_runs_table
 from cap.cli import main as cap_main
 from cap.reporting.claims import write_claims
 from cap.reporting.verification import read_tables, verify

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -23,8 +24,8 @@ from workflow_helpers import (
 )
 
 from cap.benchmark import layout
-from cap.benchmark.evaluation import read_runs_table
-from cap.benchmark.plan import Plan
+from cap.benchmark.planning import Plan
+from cap.benchmark.records import read_runs_table
 from cap.reporting.tables import read_table
 
 
@@ -37,10 +38,12 @@ def paper_config() -> dict:
 # ---------------------------------------------------------------- planning and validation
 
 
-def validate_config(config: dict) -> None:
+def validated(config: dict) -> dict:
+    """``config`` validated as the workflow does it (defaults filled in)."""
     from snakemake.utils import validate
 
     validate(config, str(REPO / "workflow" / "schemas" / "config.schema.yaml"))
+    return config
 
 
 def test_paper_config_plans_every_job_without_data(tmp_path):
@@ -50,36 +53,25 @@ def test_paper_config_plans_every_job_without_data(tmp_path):
     counts = job_counts(result.stdout + result.stderr)
     assert counts["embed"] == 2 * (3 + 15)  # train+test of 3 shared datasets, 15 MVTec categories
     assert counts["neighbors"] == 10 + 20 + 10 + 15
-    assert counts["table"] == 4 and counts["report"] == 1
-    assert counts["evaluate"] == 211 and counts["total"] == 323  # as cap.benchmark.plan says
+    assert counts["evaluate"] == 10 + 20 + 10 + 15  # one per class
+    assert counts["table"] == 4 and counts["claims"] == 1 and counts["report"] == 1
+    for step in layout.SPEC_STEPS:  # every job of a `cap` step reads its spec file
+        assert counts[f"spec_{step}"] == counts[step], step
 
 
-def test_one_table_plans_only_its_jobs(tmp_path):
+def test_one_table_plans_only_its_classes_jobs(tmp_path):
     config = write_config(tmp_path / "config.yaml", paper_config())
     result = snakemake(tmp_path, "-n", "table3", "--configfile", str(config))
     assert result.returncode == 0, result.stderr
     output = result.stdout + result.stderr
     counts = job_counts(output)
     # the two kept models (the figures' runs of variant cap) are trained by `train`
-    assert set(counts) == {
-        "fetch",
-        "embed",
-        "neighbors",
-        "train",
-        "evaluate",
-        "table",
-        "table3",
-        "total",
-    }
-    batches = re.findall(r"results/runs/(\w+)/[^/]+/[^/]+/([^\s,]+)\.json", output)
-    variants = {
-        dataset: {v for d, batch in batches if d == dataset for v in batch.split("+")}
-        for dataset in ("cifar10", "mvtec")
-    }
-    # K=32 is CIFAR's default CAP run and K=4 MVTec's: both reuse the runs of variant "cap".
-    assert variants["cifar10"] == {"cap", "k1", "k4", "k8", "k16", "k64"}
-    assert variants["mvtec"] == {"cap", "k1", "k8", "k16", "k32", "k64"}
-    assert "datasets/fmnist" not in output and "/fmnist/" not in output
+    steps = {"fetch", "embed", "neighbors", "train", "evaluate"}
+    assert set(counts) == {*steps, *(f"spec_{s}" for s in steps), "table", "table3", "total"}
+    batches = set(re.findall(r"results/runs/(\w+)/[^/]+/([^/]+)/all\.json", output))
+    assert {d for d, _ in batches} == {"cifar10", "cifar100", "mvtec"}  # not Fashion-MNIST
+    assert len(batches) == 10 + 20 + 15
+    assert "/fmnist/" not in output
 
 
 def job_counts(output: str) -> dict[str, int]:
@@ -146,6 +138,17 @@ def test_gpu_jobs_take_a_gpu_slot_only_where_a_gpu_is_visible(tmp_path):
         assert result.returncode == 0, result.stderr
         embed_job = result.stdout.split("rule embed:")[1].split("\n\n")[0]
         assert ("gpu=1" in embed_job) == has_gpu, embed_job
+    # a batch that trains nothing never waits for the GPU; one that trains takes it
+    baselines = paper_config()
+    table1 = baselines["tables"]["table1"]
+    table1["entries"] = [entry for entry in table1["entries"] if entry["variant"] != "cap"]
+    baselines["tables"], baselines["figures"] = {"table1": table1}, {}
+    for config, slots in ((baselines, "gpu=0"), (paper_config(), "gpu=1")):
+        path = write_config(tmp_path / "c.yaml", config)
+        result = snakemake(tmp_path, "-n", "table1", "--configfile", str(path), env=gpu_env)
+        assert result.returncode == 0, result.stderr
+        evaluate_jobs = [job.split("\n\n")[0] for job in result.stdout.split("rule evaluate:")[1:]]
+        assert evaluate_jobs and all(slots in job for job in evaluate_jobs), slots
     profile = yaml.safe_load(
         (REPO / "workflow" / "profiles" / "default" / "config.yaml").read_text()
     )
@@ -159,19 +162,7 @@ def test_gpu_jobs_take_a_gpu_slot_only_where_a_gpu_is_visible(tmp_path):
 def test_smoke_run_executes_every_rule_and_writes_every_output(smoke_run):
     workdir, _, result = smoke_run
     log = result.stdout + result.stderr
-    for rule in (
-        "fetch",
-        "embed",
-        "neighbors",
-        "train",
-        "evaluate",
-        "aggregate",
-        "table",
-        "figure_attention",
-        "figure_score_curves",
-        "figure_anomaly_maps",
-        "report",
-    ):
+    for rule in (*LOGGED_RULES, *(f"spec_{step}" for step in layout.SPEC_STEPS)):
         assert f"rule {rule}:" in log or f"localrule {rule}:" in log, rule
     records = auroc_records(workdir)
     # CIFAR-10: 2 classes × (cap × 2 seeds, no_adaptation, dn2, k4), lam0 on class 0 (the curves);
@@ -194,20 +185,39 @@ def test_smoke_run_executes_every_rule_and_writes_every_output(smoke_run):
         assert computed.between(30.0, 100.0).all(), computed  # real features: far from chance
     report = (workdir / "results" / "report" / "reproduction.md").read_text()
     assert "### table1" in report and "### table3" in report
+    assert "## Leaderboard" in report and "### cifar10 (preprocessing: paper)" in report
+    board = pd.read_csv(workdir / layout.LEADERBOARD["csv"])
+    assert (
+        set(board["entry"]) == {"DN2", "CAP (no adaptation)", "CAP"} and (board["rank"] >= 1).all()
+    )
     assert not re.search(r"\bnan\b", report, flags=re.IGNORECASE)
     pngs = list((workdir / "results" / "figures").rglob("*.png"))
     assert len(pngs) == 3
     assert_every_job_logged(workdir, smoke_config())
 
 
+#: The rules that log, as the smoke run runs them (it draws no bank curves).
+LOGGED_RULES: tuple[str, ...] = tuple(
+    rule for rule in layout.JOB_IDS if rule != "figure_bank_curves"
+)
+
+
 def assert_every_job_logged(workdir: Path, config: dict) -> None:
-    """Every job of the config left a log and a benchmark file; shell jobs wrote to their log."""
-    validate_config(config)
-    for rule, wildcards in Plan(config).jobs():
-        log = workdir / layout.log_path(rule).format(**wildcards)
-        assert log.is_file(), log
-        assert (workdir / layout.benchmark_path(rule).format(**wildcards)).is_file(), rule
-        if rule in ("embed", "neighbors", "train", "evaluate"):
+    """Every rule ran and left a log and a benchmark file per job, one evaluate job per
+    batch of the plan; the `cap` steps wrote to their log."""
+    validated(config)
+    logs = {
+        (rule, tuple(w.items())): path for rule, w, path in layout.find_job_files("logs", workdir)
+    }
+    benchmarks = {
+        (rule, tuple(w.items())) for rule, w, _ in layout.find_job_files("benchmarks", workdir)
+    }
+    assert {rule for rule, _ in logs} == set(LOGGED_RULES)
+    assert {job for job in logs if not job[0].startswith("spec_")} == benchmarks
+    batches = {tuple(vars(b).items()) for b in Plan(config).batches}
+    assert {w for rule, w in logs if rule == "evaluate"} == batches
+    for (rule, _), log in logs.items():
+        if rule in layout.SPEC_STEPS:
             assert log.stat().st_size > 0, log
 
 
@@ -222,6 +232,59 @@ def test_rerun_after_finished_run_does_nothing(smoke_run):
     result = snakemake(workdir, "-n", "all", "--configfile", str(config))
     assert result.returncode == 0
     assert "Nothing to be done" in result.stdout + result.stderr
+
+
+def planned_jobs(workdir: Path, config: Path) -> dict[str, int]:
+    """The jobs ``snakemake -n all`` plans (empty when nothing is to be done)."""
+    result = snakemake(workdir, "-n", "all", "--configfile", str(config))
+    assert result.returncode == 0, result.stderr[-3000:]
+    output = result.stdout + result.stderr
+    return {} if "Nothing to be done" in output else job_counts(output)
+
+
+def fitted_runs(workdir: Path) -> set[str]:
+    """The runs the batches' last jobs fitted (not read back from the cache)."""
+    return {
+        f"{path.parent.relative_to(workdir / 'results' / 'runs')}/{path.stem}/{run}"
+        for path in (workdir / "results" / "runs").rglob("*.json")
+        for run in json.loads(path.read_text())["job"]["fitted"]
+    }
+
+
+@needs_offline_assets
+def test_a_run_is_computed_once_whatever_the_config_adds_around_it(smoke_run, tmp_path):
+    reference, _, _ = smoke_run
+    workdir = tmp_path / "copy"
+    shutil.copytree(reference, workdir, symlinks=True)
+    config = smoke_config()
+    # the same config with its keys in another order: no run, no model, no table
+    resaved = workdir / "resaved.yaml"
+    resaved.write_text(yaml.safe_dump(config, sort_keys=True))
+    assert set(planned_jobs(workdir, resaved)) <= {"report", "all", "total"}
+    # a table over variants that already ran: that table only
+    config["tables"]["k_and_dn2"] = {
+        "title": "K and DN2",
+        "layout": "variants_as_rows",
+        "datasets": ["cifar10"],
+        "entries": [{"label": "K=4", "variant": "k4"}, {"label": "DN2", "variant": "dn2"}],
+    }
+    extended = write_config(workdir / "table.yaml", config)
+    assert set(planned_jobs(workdir, extended)) == {"table", "claims", "report", "all", "total"}
+    # a new variant: its classes' batches run again and fit its runs alone
+    config["variants"]["k2"] = {"method": "cap", "k": 2}
+    config["tables"]["table3"]["entries"].insert(0, {"label": "2", "variant": "k2"})
+    extended = write_config(workdir / "variant.yaml", config)
+    counts = planned_jobs(workdir, extended)
+    assert counts["evaluate"] == 2 and "train" not in counts  # CIFAR-10's two classes
+    before = fitted_runs(workdir)
+    result = snakemake(workdir, "--cores", "2", "all", "--configfile", str(extended))
+    assert result.returncode == 0, result.stderr[-3000:]
+    setting = Plan(validated(config)).variants.setting("cifar10", "k2").key
+    new = fitted_runs(workdir) - before
+    assert new == {f"cifar10/mobilenet_v2/{cls}/all/{setting}/seed0" for cls in ("0", "1")}
+    runs = read_runs_table(workdir / layout.RUNS_TABLE)
+    assert set(runs.loc[runs["setting"] == setting, "variant"]) == {"k2"}
+    assert auroc_records(workdir).items() >= auroc_records(reference).items()  # none changed
 
 
 @needs_offline_assets
@@ -274,7 +337,10 @@ def test_jobs_find_cap_without_an_activated_environment(tmp_path):
 @needs_offline_assets
 def test_report_reads_only_this_configs_benchmarks(smoke_run):
     workdir, config, _ = smoke_run
-    stray = workdir / "results" / "benchmarks" / "train" / "another-config" / "run.tsv"
+    # a job of another config in the same folder: another dataset, another class
+    stray = (
+        workdir / "results/benchmarks/train/imagenet/mobilenet_v2/0/all/cap-0123456789/seed0.tsv"
+    )
     stray.parent.mkdir(parents=True)
     stray.write_text("s\th:m:s\tmax_rss\n99999.0\t27:46:39\t1.0\n")
     result = snakemake(

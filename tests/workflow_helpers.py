@@ -12,7 +12,7 @@ from pathlib import Path
 import yaml
 from assets import CIFAR10_ZIP, DEBIAN_FMNIST, MOBILENET, REPO
 
-from cap.benchmark.evaluation import read_runs
+from cap.benchmark.records import read_runs
 
 SNAKEFILE = REPO / "workflow" / "Snakefile"
 
@@ -51,8 +51,8 @@ def smoke_config() -> dict:
 
 
 def auroc_records(workdir: Path) -> dict[tuple[str, ...], float]:
-    """(dataset, cls, variant, seed) → AUROC, from every batch of a run."""
+    """(dataset, cls, setting, seed) → AUROC, from every batch of a run."""
     return {
-        (run["dataset"], run["cls"], run["variant"], str(run["seed"])): run["auroc"]
+        (run["dataset"], run["cls"], run["setting"], str(run["seed"])): run["auroc"]
         for run in read_runs(sorted((workdir / "results" / "runs").rglob("*.json")))
     }

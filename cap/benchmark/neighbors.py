@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import h5py
 import numpy as np
 
-from cap.benchmark.protocol import OneClassSplit
+from cap.benchmark.protocol import OneClassTask
 from cap.detectors.search import knn_search
 from cap.utils.errors import ConfigError
 from cap.utils.io import atomic_path
@@ -33,15 +33,15 @@ class Neighbors:
         return int(self.train_indices.shape[1])
 
 
-def search_split_neighbors(split: OneClassSplit, k_max: int) -> Neighbors:
+def search_task_neighbors(task: OneClassTask, k_max: int) -> Neighbors:
     """Search the bank once for train (self excluded) and test neighbours."""
-    if k_max >= len(split.bank):
+    if k_max >= len(task.bank):
         raise ConfigError(
             f"k_max={k_max} needs at least {k_max + 1} normal training images, "
-            f"the bank has {len(split.bank)}: lower the largest K or use more images"
+            f"the bank has {len(task.bank)}: lower the largest K or use more images"
         )
-    _, train_indices = knn_search(split.bank, k=k_max)
-    _, test_indices = knn_search(split.bank, split.test, k=k_max)
+    _, train_indices = knn_search(task.bank, k=k_max)
+    _, test_indices = knn_search(task.bank, task.test, k=k_max)
     return Neighbors(train_indices=train_indices, test_indices=test_indices)
 
 

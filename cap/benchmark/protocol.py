@@ -19,7 +19,7 @@ from cap.utils.errors import ConfigError, DataError
 
 
 @dataclass(frozen=True)
-class OneClassSplit:
+class OneClassTask:
     """Features of one normal class against the whole test split.
 
     N = normal training items (the memory bank), M = test items, D = feature dim.
@@ -34,9 +34,9 @@ class OneClassSplit:
     normal_class_name: str  # the normal class's name (MVTec AD: the category)
 
 
-def one_class_split(
+def one_class_task(
     train: Embeddings, test: Embeddings, normal_class: int | None, bank_size: int | None = None
-) -> OneClassSplit:
+) -> OneClassTask:
     """Select the bank and the anomaly labels for ``normal_class``.
 
     ``normal_class=None`` means the training split is all normal (MVTec AD): the
@@ -76,7 +76,7 @@ def one_class_split(
                 "images there are"
             )
         in_bank &= np.cumsum(in_bank) <= bank_size
-    return OneClassSplit(
+    return OneClassTask(
         bank=train.features[in_bank],
         bank_ids=[i for i, keep in zip(train.ids, in_bank, strict=True) if keep],
         test=test.features,
@@ -96,7 +96,7 @@ def _class_name(train: Embeddings, test: Embeddings, normal_class: int | None) -
     return names[normal_class] if 0 <= normal_class < len(names) else str(normal_class)
 
 
-def load_split(
+def load_task(
     train_emb: str | os.PathLike[str],
     test_emb: str | os.PathLike[str],
     normal_class: int | None,
@@ -104,7 +104,7 @@ def load_split(
     backbone: str | None = None,
     feature_maps: bool = False,
     bank_size: int | None = None,
-) -> tuple[OneClassSplit, Embeddings]:
+) -> tuple[OneClassTask, Embeddings]:
     """Read a run's two embedding files (refusing another ``backbone``'s) and split them.
 
     Only the normal class's training rows are read (the first ``bank_size`` of them
@@ -115,4 +115,4 @@ def load_split(
     train = load_embeddings(
         train_emb, expect_backbone=backbone, label=normal_class, feature_maps=False
     )
-    return one_class_split(train, test, normal_class, bank_size), test
+    return one_class_task(train, test, normal_class, bank_size), test

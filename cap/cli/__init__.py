@@ -11,7 +11,8 @@ import argparse
 import importlib
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from cap.utils.errors import CapError
 
@@ -28,6 +29,28 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", required=True)
     for name in COMMAND_MODULES:
         importlib.import_module(f"cap.cli.{name}").register(subparsers)
+    return parser
+
+
+def add_spec_command(
+    subparsers: argparse._SubParsersAction,
+    name: str,
+    kind: type,
+    summary: str,
+    handler: Callable[[argparse.Namespace], None],
+) -> argparse.ArgumentParser:
+    """A sub-command whose one argument is its job's spec file, described in ``--help``."""
+    from cap.benchmark.jobs import describe
+
+    parser = subparsers.add_parser(
+        name,
+        help=summary,
+        description=f"{summary}.\n\nSPEC is a JSON file (the workflow writes one per job, "
+        f"under results/specs/{name}/) holding an object:\n\n{describe(kind)}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("spec", type=Path, help=f"the job's {kind.__name__} (JSON)")
+    parser.set_defaults(handler=handler)
     return parser
 
 

@@ -75,6 +75,11 @@ class ClaimSpec:
     higher: tuple[str, ...]  # a row label, or two: the first minus the second
     lower: tuple[str, ...]
     datasets: tuple[str, ...]  # where it is made
+    versus: tuple[str, ...] = ()  # per dataset, where the lower side is read (default: there)
+
+    def pairs(self) -> list[tuple[str, str]]:
+        """(dataset of the higher side, dataset of the lower side), one per judgement."""
+        return list(zip(self.datasets, self.versus or self.datasets, strict=True))
 
 
 def paper_claim_specs(
@@ -102,27 +107,31 @@ def config_claim_specs(claims: Sequence[Mapping[str, Any]]) -> list[ClaimSpec]:
             higher=_side(claim["higher"]),
             lower=_side(claim["lower"]),
             datasets=tuple(claim["datasets"]),
+            versus=tuple(claim.get("versus", ())),
         )
         for claim in claims
     ]
 
 
-def class_differences(
-    runs: pd.DataFrame, dataset: str, higher: tuple[str, ...], lower: tuple[str, ...]
-) -> pd.Series:
-    """Per class: side ``higher`` minus side ``lower`` (AUROC points), where a side is one
-    variant's AUROC or the difference of two variants', each the mean over its seeds;
-    only the classes where every variant ran."""
-    on_dataset = runs[runs["dataset"] == dataset]
+#: One side of a claim: a dataset and one variant (or two: the first minus the second).
+Side = tuple[str, tuple[str, ...]]
 
-    def side(variants: tuple[str, ...]) -> pd.Series:
+
+def class_differences(runs: pd.DataFrame, higher: Side, lower: Side) -> pd.Series:
+    """Per class: side ``higher`` minus side ``lower`` (AUROC points), where a side is one
+    variant's AUROC or the difference of two variants' on its dataset, each the mean over
+    its seeds; only the classes where every variant ran (two datasets' classes pair by
+    class id: the same images under another preprocessing, say)."""
+
+    def side(dataset: str, variants: tuple[str, ...]) -> pd.Series:
+        on_dataset = runs[runs["dataset"] == dataset]
         means = [
             on_dataset[on_dataset["variant"] == v].groupby("cls")["auroc"].mean() * 100.0
             for v in variants
         ]
         return means[0] if len(means) == 1 else means[0] - means[1]
 
-    return (side(higher) - side(lower)).dropna()
+    return (side(*higher) - side(*lower)).dropna()
 
 
 def judge_claims(
@@ -143,18 +152,21 @@ def judge_claims(
     rows = []
     for claim in claims:
         variants = _entry_variants(cells, claim.tables)
-        for dataset in claim.datasets:
+        for dataset, versus in claim.pairs():
             higher = tuple(variants.get((label, dataset)) for label in claim.higher)
-            lower = tuple(variants.get((label, dataset)) for label in claim.lower)
-            row = {"claim": claim.text, "dataset": dataset, "verdict": NOT_RUN}
+            lower = tuple(variants.get((label, versus)) for label in claim.lower)
+            where = dataset if versus == dataset else f"{dataset} vs {versus}"
+            row = {"claim": claim.text, "dataset": where, "verdict": NOT_RUN}
             if None not in higher + lower:
-                kept = _table_runs(runs, dataset, claim.tables, table_classes or {})
-                differences = class_differences(kept, dataset, higher, lower)
+                kept = runs
+                for name in {dataset, versus}:
+                    kept = _table_runs(kept, name, claim.tables, table_classes or {})
+                differences = class_differences(kept, (dataset, higher), (versus, lower))
                 if len(differences):
                     test = paired_test(differences.to_numpy())
                     row.update(
                         n_classes=test.n,
-                        n_seeds=_seeds(kept, dataset, (higher[0], lower[0])),
+                        n_seeds=_seeds(kept, (dataset, higher[0]), (versus, lower[0])),
                         difference=test.mean,
                         ci_low=test.ci_low,
                         ci_high=test.ci_high,
@@ -228,14 +240,18 @@ def _entry_variants(
     return variants
 
 
-def _seeds(runs: pd.DataFrame, dataset: str, variants: tuple[str, str]) -> str:
-    """Seeds per class of each side, e.g. "3 vs 1"."""
-    on_dataset = runs[runs["dataset"] == dataset]
+def _seeds(runs: pd.DataFrame, *sides: tuple[str, str]) -> str:
+    """Seeds per class of each side's (first) variant on its dataset, e.g. "3 vs 1"."""
     counts = [
-        int(on_dataset[on_dataset["variant"] == v].groupby("cls")["seed"].nunique().min())
-        for v in variants
+        int(
+            runs[(runs["dataset"] == dataset) & (runs["variant"] == variant)]
+            .groupby("cls")["seed"]
+            .nunique()
+            .min()
+        )
+        for dataset, variant in sides
     ]
-    return f"{counts[0]} vs {counts[1]}"
+    return " vs ".join(map(str, counts))
 
 
 def _scale(runs: pd.DataFrame, dataset: str, variants: tuple[str, ...]) -> str:

@@ -1,8 +1,8 @@
 """Examples for the attention and anomaly-map figures, built from a trained run's files.
 
-The workflow's figure scripts load a trained CAP detector, its split and
+The workflow's figure scripts load a trained CAP detector, its task (bank and test split) and
 neighbours with :func:`load_trained_run`, pick the images to show here, and hand
-the examples to :mod:`cap.reporting.figures`. Rows of ``split.test`` are the rows of the test
+the examples to :mod:`cap.reporting.figures`. Rows of ``task.test`` are the rows of the test
 embedding file, so one position ``i`` indexes features, ids, labels and
 neighbours alike.
 """
@@ -21,8 +21,9 @@ from cap.utils.errors import DataError
 
 if TYPE_CHECKING:
     from cap.benchmark.embeddings import Embeddings
+    from cap.benchmark.jobs import TaskSpec
     from cap.benchmark.neighbors import Neighbors
-    from cap.benchmark.protocol import OneClassSplit
+    from cap.benchmark.protocol import OneClassTask
     from cap.data.base import ImageDataset
 
 #: The files of a model figure's job that :func:`load_trained_run` reads.
@@ -36,7 +37,7 @@ class TrainedRun:
     """What a figure of one trained CAP run needs besides the images."""
 
     detector: Any  # a fitted CAPDetector
-    split: OneClassSplit  # bank and test features of the normal class
+    task: OneClassTask  # bank and test features of the normal class
     neighbors: Neighbors  # precomputed bank neighbours (k_max columns)
     test_embeddings: Embeddings  # the test file, with its feature maps
 
@@ -47,24 +48,28 @@ def load_trained_run(
     train_emb: str | os.PathLike[str],
     test_emb: str | os.PathLike[str],
     neighbors: str | os.PathLike[str],
-    normal_class: int | None,
-    backbone: str | None,
-    bank_size: int | None = None,
+    task: TaskSpec,
 ) -> TrainedRun:
-    """Load the split, neighbours and a CAPDetector saved without its bank, checking that
-    the model was trained on this bank."""
-    from cap.benchmark.experiment import bank_provenance
+    """Load the task (with the test split's feature maps), its neighbours and a
+    CAPDetector saved without its bank, checking that the model was trained on this bank.
+    The embedding files are the job's inputs; ``task`` says how its run selected them."""
     from cap.benchmark.neighbors import load_neighbors
-    from cap.benchmark.protocol import load_split
+    from cap.benchmark.protocol import load_task
+    from cap.benchmark.runs import bank_provenance
     from cap.detectors import CAPDetector
 
-    split, test_embeddings = load_split(
-        train_emb, test_emb, normal_class, backbone=backbone, feature_maps=True, bank_size=bank_size
+    loaded, test_embeddings = load_task(
+        train_emb,
+        test_emb,
+        task.normal_class,
+        backbone=task.backbone,
+        feature_maps=True,
+        bank_size=task.bank_size,
     )
-    provenance = bank_provenance(split, str(train_emb), normal_class)
+    provenance = bank_provenance(loaded, str(train_emb), task.normal_class)
     return TrainedRun(
-        detector=CAPDetector.load(model, bank=split.bank, provenance=provenance),
-        split=split,
+        detector=CAPDetector.load(model, bank=loaded.bank, provenance=provenance),
+        task=loaded,
         neighbors=load_neighbors(neighbors),
         test_embeddings=test_embeddings,
     )
@@ -79,7 +84,7 @@ def load_images(dataset: Mapping[str, Any], split: str) -> ImageDataset:
 
 def attention_examples(
     detector: Any,
-    split: OneClassSplit,
+    task: OneClassTask,
     neighbors: Neighbors,
     train_images: ImageDataset,
     test_images: ImageDataset,
@@ -95,11 +100,11 @@ def attention_examples(
     deterministic. Each shows its first ``n_neighbors`` of the k neighbours.
     """
     k = _neighbor_count(detector, neighbors)
-    candidates = np.flatnonzero(split.is_anomaly == 0)[:ATTENTION_CANDIDATES]  # (C,)
+    candidates = np.flatnonzero(task.is_anomaly == 0)[:ATTENTION_CANDIDATES]  # (C,)
     if len(candidates) == 0:
         raise DataError("the test split holds no normal images to show")
     weights = detector.neighbor_weights(
-        split.test[candidates], neighbors=neighbors.test_indices[candidates, :k]
+        task.test[candidates], neighbors=neighbors.test_indices[candidates, :k]
     )  # (C, k)
     distance = 0.5 * np.abs(weights - 1.0 / k).sum(axis=1)  # (C,) total variation from uniform
     chosen = np.sort(np.argsort(-distance, kind="stable")[:n_examples])
@@ -110,13 +115,13 @@ def attention_examples(
         bank_rows = neighbors.test_indices[i, :shown]
         examples.append(
             AttentionExample(
-                test_image=test_images[test_images.index_of(split.test_ids[i])][0],
+                test_image=test_images[test_images.index_of(task.test_ids[i])][0],
                 neighbor_images=[
-                    train_images[train_images.index_of(split.bank_ids[j])][0] for j in bank_rows
+                    train_images[train_images.index_of(task.bank_ids[j])][0] for j in bank_rows
                 ],
                 weights_attention=np.asarray(weights[c, :shown]),
                 weights_uniform=np.full(shown, 1.0 / k),
-                title="\n".join(split.test_ids[i].rsplit("/", 1)),  # fits the narrow column
+                title="\n".join(task.test_ids[i].rsplit("/", 1)),  # fits the narrow column
             )
         )
     return examples
@@ -124,7 +129,7 @@ def attention_examples(
 
 def anomaly_map_examples(
     detector: Any,
-    split: OneClassSplit,
+    task: OneClassTask,
     neighbors: Neighbors,
     test_embeddings: Embeddings,
     test_images: ImageDataset,
@@ -136,31 +141,36 @@ def anomaly_map_examples(
     Only images whose feature map was stored qualify. Half the rows (rounded up)
     are the first normal ones; the rest are anomalies taken in turn from each
     anomaly type (MVTec defect type, else class), so that the figure shows
-    several; a short group is filled from the other.
+    several; a short group is filled from the other. Images and masks are resized and
+    cropped as the embeddings' preprocessing did, so that the map lies over what the
+    backbone saw.
     """
-    from cap.data.transforms import resize_and_crop, transform_mask
+    from cap.data.transforms import get_preprocessing, transform_mask
+
+    preprocessing = test_embeddings.attrs.get("preprocessing_name", "paper")
+    show = get_preprocessing(preprocessing)  # the pixels the backbone saw
 
     if test_embeddings.feature_maps is None or not test_embeddings.feature_map_ids:
         raise DataError(
             "the test embeddings hold no feature maps: extract them to draw anomaly maps"
         )
     map_row = {identifier: row for row, identifier in enumerate(test_embeddings.feature_map_ids)}
-    rows = _pick_map_rows(split, test_embeddings, set(map_row), n_examples)
+    rows = _pick_map_rows(task, test_embeddings, set(map_row), n_examples)
     k = _neighbor_count(detector, neighbors)
-    queries, query_neighbors = split.test[rows], neighbors.test_indices[rows, :k]
+    queries, query_neighbors = task.test[rows], neighbors.test_indices[rows, :k]
     _, z_hat_n = detector.project(queries, neighbors=query_neighbors)  # (n, D)
     scores = detector.anomaly_score(queries, neighbors=query_neighbors)  # (n,) eq. (8)
     examples = []
     for position, i in enumerate(rows):
-        index = test_images.index_of(split.test_ids[i])
+        index = test_images.index_of(task.test_ids[i])
         mask = test_images.mask(index)
-        feature_map = test_embeddings.feature_maps[map_row[split.test_ids[i]]]  # (7, 7, D)
-        kind = "anomaly" if split.is_anomaly[i] else "normal"
+        feature_map = test_embeddings.feature_maps[map_row[task.test_ids[i]]]  # (7, 7, D)
+        kind = "anomaly" if task.is_anomaly[i] else "normal"
         examples.append(
             AnomalyMapExample(
-                image=resize_and_crop(test_images[index][0]),
-                heatmap=anomaly_map(split.test[i], z_hat_n[position], feature_map),
-                mask=None if mask is None else transform_mask(mask),
+                image=show(test_images[index][0]),
+                heatmap=anomaly_map(task.test[i], z_hat_n[position], feature_map),
+                mask=None if mask is None else transform_mask(mask, preprocessing=preprocessing),
                 title=f"{kind}: {_group_name(test_embeddings, i)}, s = {scores[position]:.3f}",
             )
         )
@@ -177,16 +187,16 @@ def _neighbor_count(detector: Any, neighbors: Neighbors) -> int:
 
 
 def _pick_map_rows(
-    split: OneClassSplit, embeddings: Embeddings, with_maps: set[str], n_examples: int
+    task: OneClassTask, embeddings: Embeddings, with_maps: set[str], n_examples: int
 ) -> np.ndarray:
     """Test rows to show: normal ones first, then anomalies round-robin over their groups."""
     eligible = np.array(
-        [i for i, identifier in enumerate(split.test_ids) if identifier in with_maps]
+        [i for i, identifier in enumerate(task.test_ids) if identifier in with_maps]
     )
     if len(eligible) == 0:
         raise DataError("no test image has a stored feature map")
-    normal = eligible[split.is_anomaly[eligible] == 0]
-    anomalous = _round_robin(eligible[split.is_anomaly[eligible] == 1], embeddings)
+    normal = eligible[task.is_anomaly[eligible] == 0]
+    anomalous = _round_robin(eligible[task.is_anomaly[eligible] == 1], embeddings)
     n_normal = min(len(normal), max(n_examples - len(anomalous), (n_examples + 1) // 2))
     return np.concatenate([normal[:n_normal], anomalous[: n_examples - n_normal]]).astype(np.int64)
 

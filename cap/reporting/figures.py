@@ -114,7 +114,8 @@ def plot_bank_curves(
     """AUROC (%) against the bank size (log axis), one panel per class and one for their mean.
 
     ``runs`` is the long-form runs table (one row per run, with ``n_train``);
-    ``curves`` maps a method's label to its variants, one per bank size. A point is the
+    ``curves`` maps a method's label to its settings (``setting`` column: content keys),
+    one per bank size. A point is the
     mean over seeds, its error bar ± their standard deviation (the class mean is taken
     per seed first in the last panel).
     """
@@ -129,8 +130,8 @@ def plot_bank_curves(
     )
     axes = figure.subplots(rows, columns, squeeze=False).ravel()
     colors = sns.color_palette("colorblind", len(curves))
-    for color, (label, variants) in zip(colors, curves.items(), strict=True):
-        chosen = runs[runs["variant"].isin(variants)].assign(auroc_pct=lambda f: 100 * f["auroc"])
+    for color, (label, settings) in zip(colors, curves.items(), strict=True):
+        chosen = runs[runs["setting"].isin(settings)].assign(auroc_pct=lambda f: 100 * f["auroc"])
         for panel, name in zip(axes, panels, strict=False):
             if name == "mean":
                 per_seed = chosen.groupby(["n_train", "seed"])["auroc_pct"].mean().reset_index()

@@ -1,165 +1,91 @@
-"""The reproduction report: our tables beside the paper's, its claims, runtimes and setup.
+"""The reproduction report: our tables beside the paper's, the claims judged, the
+leaderboard, figures, runtimes and provenance, in one Markdown file.
 
-Every table cell is compared with the paper's value (from ``config/paper_results.yaml``)
-and flagged when they differ by more than ``tolerance`` AUROC points — but only
-where our backbone is the paper's for that dataset; with another backbone (the
-demo) the paper's value is context, never a failure.
+Each section comes from a module of its own: :mod:`cap.reporting.comparison` (cells
+against the paper), :mod:`cap.reporting.claims`, :mod:`cap.reporting.runtime`,
+:mod:`cap.reporting.provenance`; this module puts them in order.
 """
 
 from __future__ import annotations
 
-import hashlib
-import math
 import os
-import platform
-import subprocess
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timezone
-from importlib import metadata
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import yaml
 
 from cap.reporting.claims import CONFIDENCE
+from cap.reporting.comparison import backbone_frame, compare_with_paper, comparison_frame, overview
+from cap.reporting.markdown import markdown
+from cap.reporting.provenance import detect_environment, provenance
+from cap.reporting.runtime import Benchmark, runtime_section
 from cap.reporting.tables import read_table
 from cap.utils.io import write_text_atomic
 
-#: Distributions whose versions the report records, by display name (first installed wins).
-PACKAGES: dict[str, tuple[str, ...]] = {
-    "torch": ("torch",),
-    "torchvision": ("torchvision",),
-    "faiss": ("faiss-cpu", "faiss-gpu", "faiss"),
-    "numpy": ("numpy",),
-    "scikit-learn": ("scikit-learn",),
-    "snakemake": ("snakemake",),
-    "cap (capbench)": ("capbench",),
-}
+
+@dataclass(frozen=True)
+class ReportInputs:
+    """What the report sets side by side."""
+
+    runs: pd.DataFrame  # the long-form runs table (``cap.benchmark.records``)
+    tables: Mapping[str, str | os.PathLike[str]]  # name → table CSV; its .md beside is shown
+    claims: pd.DataFrame  # judged (:func:`cap.reporting.claims.judge_report_claims`)
+    paper: Mapping[str, Any]  # :func:`cap.reporting.paper.load_paper_results`
+    backbones: Mapping[str, tuple[str, str]]  # dataset → (config's backbone name, model)
+    config: Mapping[str, Any]  # the workflow config, shown verbatim
+    tolerance: float = 1.0  # AUROC points beyond which a difference from the paper is flagged
+    leaderboard: str | os.PathLike[str] | None = None  # its Markdown, when the config has one
+    figures: Sequence[str | os.PathLike[str]] = ()  # PNGs, linked relative to the report
+    benchmarks: Sequence[Benchmark] = ()  # this run's jobs' (rule, benchmark file)
+    environment: Mapping[str, str] = field(default_factory=dict)  # extra provenance
+    repository: str | os.PathLike[str] | None = None  # the checkout that ran, for its commit
 
 
-def write_report(
-    out_md: str | os.PathLike[str],
-    *,
-    summary: pd.DataFrame,
-    tables: Mapping[str, pd.DataFrame | str | os.PathLike[str]],
-    paper: Mapping[str, Any],
-    backbones_used: Mapping[str, str],
-    backbone_models: Mapping[str, str],
-    claims: pd.DataFrame,
-    tolerance: float = 1.0,
-    figures: Sequence[str | os.PathLike[str]] = (),
-    benchmarks: Sequence[str | os.PathLike[str]] = (),
-    config: Mapping[str, Any],
-    environment: Mapping[str, str] | None = None,
-    repository: str | os.PathLike[str] | None = None,
-) -> None:
-    """Write the Markdown reproduction report to ``out_md`` atomically.
-
-    Parameters
-    ----------
-    summary : DataFrame
-        One row per run (``cap aggregate``), for the overview.
-    tables : mapping
-        Table name → its cells (:func:`cap.reporting.tables.read_table` frame) or table CSV path;
-        a Markdown rendering beside a CSV path (same stem) is embedded.
-    paper : mapping
-        From :func:`cap.reporting.paper.load_paper_results`.
-    backbones_used : mapping
-        Dataset → the config's name of its backbone (shown).
-    backbone_models : mapping
-        Dataset → the registry model of its backbone (compared with the paper's).
-    claims : DataFrame
-        The judged claims (:func:`cap.reporting.claims.judge_report_claims`).
-    tolerance : float
-        AUROC points beyond which a difference from the paper is flagged.
-    figures : sequence of paths
-        PNGs to embed, linked relative to the report's folder.
-    benchmarks : sequence of paths
-        This run's Snakemake benchmark TSVs, ``.../benchmarks/<rule>/...``.
-    config : mapping
-        The workflow config used, shown verbatim.
-    environment : mapping, optional
-        Extra provenance (backbone weight hashes, the run's device, ...); its
-        entries override the detected ones.
-    repository : path, optional
-        The git checkout of the code that ran, for its commit.
-    """
+def write_report(out_md: str | os.PathLike[str], inputs: ReportInputs) -> None:
+    """Write the Markdown reproduction report to ``out_md`` atomically."""
     out_md = Path(out_md)
-    cells = {
-        name: source if isinstance(source, pd.DataFrame) else read_table(source)
-        for name, source in sorted(tables.items())
-    }
-    comparison = compare_with_paper(cells, paper, backbone_models, tolerance)
+    cells = {name: read_table(path) for name, path in sorted(inputs.tables.items())}
+    models = {dataset: model for dataset, (_, model) in inputs.backbones.items()}
+    comparison = compare_with_paper(cells, inputs.paper, models, inputs.tolerance)
     sections = [
         "# CAP reproduction report",
-        _overview(summary, comparison, tolerance),
+        overview(inputs.runs, comparison, inputs.tolerance),
         "## Datasets and backbones",
-        _markdown(_backbone_frame(summary, paper, backbones_used, backbone_models)),
+        markdown(backbone_frame(inputs.runs, inputs.paper, inputs.backbones)),
         "## Tables against the paper",
-        _tables_section(tables, comparison, tolerance),
+        _tables_section(inputs.tables, comparison, inputs.tolerance),
         "## The paper's claims in this run",
-        claims_section(claims),
+        claims_section(inputs.claims),
+    ]
+    if inputs.leaderboard is not None:
+        sections += ["## Leaderboard", Path(inputs.leaderboard).read_text().strip()]
+    sections += [
         "## Figures",
-        _figures_section(figures, out_md.parent),
+        _figures_section(inputs.figures, out_md.parent),
         "## Runtime per rule",
-        _runtime_section(benchmarks),
+        runtime_section(inputs.benchmarks),
         "## Provenance and environment",
-        _markdown(
+        markdown(
             pd.DataFrame(
                 list(
                     {
-                        **provenance(config, repository),
+                        **provenance(inputs.config, inputs.repository),
                         **detect_environment(),
-                        **(environment or {}),
+                        **inputs.environment,
                     }.items()
                 ),
                 columns=["item", "value"],
             )
         ),
         "## Config",
-        "```yaml\n" + yaml.safe_dump(dict(config), sort_keys=False, allow_unicode=True) + "```",
+        "```yaml\n"
+        + yaml.safe_dump(dict(inputs.config), sort_keys=False, allow_unicode=True)
+        + "```",
     ]
     write_text_atomic(out_md, "\n\n".join(sections) + "\n")
-
-
-def compare_with_paper(
-    cells: Mapping[str, pd.DataFrame],
-    paper: Mapping[str, Any],
-    backbone_models: Mapping[str, str],
-    tolerance: float,
-) -> pd.DataFrame:
-    """One row per computed cell: paper value, ours, difference and whether it is flagged.
-
-    ``compared`` is True where both values exist and our backbone model (dataset →
-    registry model) is the paper's; ``flagged`` where, in addition,
-    |ours − paper| > ``tolerance``.
-    """
-    paper_backbones = paper["backbones"]
-    rows = []
-    for name, frame in cells.items():
-        for cell in frame[frame["kind"] == "computed"].itertuples():
-            ours, theirs = cell.auroc_pct, cell.paper_pct
-            used, expected = backbone_models.get(cell.dataset), paper_backbones.get(cell.dataset)
-            difference = ours - theirs if not (pd.isna(ours) or pd.isna(theirs)) else np.nan
-            compared = not pd.isna(difference) and used is not None and used == expected
-            rows.append(
-                {
-                    "table": name,
-                    "entry": cell.entry,
-                    "dataset": cell.dataset,
-                    "backbone": used,
-                    "paper_backbone": expected,
-                    "paper_pct": theirs,
-                    "auroc_pct": ours,
-                    "auroc_pct_std": cell.auroc_pct_std,
-                    "difference": difference,
-                    "compared": compared,
-                    "flagged": compared and abs(difference) > tolerance,
-                }
-            )
-    return pd.DataFrame.from_records(rows)
 
 
 def claims_section(claims: pd.DataFrame) -> str:
@@ -189,235 +115,23 @@ def claims_section(claims: pd.DataFrame) -> str:
         "verdict": claims["verdict"],
         "scale: images/class / test / steps": claims["scale"].fillna("–"),
     })  # fmt: skip
-    return f"{intro}\n\n{_markdown(frame)}"
-
-
-def job_intervals(benchmarks: Sequence[str | os.PathLike[str]]) -> list[tuple[float, float]]:
-    """Each job's (start, end) in epoch seconds: a benchmark file is written as its job
-    ends (its mtime), after the job's ``s`` seconds."""
-    intervals = []
-    for path in benchmarks:
-        seconds = pd.to_numeric(pd.read_csv(path, sep="\t")["s"], errors="coerce").sum()
-        end = Path(path).stat().st_mtime
-        intervals.append((end - seconds, end))
-    return intervals
-
-
-def elapsed_seconds(intervals: Sequence[tuple[float, float]]) -> float:
-    """From the first job's start to the last job's end (:func:`job_intervals`). A resumed
-    run's pause counts."""
-    return max(end for _, end in intervals) - min(start for start, _ in intervals)
-
-
-def idle_seconds(intervals: Sequence[tuple[float, float]]) -> float:
-    """The part of :func:`elapsed_seconds` when no job ran: a resumed run's pause."""
-    busy, reached = 0.0, -math.inf
-    for start, end in sorted(intervals):
-        busy += max(0.0, end - max(start, reached))
-        reached = max(reached, end)
-    return elapsed_seconds(intervals) - busy
-
-
-def _runtime_section(benchmarks: Sequence[str | os.PathLike[str]]) -> str:
-    if not benchmarks:
-        return "No benchmark files."
-    intervals = job_intervals(benchmarks)
-    minutes, idle = elapsed_seconds(intervals) / 60, idle_seconds(intervals) / 60
-    return (
-        f"Wall time, from the first job's start to the last job's end: {minutes:.1f} min, "
-        f"of which {idle:.1f} min with no job running (a resumed run's pause)."
-        f"\n\n{_markdown(runtime_summary(benchmarks))}"
-    )
-
-
-def runtime_summary(benchmarks: Sequence[str | os.PathLike[str]]) -> pd.DataFrame:
-    """Per rule: job count, total and longest wall time (s), largest max RSS (MB)."""
-    frames = []
-    for path in benchmarks:
-        frame = pd.read_csv(path, sep="\t")
-        frames.append(
-            pd.DataFrame(
-                {
-                    "rule": _rule_of(Path(path)),
-                    "s": pd.to_numeric(frame["s"], errors="coerce"),
-                    "max_rss": (
-                        pd.to_numeric(frame["max_rss"], errors="coerce")
-                        if "max_rss" in frame
-                        else np.nan
-                    ),
-                }
-            )
-        )
-    table = (
-        pd.concat(frames)
-        .groupby("rule", sort=True)
-        .agg(
-            jobs=("s", "size"),
-            total_s=("s", "sum"),
-            max_s=("s", "max"),
-            max_rss_mb=("max_rss", "max"),
-        )
-    )
-    return table.round(1).reset_index()
-
-
-def provenance(
-    config: Mapping[str, Any], repository: str | os.PathLike[str] | None = None
-) -> dict[str, str]:
-    """When, from which commit and with which config (sha256 of its YAML) the report was made."""
-    config_yaml = yaml.safe_dump(dict(config), sort_keys=True, allow_unicode=True)
-    return {
-        "generated (UTC)": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M"),
-        "commit": _commit(repository),
-        "config sha256": hashlib.sha256(config_yaml.encode()).hexdigest(),
-    }
-
-
-def _commit(repository: str | os.PathLike[str] | None) -> str:
-    """The checkout's commit, marked when tracked files were changed; "unknown" outside git."""
-    if repository is None:
-        return "unknown"
-
-    def git(*args: str) -> str:
-        return subprocess.run(
-            ["git", "-C", str(repository), *args], capture_output=True, text=True, check=True
-        ).stdout.strip()
-
-    try:
-        commit = git("rev-parse", "HEAD")
-        changed = git("status", "--porcelain", "--untracked-files=no")
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return f"{commit} (with uncommitted changes)" if changed else commit
-
-
-def detect_environment() -> dict[str, str]:
-    """Versions of the packages that shape the numbers, Python, platform and compute device."""
-    info = {f"{name} version": _installed_version(dists) for name, dists in PACKAGES.items()}
-    info["python"] = platform.python_version()
-    info["platform"] = platform.platform()
-    info["device"] = _device()
-    return info
-
-
-def backbone_weights(embedding_files: Sequence[str | os.PathLike[str]]) -> dict[str, str]:
-    """Which weights each backbone used (torchvision tag or checkpoint sha256), from the
-    attributes of the embedding files."""
-    import h5py
-
-    weights = {}
-    for path in embedding_files:
-        with h5py.File(path, "r") as store:
-            weights[f"{store.attrs['backbone']} weights"] = str(store.attrs["weights"])
-    return weights
-
-
-def _installed_version(distributions: Sequence[str]) -> str:
-    for distribution in distributions:
-        try:
-            return metadata.version(distribution)
-        except metadata.PackageNotFoundError:
-            continue
-    return "not installed"
-
-
-def _device() -> str:
-    try:
-        import torch
-    except ImportError:
-        return "unknown (torch not installed)"
-    if torch.cuda.is_available():
-        return f"CUDA: {torch.cuda.get_device_name(0)}"
-    return f"CPU ({platform.machine()}, {os.cpu_count()} cores)"
-
-
-def _overview(summary: pd.DataFrame, comparison: pd.DataFrame, tolerance: float) -> str:
-    compared = comparison[comparison["compared"]] if not comparison.empty else comparison
-    flagged = int(compared["flagged"].sum()) if not compared.empty else 0
-    seeds = sorted(summary["seed"].dropna().unique().tolist()) if "seed" in summary else []
-    lines = [
-        f"- Runs: {len(summary)} ({summary['dataset'].nunique()} dataset(s), seeds {seeds}).",
-        f"- Cells compared with the paper (same backbone): {len(compared)}; "
-        f"differing by more than {tolerance:g} AUROC points: **{flagged}**.",
-    ]
-    if len(compared) < len(comparison):
-        lines.append(
-            "- Other cells use another backbone than the paper, or lack a value on one side: "
-            "the paper's number is shown as context only."
-        )
-    return "\n".join(lines)
-
-
-def _backbone_frame(
-    summary: pd.DataFrame,
-    paper: Mapping[str, Any],
-    backbones_used: Mapping[str, str],
-    backbone_models: Mapping[str, str],
-) -> pd.DataFrame:
-    datasets = list(dict.fromkeys([*backbones_used, *summary["dataset"].unique()]))
-    paper_backbones = paper["backbones"]
-    return pd.DataFrame(
-        {
-            "dataset": datasets,
-            "backbone (this run)": [
-                f"{backbones_used[d]} ({backbone_models[d]})" if d in backbones_used else "–"
-                for d in datasets
-            ],
-            "backbone (paper)": [paper_backbones.get(d, "–") for d in datasets],
-            "compared with the paper": [
-                "yes"
-                if d in paper_backbones and backbone_models.get(d) == paper_backbones[d]
-                else "context only"
-                for d in datasets
-            ],
-        }
-    )
+    return f"{intro}\n\n{markdown(frame)}"
 
 
 def _tables_section(
-    tables: Mapping[str, pd.DataFrame | str | os.PathLike[str]],
-    comparison: pd.DataFrame,
-    tolerance: float,
+    tables: Mapping[str, str | os.PathLike[str]], comparison: pd.DataFrame, tolerance: float
 ) -> str:
     parts = []
     for name in sorted(tables):
         parts.append(f"### {name}")
-        source = tables[name]
-        rendered = None if isinstance(source, pd.DataFrame) else Path(source).with_suffix(".md")
-        if rendered is not None and rendered.is_file():
+        rendered = Path(tables[name]).with_suffix(".md")
+        if rendered.is_file():
             parts.append(rendered.read_text().strip())
         rows = comparison[comparison["table"] == name] if not comparison.empty else comparison
         parts.append(
-            _markdown(_comparison_frame(rows, tolerance))
-            if not rows.empty
-            else "No computed cells."
+            markdown(comparison_frame(rows, tolerance)) if not rows.empty else "No computed cells."
         )
     return "\n\n".join(parts)
-
-
-def _comparison_frame(rows: pd.DataFrame, tolerance: float) -> pd.DataFrame:
-    def verdict(row: Any) -> str:
-        if pd.isna(row.auroc_pct):
-            return "not run"
-        if pd.isna(row.paper_pct):
-            return "no paper value"
-        if not row.compared:
-            return f"context ({row.backbone} ≠ paper's {row.paper_backbone})"
-        return f"⚠ off by > {tolerance:g}" if row.flagged else "ok"
-
-    return pd.DataFrame(
-        {
-            "entry": rows["entry"],
-            "dataset": rows["dataset"],
-            "paper": rows["paper_pct"].map(_number),
-            "ours": [
-                _number(mean) + ("" if pd.isna(std) else f" ± {std:.1f}")
-                for mean, std in zip(rows["auroc_pct"], rows["auroc_pct_std"], strict=True)
-            ],
-            "difference": rows["difference"].map(lambda d: "–" if pd.isna(d) else f"{d:+.1f}"),
-            "flag": [verdict(row) for row in rows.itertuples()],
-        }
-    )
 
 
 def _figures_section(figures: Sequence[str | os.PathLike[str]], folder: Path) -> str:
@@ -439,22 +153,3 @@ def _figure_name(path: Path) -> str:
         kind, *rest = parts[parts.index("figures") + 1 :]
         return f"{kind} {'/'.join(rest)}"
     return path.stem
-
-
-def _rule_of(path: Path) -> str:
-    """The rule a benchmark file belongs to: the folder after ``benchmarks``, or the file's
-    own name for single-job rules (``benchmarks/aggregate.tsv``)."""
-    parts = path.parts
-    if "benchmarks" in parts[:-2]:
-        return parts[parts.index("benchmarks") + 1]
-    if path.parent.name == "benchmarks":
-        return path.stem
-    return path.parent.name
-
-
-def _number(value: float) -> str:
-    return "–" if pd.isna(value) else f"{value:.1f}"
-
-
-def _markdown(frame: pd.DataFrame) -> str:
-    return frame.to_markdown(index=False, disable_numparse=True) if not frame.empty else "(none)"

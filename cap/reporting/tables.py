@@ -36,7 +36,7 @@ from cap.utils.io import atomic_path, write_text_atomic
 log = logging.getLogger(__name__)
 
 LAYOUTS: tuple[str, ...] = ("variants_as_rows", "variants_as_columns")
-#: Columns a run summary must have (``cap.benchmark.evaluation.summarize_records``).
+#: Columns a run summary must have (``cap.benchmark.records.summarize_records``).
 SUMMARY_COLUMNS: tuple[str, ...] = ("dataset", "backbone", "cls", "variant", "seed", "auroc")
 #: Columns of the tidy table CSV: one row per (entry, dataset).
 CELL_COLUMNS: tuple[str, ...] = (

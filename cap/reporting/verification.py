@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from cap.benchmark.evaluation import read_runs_table
+from cap.benchmark.records import read_runs_table
 from cap.reporting.claims import read_claims
 from cap.utils.errors import DataError
 

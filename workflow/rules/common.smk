@@ -1,6 +1,7 @@
 # Config validation, wildcard constraints and the input functions of the workflow.
-# Every decision is made by cap.benchmark.plan (unit-tested); these wrappers only
+# Every decision is made by cap.benchmark.planning (unit-tested); these wrappers only
 # hand it the wildcards.
+import dataclasses
 import os
 import re
 import shlex
@@ -11,10 +12,11 @@ from snakemake.utils import validate
 from snakemake_interface_executor_plugins.settings import DeploymentMethod
 
 from cap.benchmark import layout
-from cap.benchmark.plan import Plan
+from cap.benchmark.planning import Plan, Steps
 
 validate(config, schema="../schemas/config.schema.yaml")
 PLAN = Plan(config)
+STEPS = Steps(PLAN)
 
 # Jobs find the `cap` command beside this interpreter, so that `venv/bin/snakemake`
 # works without activating the venv (under --use-conda, the rule's environment has it).
@@ -34,8 +36,8 @@ GPU_SLOTS = 1 if shutil.which("nvidia-smi") else 0
 wildcard_constraints:
     dataset="|".join(map(re.escape, PLAN.datasets)),
     backbone="|".join(map(re.escape, config["backbones"])),
-    variant="|".join(map(re.escape, PLAN.variants)),
-    batch="|".join(sorted({re.escape(batch.name) for batch in PLAN.batches})),
+    variant="|".join(map(re.escape, PLAN.variants.names)),
+    setting=r"[a-z0-9_]+-[0-9a-f]{10}",
     cls="|".join(sorted({re.escape(c) for d in PLAN.datasets for c in PLAN.class_ids(d)})),
     resource="|".join(map(re.escape, config["resources"])),
     table="|".join(map(re.escape, config["tables"])),
@@ -46,73 +48,94 @@ wildcard_constraints:
     bank=r"all|\d+",
 
 
-def get_fetch_args(wildcards):
-    return PLAN.fetch_args(wildcards.resource)
+def as_data(get_spec):
+    """An input function returning a spec as plain data: Snakemake's params trigger compares
+    only builtin values (a dataclass would never rerun its job)."""
+    return lambda wildcards: dataclasses.asdict(get_spec(wildcards))
+
+
+def get_fetch_job(wildcards):
+    return STEPS.fetch_job(wildcards.resource)
 
 
 def get_embed_inputs(wildcards):
-    return PLAN.embed_inputs(wildcards.dataset, wildcards.backbone)
+    return STEPS.embed_inputs(wildcards.dataset, wildcards.backbone)
 
 
-def get_embed_args(wildcards):
-    return PLAN.embed_args(wildcards.dataset, wildcards.backbone, wildcards.subset, wildcards.split)
+def get_embed_job(wildcards):
+    return STEPS.embed_job(wildcards.dataset, wildcards.backbone, wildcards.subset, wildcards.split)
 
 
 def get_split_inputs(wildcards):
-    return PLAN.split_inputs(wildcards.dataset, wildcards.backbone, wildcards.cls)
+    return STEPS.split_inputs(wildcards.dataset, wildcards.backbone, wildcards.cls)
 
 
-def get_neighbor_args(wildcards):
-    return PLAN.neighbor_args(**dict(wildcards.items()))
+def get_neighbors_job(wildcards):
+    return STEPS.neighbors_job(wildcards.dataset, wildcards.backbone, wildcards.cls, wildcards.bank)
 
 
 def get_train_inputs(wildcards):
-    return PLAN.train_inputs(**dict(wildcards.items()))
+    return STEPS.class_inputs(wildcards.dataset, wildcards.backbone, wildcards.cls, wildcards.bank)
 
 
-def get_train_args(wildcards):
-    return PLAN.train_args(**dict(wildcards.items()))
+def get_train_job(wildcards):
+    return STEPS.train_job(STEPS.train_run(wildcards))
 
 
 def get_evaluate_inputs(wildcards):
-    return PLAN.evaluate_inputs(**dict(wildcards.items()))
+    return STEPS.evaluate_inputs(PLAN.find_batch(wildcards))
 
 
-def get_evaluate_args(wildcards):
-    return PLAN.evaluate_args(**dict(wildcards.items()))
+def get_evaluate_job(wildcards):
+    return STEPS.evaluate_job(PLAN.find_batch(wildcards))
 
 
 def get_evaluate_gpu_slots(wildcards):
-    return GPU_SLOTS if PLAN.batch_trains(wildcards.dataset, wildcards.cls, wildcards.batch) else 0
+    return GPU_SLOTS if PLAN.batch_trains(PLAN.find_batch(wildcards)) else 0
 
 
 def get_table_records(wildcards):
-    return PLAN.record_files(PLAN.table_runs(wildcards.table))
+    return PLAN.record_files(PLAN.targets.table_runs(wildcards.table))
+
+
+def get_table_labels(wildcards):
+    return PLAN.run_labels(PLAN.targets.table_runs(wildcards.table))
 
 
 def get_table_spec(wildcards):
-    return PLAN.table_spec(wildcards.table)
+    return PLAN.targets.table_spec(wildcards.table)
+
+
+def get_leaderboard_spec(wildcards):
+    return PLAN.targets.table_spec(config["report"]["leaderboard"])
+
+
+def get_leaderboard_inputs():
+    """The leaderboard's Markdown for the report, where the config ranks a table."""
+    return {"leaderboard": layout.LEADERBOARD["md"]} if config["report"]["leaderboard"] else {}
 
 
 def get_figure_inputs(kind):
-    return lambda wildcards: PLAN.figure_inputs(kind, dict(wildcards.items()))
+    return lambda wildcards: STEPS.figure_inputs(kind, wildcards)
 
 
 def get_figure(kind):
-    return lambda wildcards: PLAN.find_figure(kind, dict(wildcards.items()))
+    return lambda wildcards: dict(sorted(PLAN.targets.find_figure(kind, wildcards).items()))
 
 
 def get_figure_records(kind):
-    return lambda wildcards: PLAN.figure_records(kind, dict(wildcards.items()))
+    return lambda wildcards: PLAN.record_files(
+        PLAN.targets.figure_runs(kind, PLAN.targets.find_figure(kind, wildcards))
+    )
 
 
 def get_curves(kind):
-    return lambda wildcards: PLAN.curve_specs(kind, dict(wildcards.items()))
+    return lambda wildcards: PLAN.targets.curve_specs(kind, wildcards)
 
 
 def get_figure_dataset(wildcards):
-    return PLAN.figure_dataset(wildcards.dataset, wildcards.cls)
+    return STEPS.figure_dataset(wildcards.dataset, wildcards.cls)
 
 
-def get_figure_run_params(kind):
-    return lambda wildcards: PLAN.figure_run_params(kind, dict(wildcards.items()))
+def get_figure_task(kind):
+    return as_data(lambda wildcards: STEPS.figure_task(kind, wildcards))

@@ -1,8 +1,9 @@
 rule embed:
-    """Backbone features of one split, once per (dataset, backbone, split): every class
-    and every ablation reads this file."""
+    """Backbone features of one split, once per (dataset, backbone, split): every class,
+    method and ablation reads this file (a dataset entry fixes its preprocessing)."""
     input:
         unpack(get_embed_inputs),
+        spec=layout.spec_path("embed"),
     output:
         layout.EMBEDDINGS,
     log:
@@ -14,7 +15,5 @@ rule embed:
     threads: 8  # capped by --cores: the DataLoader workers
     resources:
         gpu=GPU_SLOTS,
-    params:
-        args=get_embed_args,
     shell:
-        "cap embed {params.args} --num-workers {threads} --out {output} > {log} 2>&1"
+        "cap embed {input.spec} --num-workers {threads} > {log} 2>&1"

@@ -1,8 +1,10 @@
 rule evaluate:
-    """A batch of runs of one class, in one process: each run is fitted (or its kept model
-    loaded), scores the whole test split and gets its AUROC."""
+    """Every run of one class and bank, in one process: each run is found in the run
+    cache, or fitted (its kept model loaded where there is one), scores the whole test
+    split and gets its AUROC."""
     input:
         unpack(get_evaluate_inputs),
+        spec=layout.spec_path("evaluate"),
     output:
         records=layout.RECORDS,
         scores=layout.SCORES,
@@ -14,19 +16,15 @@ rule evaluate:
         CONDA_ENV
     threads: 1
     resources:
-        gpu=GPU_SLOTS,
-    params:
-        args=get_evaluate_args,
+        gpu=get_evaluate_gpu_slots,
     shell:
-        "OMP_NUM_THREADS={threads} cap evaluate {params.args} --train-emb {input.train_emb} "
-        "--test-emb {input.test_emb} --neighbors {input.neighbors} "
-        "--out-records {output.records} --out-scores {output.scores} > {log} 2>&1"
+        "OMP_NUM_THREADS={threads} cap evaluate {input.spec} > {log} 2>&1"
 
 
 rule aggregate:
     """Every run in one long-form CSV: identity, settings, AUROC, timings."""
     input:
-        PLAN.record_files(PLAN.all_runs),
+        records=PLAN.record_files(PLAN.all_runs),
     output:
         layout.RUNS_TABLE,
     log:
@@ -36,5 +34,7 @@ rule aggregate:
     localrule: True
     conda:
         CONDA_ENV
-    shell:
-        "cap aggregate {input} --out {output} > {log} 2>&1"
+    params:
+        labels=PLAN.run_labels(),
+    script:
+        "../scripts/aggregate.py"

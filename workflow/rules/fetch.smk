@@ -1,5 +1,7 @@
 rule fetch:
     """Link a local copy of a dataset or weight file into resources/, else download it."""
+    input:
+        spec=layout.spec_path("fetch"),
     output:
         directory(layout.RESOURCE),
     log:
@@ -9,7 +11,5 @@ rule fetch:
     localrule: True
     conda:
         CONDA_ENV
-    params:
-        args=get_fetch_args,
     shell:
-        "cap fetch {params.args} > {log} 2>&1"
+        "cap fetch {input.spec} > {log} 2>&1"

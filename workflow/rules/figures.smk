@@ -18,7 +18,7 @@ rule figure_attention:
         CONDA_ENV
     params:
         dataset=get_figure_dataset,
-        run=get_figure_run_params("attention"),
+        task=get_figure_task("attention"),
         figure=get_figure("attention"),
     script:
         "../scripts/figure_attention.py"
@@ -70,7 +70,7 @@ rule figure_anomaly_maps:
         CONDA_ENV
     params:
         dataset=get_figure_dataset,
-        run=get_figure_run_params("anomaly_maps"),
+        task=get_figure_task("anomaly_maps"),
         figure=get_figure("anomaly_maps"),
     script:
         "../scripts/figure_anomaly_maps.py"

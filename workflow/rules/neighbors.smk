@@ -1,8 +1,9 @@
 rule neighbors:
     """Top-k_max cosine neighbours of the normal bank (self excluded) and of the test
-    split, searched once per class; every K ablation slices them."""
+    split, searched once per class and bank; every K slices them."""
     input:
         unpack(get_split_inputs),
+        spec=layout.spec_path("neighbors"),
     output:
         layout.NEIGHBORS,
     log:
@@ -12,8 +13,5 @@ rule neighbors:
     conda:
         CONDA_ENV
     threads: 1
-    params:
-        args=get_neighbor_args,
     shell:
-        "cap neighbors {params.args} --train-emb {input.train_emb} "
-        "--test-emb {input.test_emb} --out {output} > {log} 2>&1"
+        "cap neighbors {input.spec} > {log} 2>&1"

@@ -22,15 +22,36 @@ rule claims:
         "../scripts/claims.py"
 
 
+rule leaderboard:
+    """The methods of the config's leaderboard table ranked on each of its datasets, with
+    intervals over classes and the seconds each run took."""
+    input:
+        runs=layout.RUNS_TABLE,
+    output:
+        **layout.LEADERBOARD,
+    log:
+        layout.log_path("leaderboard"),
+    benchmark:
+        layout.benchmark_path("leaderboard")
+    localrule: True
+    conda:
+        CONDA_ENV
+    params:
+        spec=get_leaderboard_spec,
+    script:
+        "../scripts/leaderboard.py"
+
+
 rule report:
     """The reproduction report: our numbers beside the paper's, claims, environment,
     runtimes and the config used."""
     input:
+        **get_leaderboard_inputs(),
         runs=layout.RUNS_TABLE,
         claims=layout.CLAIMS,
         tables=[layout.table_files(table)["csv"] for table in config["tables"]],
         rendered=[layout.table_files(table)["md"] for table in config["tables"]],
-        figures=[path for path in PLAN.all_figures() if path.endswith(".png")],
+        figures=[path for path in PLAN.targets.all_figures() if path.endswith(".png")],
         paper=config["report"]["paper_results"],
         embeddings=PLAN.embedding_files(),
     output:
@@ -47,13 +68,11 @@ rule report:
     conda:
         CONDA_ENV
     params:
-        backbones_used={dataset: PLAN.backbone_of(dataset) for dataset in PLAN.datasets},
-        backbone_models={
-            dataset: PLAN.backbone_model(PLAN.backbone_of(dataset)) for dataset in PLAN.datasets
+        backbones={
+            dataset: (PLAN.backbone_of(dataset), PLAN.backbone_model(PLAN.backbone_of(dataset)))
+            for dataset in PLAN.datasets
         },
         tolerance=config["report"]["tolerance"],
-        # this config's jobs only (params, not inputs: a missing one must not rerun its job)
-        benchmarks=PLAN.benchmark_files(),
         config=config,
     script:
         "../scripts/report.py"

@@ -22,5 +22,6 @@ rule table:
         CONDA_ENV
     params:
         spec=get_table_spec,
+        labels=get_table_labels,
     script:
         "../scripts/table.py"

@@ -3,6 +3,7 @@ rule train:
     with keep_models) from cached features; no backbone in the loop."""
     input:
         unpack(get_train_inputs),
+        spec=layout.spec_path("train"),
     output:
         model=layout.MODEL,
     log:
@@ -14,9 +15,5 @@ rule train:
     threads: 1
     resources:
         gpu=GPU_SLOTS,
-    params:
-        args=get_train_args,
     shell:
-        "OMP_NUM_THREADS={threads} cap train {params.args} --train-emb {input.train_emb} "
-        "--test-emb {input.test_emb} --neighbors {input.neighbors} "
-        "--out-model {output.model} > {log} 2>&1"
+        "OMP_NUM_THREADS={threads} cap train {input.spec} > {log} 2>&1"

@@ -3,7 +3,7 @@
 import logging
 from pathlib import Path
 
-from cap.benchmark.evaluation import read_runs_table
+from cap.benchmark.records import read_runs_table
 from cap.reporting.claims import judge_report_claims, write_claims
 from cap.reporting.paper import load_paper_results
 from cap.reporting.tables import read_table

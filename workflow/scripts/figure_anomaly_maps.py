@@ -3,6 +3,7 @@
 import logging
 from pathlib import Path
 
+from cap.benchmark.jobs import TaskSpec, from_dict
 from cap.reporting.figure_examples import (
     RUN_INPUTS,
     anomaly_map_examples,
@@ -14,10 +15,13 @@ from cap.reporting.figures import plot_anomaly_maps
 logging.basicConfig(filename=snakemake.log[0], level=logging.INFO)
 
 inputs, params = snakemake.input, snakemake.params
-run = load_trained_run(**{key: getattr(inputs, key) for key in RUN_INPUTS}, **params.run)
+run = load_trained_run(
+    **{key: getattr(inputs, key) for key in RUN_INPUTS},
+    task=from_dict(TaskSpec, params.task, where="params.task"),
+)
 examples = anomaly_map_examples(
     run.detector,
-    run.split,
+    run.task,
     run.neighbors,
     run.test_embeddings,
     load_images(params.dataset, "test"),

@@ -3,7 +3,7 @@
 import logging
 from pathlib import Path
 
-from cap.benchmark.evaluation import summarize_records
+from cap.benchmark.records import summarize_records
 from cap.reporting.figures import plot_bank_curves
 
 logging.basicConfig(filename=snakemake.log[0], level=logging.INFO)
@@ -11,7 +11,7 @@ logging.basicConfig(filename=snakemake.log[0], level=logging.INFO)
 figure = snakemake.params.figure
 plot_bank_curves(
     summarize_records(snakemake.input.records),
-    {curve["label"]: curve["variants"] for curve in snakemake.params.curves},
+    {curve["label"]: curve["settings"] for curve in snakemake.params.curves},
     Path(snakemake.output.png).with_suffix(""),
     title=figure.get("title", ""),
 )

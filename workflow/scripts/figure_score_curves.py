@@ -3,15 +3,15 @@
 import logging
 from pathlib import Path
 
-from cap.benchmark.evaluation import read_runs
+from cap.benchmark.records import read_runs
 from cap.reporting.figures import plot_score_curves
 
 logging.basicConfig(filename=snakemake.log[0], level=logging.INFO)
 
-runs = {(run["variant"], run["seed"]): run for run in read_runs(snakemake.input.records)}
+runs = {(run["setting"], run["seed"]): run for run in read_runs(snakemake.input.records)}
 plot_score_curves(
     {
-        curve["label"]: [runs[curve["variants"][0], seed]["history"] for seed in curve["seeds"]]
+        curve["label"]: [runs[curve["settings"][0], seed]["history"] for seed in curve["seeds"]]
         for curve in snakemake.params.curves
     },
     Path(snakemake.output.png).with_suffix(""),

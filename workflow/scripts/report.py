@@ -3,26 +3,38 @@
 import logging
 from pathlib import Path
 
-from cap.benchmark.evaluation import read_runs_table
+from cap.benchmark import layout
+from cap.benchmark.planning import Plan
+from cap.benchmark.records import read_runs_table
 from cap.reporting.claims import read_claims
 from cap.reporting.paper import load_paper_results
-from cap.reporting.report import backbone_weights, write_report
+from cap.reporting.provenance import backbone_weights
+from cap.reporting.report import ReportInputs, write_report
 
 logging.basicConfig(filename=snakemake.log[0], level=logging.INFO)
 
 inputs, params = snakemake.input, snakemake.params
+plan = Plan(params.config)
+# this config's jobs, found under results/ (a missing one is no input: nothing reruns)
+benchmarks = [
+    (rule, path)
+    for rule, wildcards, path in layout.find_job_files("benchmarks")
+    if rule != "report" and plan.owns(rule, wildcards)
+]
 write_report(
     snakemake.output.md,
-    summary=read_runs_table(inputs.runs),
-    tables={Path(path).stem: Path(path) for path in inputs.tables},
-    paper=load_paper_results(inputs.paper),
-    backbones_used=params.backbones_used,
-    backbone_models=params.backbone_models,
-    claims=read_claims(inputs.claims),
-    tolerance=params.tolerance,
-    figures=[Path(path) for path in inputs.figures],
-    benchmarks=[path for path in params.benchmarks if Path(path).is_file()],
-    config=params.config,
-    environment=backbone_weights(list(inputs.embeddings)),
-    repository=Path(snakemake.scriptdir).parents[1],
+    ReportInputs(
+        runs=read_runs_table(inputs.runs),
+        tables={Path(path).stem: path for path in inputs.tables},
+        claims=read_claims(inputs.claims),
+        paper=load_paper_results(inputs.paper),
+        backbones=params.backbones,
+        config=params.config,
+        tolerance=params.tolerance,
+        leaderboard=getattr(inputs, "leaderboard", None),
+        figures=list(inputs.figures),
+        benchmarks=benchmarks,
+        environment=backbone_weights(list(inputs.embeddings)),
+        repository=Path(snakemake.scriptdir).parents[1],
+    ),
 )

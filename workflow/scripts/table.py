@@ -6,14 +6,14 @@
 import logging
 from pathlib import Path
 
-from cap.benchmark.evaluation import summarize_records
+from cap.benchmark.records import summarize_records
 from cap.reporting.paper import load_paper_results
 from cap.reporting.tables import build_table, write_table
 
 logging.basicConfig(filename=snakemake.log[0], level=logging.INFO)
 
 table = build_table(
-    summarize_records(snakemake.input.records),
+    summarize_records(snakemake.input.records, snakemake.params.labels),
     snakemake.params.spec,
     load_paper_results(snakemake.input.paper),
 )

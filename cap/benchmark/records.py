@@ -1,10 +1,14 @@
 """The files of a batch of runs (records and scores) and the long-form table of all runs.
 
-A batch's *records* file (``layout.RECORDS``) is JSON: ``{"job": {...}, "runs": [...]}``,
-one object per run with its identity (dataset, backbone, cls, class_name), split
-(n_train, n_test, n_anomalous), backbone (backbone_model, weights), the record of
-:func:`cap.benchmark.experiment.evaluate_run` and the job's start-up seconds. Its
-*scores* file (``layout.SCORES``) is a gzipped CSV, one row per (run, test image).
+A batch's *records* file (``layout.RECORDS``) is JSON: ``{"job": {...}, "runs": [...]}``:
+the job's start-up seconds and which runs it fitted, and one object per run with its
+identity (dataset, backbone, cls, class_name, preprocessing), task (n_train, n_test,
+n_anomalous), backbone (backbone_model, weights) and the record of
+:func:`cap.benchmark.runs.make_run` (setting key, method, seed, settings, AUROC, ...).
+Its *scores* file (``layout.SCORES``) is a gzipped CSV, one row per (run, test image).
+
+Runs are named by their settings' content keys; the runs table gives each the label
+of its variant (:meth:`cap.benchmark.planning.Plan.run_labels`).
 """
 
 from __future__ import annotations
@@ -22,12 +26,12 @@ from cap.utils.errors import DataError
 from cap.utils.io import atomic_path, write_json_atomic
 
 #: Columns of a batch's score file.
-SCORE_COLUMNS: tuple[str, ...] = ("variant", "seed", "id", "label", "is_anomaly", "score")
+SCORE_COLUMNS: tuple[str, ...] = ("setting", "seed", "id", "label", "is_anomaly", "score")
 #: The first columns of the long-form runs table; every setting follows as a column of
 #: its own, then :data:`MEASURE_COLUMNS`.
 IDENTITY_COLUMNS: tuple[str, ...] = (
-    "dataset", "cls", "class_name", "variant", "method", "seed",
-    "backbone", "backbone_model", "weights", "n_train", "n_test", "n_anomalous", "chaotic",
+    "dataset", "cls", "class_name", "variant", "setting", "method", "seed", "backbone",
+    "preprocessing", "backbone_model", "weights", "n_train", "n_test", "n_anomalous", "chaotic",
 )  # fmt: skip
 MEASURE_COLUMNS: tuple[str, ...] = ("auroc", "fit_s", "score_s")
 #: Order of the runs in every table.
@@ -50,7 +54,7 @@ def write_batch(
     item, in the order of each run's ``scores`` (M,).
     """
     frames = [
-        test.assign(variant=run["variant"], seed=run["seed"], score=values)
+        test.assign(setting=run["setting"], seed=run["seed"], score=values)
         for run, values in zip(runs, scores, strict=True)
     ]
     with atomic_path(scores_path) as temporary:
@@ -62,7 +66,7 @@ def write_batch(
 
 def read_scores(path: str | os.PathLike[str]) -> pd.DataFrame:
     """A batch's score file, ids as text."""
-    return pd.read_csv(path, compression="gzip", dtype={"id": str, "variant": str})
+    return pd.read_csv(path, compression="gzip", dtype={"id": str, "setting": str})
 
 
 def read_runs(paths: Iterable[str | os.PathLike[str]]) -> list[dict[str, Any]]:
@@ -76,12 +80,21 @@ def read_runs(paths: Iterable[str | os.PathLike[str]]) -> list[dict[str, Any]]:
     return runs
 
 
-def summarize_records(paths: Iterable[str | os.PathLike[str]]) -> pd.DataFrame:
+def summarize_records(
+    paths: Iterable[str | os.PathLike[str]],
+    labels: Mapping[str, Mapping[str, str]] | None = None,
+) -> pd.DataFrame:
     """One row per run of the batch files, settings as columns, in a stable order.
 
     Columns: :data:`IDENTITY_COLUMNS`, then one per setting, then :data:`MEASURE_COLUMNS`.
+    A run's ``variant`` is its label in ``labels`` (dataset → setting key → label), else
+    its setting key.
     """
-    runs = read_runs(paths)
+    labels = labels or {}
+    runs = [
+        {**run, "variant": labels.get(run["dataset"], {}).get(run["setting"], run["setting"])}
+        for run in read_runs(paths)
+    ]
     if not runs:
         raise DataError("no run records to summarise")
     settings = list(

@@ -1,0 +1,172 @@
+"""The run cache: a run already made is never made again, whatever job asks for it.
+
+A job of the workflow makes the runs of one class (and bank) in one process; when the
+config gains a variant, that job runs again. Each run it made is kept here under a
+*content key*: the hash of everything its result depends on — method, settings and
+seed; the bank, the test features and labels, and the neighbour indices it reads (as
+bytes); and the source of the code that fits and scores it (the detector's modules and
+the ``cap`` modules they import). A run whose key is here is read back, not fitted:
+adding a variant fits only that variant's runs, a killed job resumes after its last
+finished run, and editing a detector's code, or its inputs, makes new keys. The code
+hashed is what turns the fingerprinted inputs into scores: the detector's modules and
+the ``cap.detectors`` and ``cap.utils`` modules they import (each name resolved to the
+module that defines it), the AUROC, and the module that fits and scores runs
+(:data:`RUN_MODULES`); how the inputs were read is covered by their fingerprints.
+
+An entry is ``<key>.npy`` (the test scores) and ``<key>.json`` (the run's record),
+written in that order, atomically: the JSON marks the entry complete. Delete the
+folder to make every run again.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import importlib.util
+import json
+import logging
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cap.utils.io import atomic_path, write_json_atomic
+
+log = logging.getLogger(__name__)
+
+#: The module that fits and scores every run (hashed as it is, its imports are not).
+RUN_MODULES: tuple[str, ...] = ("cap.benchmark.runs",)
+#: Packages whose imports the code digest follows: the layers a detector builds on.
+DIGEST_PACKAGES: tuple[str, ...] = ("cap.detectors", "cap.utils")
+
+
+@dataclass(frozen=True)
+class CachedRun:
+    """A run read back from the cache."""
+
+    record: dict[str, Any]  # as the job that made it recorded it
+    scores: np.ndarray  # (M,) test scores
+
+
+class RunCache:
+    """A folder of finished runs, by content key."""
+
+    def __init__(self, folder: str | os.PathLike[str]) -> None:
+        self.folder = Path(folder)
+
+    def get(self, key: str, *, monitored: bool = False) -> CachedRun | None:
+        """The run of ``key``, if cached (with per-epoch test scores when ``monitored``)."""
+        record_path, scores_path = self._paths(key)
+        if not record_path.is_file():
+            return None
+        record = json.loads(record_path.read_text())
+        if monitored and not record.get("monitored", False):
+            return None
+        return CachedRun(record=record, scores=np.load(scores_path))
+
+    def put(self, key: str, record: dict[str, Any], scores: np.ndarray) -> None:
+        """Keep a finished run (its scores first: the record marks it complete)."""
+        record_path, scores_path = self._paths(key)
+        with atomic_path(scores_path) as temporary, temporary.open("wb") as handle:
+            np.save(handle, np.asarray(scores))
+        write_json_atomic(record_path, record)
+
+    def _paths(self, key: str) -> tuple[Path, Path]:
+        folder = self.folder / key[:2]
+        return folder / f"{key}.json", folder / f"{key}.npy"
+
+
+def run_key(
+    method: str, settings: dict[str, Any], seed: int, inputs: Iterable[str], code: str
+) -> str:
+    """The content key of a run: its method, settings and seed, the fingerprints of the
+    data it reads, and the digest of the code that makes it."""
+    payload = {
+        "method": method,
+        "settings": settings,
+        "seed": seed,
+        "inputs": list(inputs),
+        "code": code,
+    }
+    text = json.dumps(payload, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def fingerprint(*arrays: np.ndarray) -> str:
+    """sha256 of arrays' shapes, dtypes and bytes."""
+    digest = hashlib.sha256()
+    for array in arrays:
+        array = np.ascontiguousarray(array)
+        digest.update(f"{array.dtype.str}{array.shape}".encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()
+
+
+def code_digest(detector: type) -> str:
+    """sha256 of the source of the code that scores with ``detector`` (module docstring)."""
+    roots = {cls.__module__ for cls in detector.__mro__ if cls.__module__.startswith("cap.")}
+    roots.add("cap.utils.metrics")
+    return _digest(frozenset(_import_closure(roots) | set(RUN_MODULES)))
+
+
+@cache
+def _digest(modules: frozenset[str]) -> str:
+    digest = hashlib.sha256()
+    for name in sorted(modules):
+        digest.update(name.encode())
+        digest.update(Path(_origin(name)).read_bytes())
+    return digest.hexdigest()
+
+
+def _import_closure(roots: Iterable[str]) -> set[str]:
+    """``roots`` and the :data:`DIGEST_PACKAGES` modules they import, transitively (lazy
+    imports inside functions included)."""
+    seen: set[str] = set()
+    pending = list(roots)
+    while pending:
+        name = pending.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        pending.extend(m for m in _cap_imports(name) if m.startswith(DIGEST_PACKAGES))
+    return seen
+
+
+def _cap_imports(name: str) -> set[str]:
+    """The ``cap`` modules that module ``name`` imports, each imported name resolved to the
+    module that defines it (``from cap.detectors import KNNDetector`` is
+    ``cap.detectors.base``, not the package's ``__init__``)."""
+    tree = ast.parse(Path(_origin(name)).read_text())
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names if alias.name.startswith("cap."))
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("cap"):
+            found.update(_defining_module(node.module, alias.name) for alias in node.names)
+    return found
+
+
+def _defining_module(package: str, name: str) -> str:
+    submodule = f"{package}.{name}"
+    if _is_module(submodule):
+        return submodule
+    defined = getattr(getattr(importlib.import_module(package), name, None), "__module__", None)
+    return defined if isinstance(defined, str) and defined.startswith("cap") else package
+
+
+def _is_module(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except ModuleNotFoundError:
+        return False
+
+
+def _origin(name: str) -> str:
+    spec = importlib.util.find_spec(name)
+    if spec is None or spec.origin is None:
+        raise ModuleNotFoundError(name)
+    return spec.origin

@@ -1,0 +1,198 @@
+"""Each job of the workflow as a typed spec (:mod:`cap.benchmark.jobs`), and the files it
+reads: what the rules declare and the ``cap`` command is given, from one place."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import replace
+from typing import Any
+
+from cap.benchmark import layout
+from cap.benchmark.jobs import (
+    EmbedJob,
+    EvaluateJob,
+    FetchJob,
+    Identity,
+    NeighborsJob,
+    RunSpec,
+    TaskSpec,
+    TrainJob,
+)
+from cap.benchmark.planning.plan import Batch, Plan
+from cap.benchmark.planning.targets import Run
+
+
+class Steps:
+    """Specs and inputs of the ``cap`` steps' jobs, from a :class:`Plan`."""
+
+    def __init__(self, plan: Plan) -> None:
+        self.plan = plan
+        self.config = plan.config
+
+    # ------------------------------------------------------------ fetch and embed
+
+    def fetch_job(self, resource: str) -> FetchJob:
+        entry = self.config["resources"][resource]
+        instructions = entry["instructions"]
+        return FetchJob(
+            destination=self.plan.resource_path(resource),
+            local=tuple(os.path.expandvars(os.path.expanduser(path)) for path in entry["local"]),
+            url=entry["url"],
+            torchvision=entry["torchvision"],
+            instructions=" ".join(instructions.split()) if instructions else None,
+            offline=self.config["offline"],
+        )
+
+    def embed_inputs(self, dataset: str, backbone: str) -> dict[str, str]:
+        """The fetched images, and the weights where the backbone has a resource."""
+        inputs = {"data": layout.RESOURCE.format(resource=self.plan.datasets[dataset]["resource"])}
+        weights = self.config["backbones"][backbone]["resource"]
+        if weights is not None:
+            inputs["weights"] = layout.RESOURCE.format(resource=weights)
+        return inputs
+
+    def embed_job(self, dataset: str, backbone: str, subset: str, split: str) -> EmbedJob:
+        entry = self.plan.datasets[dataset]
+        model = self.config["backbones"][backbone]
+        return EmbedJob(
+            dataset=entry["source"],
+            data_root=self.plan.resource_path(entry["resource"]),
+            split=split,
+            backbone=model["model"],
+            out=layout.EMBEDDINGS.format(
+                dataset=dataset, backbone=backbone, subset=subset, split=split
+            ),
+            weights=(
+                None if model["resource"] is None else self.plan.resource_path(model["resource"])
+            ),
+            category=subset if self.plan.is_per_category(dataset) else None,
+            preprocessing=entry["preprocessing"],
+            limit_per_class=entry["limit_per_class"].get(split),
+            feature_maps_per_class=entry["feature_maps_per_class"] if split == "test" else 0,
+            batch_size=model["batch_size"],
+            bf16=model["bf16"],
+            options=dict(model["options"]),
+            offline=self.config["offline"],
+        )
+
+    # ---------------------------------------------------------- a class's runs
+
+    def task(self, dataset: str, backbone: str, cls: str, bank: str) -> TaskSpec:
+        """The features of one class's runs: its bank (all, or the first N) and the test split."""
+        files = self.split_inputs(dataset, backbone, cls)
+        return TaskSpec(
+            train_embeddings=files["train_emb"],
+            test_embeddings=files["test_emb"],
+            normal_class=self.plan.normal_class(dataset, cls),
+            backbone=self.plan.backbone_model(backbone),
+            bank_size=None if bank == "all" else int(bank),
+        )
+
+    def split_inputs(self, dataset: str, backbone: str, cls: str) -> dict[str, str]:
+        """Train and test embeddings of the class's dataset split files."""
+        subset = self.plan.embedding_subset(dataset, cls)
+        return {
+            f"{split}_emb": layout.EMBEDDINGS.format(
+                dataset=dataset, backbone=backbone, subset=subset, split=split
+            )
+            for split in ("train", "test")
+        }
+
+    def class_inputs(self, dataset: str, backbone: str, cls: str, bank: str) -> dict[str, str]:
+        """Embeddings and neighbours of the runs on class ``cls`` with bank ``bank``."""
+        neighbors = layout.NEIGHBORS.format(dataset=dataset, backbone=backbone, cls=cls, bank=bank)
+        return {**self.split_inputs(dataset, backbone, cls), "neighbors": neighbors}
+
+    def neighbors_job(self, dataset: str, backbone: str, cls: str, bank: str) -> NeighborsJob:
+        return NeighborsJob(
+            task=self.task(dataset, backbone, cls, bank),
+            k_max=self.plan.k_max(dataset, bank),
+            out=layout.NEIGHBORS.format(dataset=dataset, backbone=backbone, cls=cls, bank=bank),
+            clip_k=self.plan.datasets[dataset]["clip_k"],
+        )
+
+    def run_spec(self, run: Run) -> RunSpec:
+        """What ``cap evaluate`` / ``cap train`` need to make one run."""
+        setting = self.plan.setting_of(run)
+        return RunSpec(
+            setting=run.setting,
+            method=setting.method,
+            settings=dict(setting.settings),
+            seed=run.seed,
+            monitor=run in self.plan.monitored_runs,
+            model=run.path(layout.MODEL) if run in self.plan.kept_runs else None,
+        )
+
+    def train_run(self, wildcards: Mapping[str, str]) -> Run:
+        """The kept run behind ``train`` job wildcards."""
+        fields = {key: wildcards[key] for key in ("dataset", "backbone", "cls", "bank", "setting")}
+        return Run(**fields, seed=int(wildcards["seed"]))
+
+    def train_job(self, run: Run) -> TrainJob:
+        """One kept run: fitted, its model written, its scores cached for its batch."""
+        return TrainJob(
+            task=self.task(run.dataset, run.backbone, run.cls, run.bank),
+            neighbors=layout.NEIGHBORS.format(
+                dataset=run.dataset, backbone=run.backbone, cls=run.cls, bank=run.bank
+            ),
+            run=replace(self.run_spec(run), model=None),
+            model=run.path(layout.MODEL),
+            cache=self._cache(),
+            clip_k=self.plan.datasets[run.dataset]["clip_k"],
+        )
+
+    def evaluate_inputs(self, batch: Batch) -> dict[str, Any]:
+        """The class's inputs, plus the models of the batch's kept runs (fitted first, so
+        that the batch finds them in the cache)."""
+        models = [
+            run.path(layout.MODEL)
+            for run in self.plan.batch_runs(batch)
+            if run in self.plan.kept_runs
+        ]
+        inputs = self.class_inputs(batch.dataset, batch.backbone, batch.cls, batch.bank)
+        return {**inputs, "models": models}
+
+    def evaluate_job(self, batch: Batch) -> EvaluateJob:
+        """Every run of the batch, and the identity its records carry."""
+        dataset = batch.dataset
+        return EvaluateJob(
+            task=self.task(dataset, batch.backbone, batch.cls, batch.bank),
+            neighbors=batch.path(layout.NEIGHBORS),
+            runs=tuple(self.run_spec(run) for run in self.plan.batch_runs(batch)),
+            identity=Identity(
+                dataset=dataset,
+                backbone=batch.backbone,
+                cls=batch.cls,
+                preprocessing=self.plan.datasets[dataset]["preprocessing"],
+            ),
+            records=batch.path(layout.RECORDS),
+            scores=batch.path(layout.SCORES),
+            cache=self._cache(),
+            clip_k=self.plan.datasets[dataset]["clip_k"],
+        )
+
+    # -------------------------------------------------------------------- figures
+
+    def figure_inputs(self, kind: str, wildcards: Mapping[str, str]) -> dict[str, str]:
+        """Model, embeddings and neighbours of the run a model figure draws."""
+        run = self.plan.targets.figure_run(kind, wildcards)
+        inputs = self.class_inputs(run.dataset, run.backbone, run.cls, run.bank)
+        return {**inputs, "model": run.path(layout.MODEL)}
+
+    def figure_task(self, kind: str, wildcards: Mapping[str, str]) -> TaskSpec:
+        """How a model figure reloads its run's task."""
+        run = self.plan.targets.figure_run(kind, wildcards)
+        return self.task(run.dataset, run.backbone, run.cls, run.bank)
+
+    def figure_dataset(self, dataset: str, cls: str) -> dict[str, str | None]:
+        """How a figure reloads the run's images (``cap.reporting.figure_examples.load_images``)."""
+        entry = self.plan.datasets[dataset]
+        return {
+            "source": entry["source"],
+            "root": self.plan.resource_path(entry["resource"]),
+            "category": cls if self.plan.is_per_category(dataset) else None,
+        }
+
+    def _cache(self) -> str | None:
+        return layout.RUN_CACHE if self.config["cache"] else None

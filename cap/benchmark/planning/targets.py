@@ -1,0 +1,197 @@
+"""What each target reads: the runs every table and figure needs, and their files.
+
+A *target* is a table (by its name) or a figure kind (``fig_<kind>``); ``snakemake
+<target>`` builds it alone. A *run* is one (dataset, backbone, class, bank, setting,
+seed); its setting is a content key (:mod:`cap.benchmark.planning.variants`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from cap.benchmark import layout
+from cap.benchmark.planning.references import MODEL_FIGURES, ConfigReferenceError
+from cap.benchmark.planning.variants import Variants
+
+
+@dataclass(frozen=True, order=True)
+class Run:
+    """One fit-and-score of a setting on one normal class."""
+
+    dataset: str
+    backbone: str
+    cls: str  # class id, or MVTec category
+    bank: str  # "all", or the bank size N
+    setting: str  # the setting's content key
+    seed: int
+
+    def path(self, pattern: str) -> str:
+        """``pattern`` (a :mod:`cap.benchmark.layout` path) filled with this run."""
+        return pattern.format(**asdict(self))
+
+
+class Targets:
+    """The config's tables and figures, and the runs each reads."""
+
+    def __init__(self, config: Mapping[str, Any], variants: Variants) -> None:
+        self.config = config
+        self.variants = variants
+        self.tables: Mapping[str, Any] = config["tables"]
+        self.figures: Mapping[str, list[Mapping[str, Any]]] = config["figures"]
+
+    def names(self) -> list[str]:
+        """The named targets: one per table, one per figure kind (``fig_<kind>``)."""
+        return [*self.tables, *(f"fig_{kind}" for kind in self.figures)]
+
+    def runs(self, target: str) -> list[Run]:
+        """The runs ``target`` reads, in a stable order."""
+        if target in self.tables:
+            return self.table_runs(target)
+        kind = target.removeprefix("fig_")
+        return sorted(
+            {run for figure in self.figures[kind] for run in self.figure_runs(kind, figure)}
+        )
+
+    def variant_runs(
+        self, dataset: str, variant: str, classes: Iterable[str | int] | None = None
+    ) -> list[Run]:
+        """The runs of ``variant`` on ``dataset``: every class (or ``classes``) and seed;
+        none outside the config's ``only`` selection."""
+        setting = self.variants.setting(dataset, variant)
+        if not self.selected(dataset, setting.method):
+            return []
+        backbone = self.config["datasets"][dataset]["backbone"]
+        every = self.config["datasets"][dataset]["classes"]
+        return [
+            Run(dataset, backbone, str(cls), setting.bank, setting.key, seed)
+            for cls in (every if classes is None else classes)
+            for seed in self.variants.seeds_of(dataset, setting.key)
+        ]
+
+    def selected(self, dataset: str, method: str) -> bool:
+        """Whether the config's ``only`` selection keeps runs of ``method`` on ``dataset``."""
+        only = self.config["only"]
+        return dataset in only.get("datasets", [dataset]) and method in only.get(
+            "methods", [method]
+        )
+
+    # ------------------------------------------------------------------- tables
+
+    def table_runs(self, table: str) -> list[Run]:
+        """Every seed of the table's variants on its datasets' classes (or the ``classes``
+        it names for a dataset); an entry runs on the ``datasets`` it names, if any."""
+        spec = self.tables[table]
+        classes = spec["classes"]
+        return sorted(
+            {
+                run
+                for entry in spec["entries"]
+                for dataset in entry.get("datasets", spec["datasets"])
+                for run in self.variant_runs(dataset, entry["variant"], classes.get(dataset))
+            }
+        )
+
+    def table_spec(self, table: str) -> dict[str, Any]:
+        """The table as :func:`cap.reporting.tables.build_table` reads it: each entry's
+        variant label on each dataset (the runs table's ``variant`` column)."""
+        spec = self.tables[table]
+        return {
+            "name": table,
+            "title": spec["title"],
+            "layout": spec["layout"],
+            "datasets": spec["datasets"],
+            "paper_key": spec.get("paper"),
+            "reported_rows": spec["reported_rows"],
+            "entries": [
+                {
+                    "label": entry["label"],
+                    "variants": {
+                        d: self.label(d, entry["variant"])
+                        for d in entry.get("datasets", spec["datasets"])
+                    },
+                }
+                for entry in spec["entries"]
+            ],
+        }
+
+    def label(self, dataset: str, variant: str) -> str:
+        """The label of the runs ``variant`` shares on ``dataset`` (the first variant, in
+        config order, that resolves to the same setting)."""
+        return self.variants.label(dataset, self.variants.setting(dataset, variant).key)
+
+    def table_outputs(self, table: str) -> list[str]:
+        return list(layout.table_files(table).values())
+
+    def outputs(self, target: str) -> list[str]:
+        """The files a named target builds."""
+        if target in self.tables:
+            return self.table_outputs(target)
+        return self.figure_paths(target.removeprefix("fig_"))
+
+    # ------------------------------------------------------------------ figures
+
+    def figure_runs(self, kind: str, figure: Mapping[str, Any]) -> list[Run]:
+        """Every seed of the variants a figure draws on its classes: a model figure shows
+        the first seed's model, the curves the mean over the seeds."""
+        dataset = figure["dataset"]
+        if kind == "bank_curves":
+            variants = [v for curve in figure["curves"] for v in curve["variants"]]
+            classes = figure.get("classes")
+        else:
+            variants = (
+                [figure["variant"]]
+                if kind in MODEL_FIGURES
+                else [c["variant"] for c in figure["curves"]]
+            )
+            classes = [figure["cls"]]
+        return [run for v in variants for run in self.variant_runs(dataset, v, classes)]
+
+    def figure_wildcards(self, kind: str, figure: Mapping[str, Any]) -> dict[str, str]:
+        """The figure job's wildcards: its dataset and backbone, and its class and (model
+        figures) variant label, or (bank curves) its name."""
+        dataset = figure["dataset"]
+        wildcards = {"dataset": dataset, "backbone": self.config["datasets"][dataset]["backbone"]}
+        if kind == "bank_curves":
+            return {**wildcards, "name": figure["name"]}
+        wildcards["cls"] = str(figure["cls"])
+        if kind in MODEL_FIGURES:
+            wildcards["variant"] = self.label(dataset, figure["variant"])
+        return wildcards
+
+    def find_figure(self, kind: str, wildcards: Mapping[str, str]) -> Mapping[str, Any]:
+        """The ``figures.<kind>`` entry a figure job's wildcards draw."""
+        for figure in self.figures[kind]:
+            if self.figure_wildcards(kind, figure) == dict(wildcards):
+                return figure
+        raise ConfigReferenceError(f"no figures.{kind} entry for {dict(wildcards)}")
+
+    def figure_run(self, kind: str, wildcards: Mapping[str, str]) -> Run:
+        """The run whose trained model a model figure draws (its first seed)."""
+        return self.figure_runs(kind, self.find_figure(kind, wildcards))[0]
+
+    def curve_specs(self, kind: str, wildcards: Mapping[str, str]) -> list[dict[str, Any]]:
+        """Each curve of a score-curve or bank-curve figure as its script reads it from the
+        run records: its label, the settings of its variants and their seeds."""
+        figure = self.find_figure(kind, wildcards)
+        dataset = figure["dataset"]
+        specs = []
+        for curve in figure["curves"]:
+            names = curve.get("variants", [curve.get("variant")])
+            settings = [self.variants.setting(dataset, name).key for name in names]
+            seeds = self.variants.seeds_of(dataset, settings[0])
+            specs.append({"label": curve["label"], "settings": settings, "seeds": seeds})
+        return specs
+
+    def figure_paths(self, kind: str) -> list[str]:
+        """PNG and PDF of every configured figure of ``kind`` that has runs to draw."""
+        return [
+            f"{layout.FIGURES[kind].format(**self.figure_wildcards(kind, figure))}.{extension}"
+            for figure in self.figures[kind]
+            if self.figure_runs(kind, figure)
+            for extension in layout.FIGURE_FORMATS
+        ]
+
+    def all_figures(self) -> list[str]:
+        return [path for kind in self.figures for path in self.figure_paths(kind)]

@@ -1,0 +1,120 @@
+"""Variants resolved to what their runs compute, named by content.
+
+A *variant* is a named set of settings of a method. On a dataset it resolves to a
+:class:`Setting`: every setting of the method's detector, layered as the detector's
+own defaults ← the config's ``methods`` ← the dataset's ``settings`` ← the variant's,
+and the bank it fits on. A setting is named by a content key (``cap-1f3a9c02b7``), so
+that the files of its runs do not depend on what the variants are called, in which
+order the config lists them, or which tables need them: variants that resolve to the
+same setting share its runs, and re-saving or extending a config leaves every existing
+run where it is.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from cap.detectors import detector_class
+
+#: The seed is the run's, not the setting's.
+RUN_PARAMETERS: frozenset[str] = frozenset({"seed"})
+
+
+@dataclass(frozen=True)
+class Setting:
+    """A variant resolved on a dataset: a method, all its settings and the bank."""
+
+    method: str  # registered detector
+    bank: str  # "all" normal training images, or the first N
+    settings: dict[str, Any] = field(compare=False, hash=False)  # every setting but the seed
+    key: str = field(init=False)  # content key: method and a digest of settings and bank
+
+    def __post_init__(self) -> None:
+        payload = json.dumps(
+            {"method": self.method, "settings": self.settings, "bank": self.bank},
+            sort_keys=True,
+        )
+        digest = hashlib.sha256(payload.encode()).hexdigest()[:10]
+        object.__setattr__(self, "key", f"{self.method}-{digest}")
+
+    @property
+    def trainable(self) -> bool:
+        """Whether the method learns parameters (its runs have seeds and models)."""
+        return detector_class(self.method).trainable
+
+    @property
+    def bank_size(self) -> int | None:
+        return None if self.bank == "all" else int(self.bank)
+
+
+class Variants:
+    """Every variant of a config resolved on every dataset, with names and seeds."""
+
+    def __init__(self, config: Mapping[str, Any]) -> None:
+        self.config = config
+        self.names: list[str] = list(config["variants"])
+        self.seeds: list[int] = list(config["seeds"])
+        self._settings = {
+            (dataset, name): self._resolve(dataset, name)
+            for dataset in config["datasets"]
+            for name in self.names
+        }
+        self._by_key: dict[tuple[str, str], Setting] = {}
+        self._labels: dict[tuple[str, str], str] = {}
+        for (dataset, name), setting in self._settings.items():  # config order: first wins
+            self._by_key.setdefault((dataset, setting.key), setting)
+            self._labels.setdefault((dataset, setting.key), name)
+
+    def setting(self, dataset: str, variant: str) -> Setting:
+        """What ``variant`` computes on ``dataset``."""
+        return self._settings[dataset, variant]
+
+    def of_key(self, dataset: str, key: str) -> Setting:
+        """The setting behind a content key on ``dataset``."""
+        return self._by_key[dataset, key]
+
+    def label(self, dataset: str, key: str) -> str:
+        """The name a setting's runs carry in tables: the first variant (config order)
+        that resolves to it."""
+        return self._labels[dataset, key]
+
+    def seeds_of(self, dataset: str, key: str) -> list[int]:
+        """A setting's seeds: those of every variant resolving to it (its own ``seeds``,
+        else the config's), increasing. Deterministic methods run once, with the
+        config's smallest seed."""
+        if not self.of_key(dataset, key).trainable:
+            return [min(self.seeds)]
+        return sorted(
+            {
+                seed
+                for name in self.names
+                if self.setting(dataset, name).key == key
+                for seed in self.config["variants"][name].get("seeds", self.seeds)
+            }
+        )
+
+    def _resolve(self, dataset: str, variant: str) -> Setting:
+        spec = dict(self.config["variants"][variant])
+        method = spec.pop("method")
+        spec.pop("seeds", None)  # not a setting: see seeds_of
+        bank_size = spec.pop("bank_size", None)  # not a setting: it selects the bank
+        settings = detector_defaults(method)
+        settings.update(self.config["methods"].get(method, {}))
+        settings.update(self.config["datasets"][dataset]["settings"].get(method, {}))
+        settings.update(spec)
+        return Setting(method, "all" if bank_size is None else str(bank_size), settings)
+
+
+def detector_defaults(method: str) -> dict[str, Any]:
+    """The keyword defaults of a method's detector, but the run's own (the seed)."""
+    signature = inspect.signature(detector_class(method).__init__)
+    return {
+        name: parameter.default
+        for name, parameter in signature.parameters.items()
+        if parameter.kind is parameter.KEYWORD_ONLY and name not in RUN_PARAMETERS
+    }

@@ -1,0 +1,237 @@
+"""Making runs: a method's detector fitted on one normal class with the precomputed
+neighbours — or read back from the run cache, or loaded from its kept model — and
+scored on the whole test split.
+
+The workflow's ``evaluate`` job makes every run of one class and bank in one process
+(``cap evaluate``); its ``train`` job fits a run whose model a figure draws (``cap
+train``). Both describe each run by a :class:`cap.benchmark.jobs.RunSpec`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from cap.benchmark.cache import RunCache, code_digest, fingerprint, run_key
+from cap.benchmark.jobs import RunSpec, TaskSpec
+from cap.benchmark.neighbors import Neighbors, load_neighbors
+from cap.benchmark.protocol import OneClassTask, load_task
+from cap.detectors import (
+    BaseDetector,
+    KNNDetector,
+    TrainableDetector,
+    detector_class,
+    make_detector,
+)
+from cap.utils.errors import ConfigError
+from cap.utils.metrics import auroc
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RunInputs:
+    """What every run of a job reads: the task, its neighbours, and their fingerprints."""
+
+    task: OneClassTask  # the normal bank and the test split
+    neighbors: Neighbors  # k_max neighbours of every bank and test item
+    provenance: dict[str, Any]  # where the bank came from (kept with models)
+    test_fingerprint: str  # sha256 of the test features and anomaly labels
+    clip_k: bool = False  # lower K to the neighbours available
+
+
+def load_run_inputs(
+    spec: TaskSpec, neighbors: str, *, clip_k: bool = False, feature_maps: bool = False
+) -> tuple[RunInputs, Any]:
+    """A job's inputs, and the test embeddings (with their attributes and, when asked,
+    feature maps)."""
+    task, test = load_task(
+        spec.train_embeddings,
+        spec.test_embeddings,
+        spec.normal_class,
+        backbone=spec.backbone,
+        bank_size=spec.bank_size,
+        feature_maps=feature_maps,
+    )
+    inputs = RunInputs(
+        task=task,
+        neighbors=load_neighbors(neighbors),
+        provenance=bank_provenance(task, spec.train_embeddings, spec.normal_class),
+        test_fingerprint=fingerprint(task.test, task.is_anomaly),
+        clip_k=clip_k,
+    )
+    return inputs, test
+
+
+def bank_provenance(
+    task: OneClassTask, embeddings: str, normal_class: int | None
+) -> dict[str, Any]:
+    """Where a bank came from, stored with a kept model and checked when it is loaded."""
+    return {
+        "embeddings": str(embeddings),
+        "normal_class": normal_class,
+        "rows": len(task.bank),
+        "bank_sha256": hashlib.sha256(np.ascontiguousarray(task.bank).tobytes()).hexdigest(),
+    }
+
+
+def build_detector(spec: RunSpec, k_available: int, *, clip_k: bool = False) -> BaseDetector:
+    """The run's detector (settings checked by :func:`make_detector`), seeded where it
+    takes a seed; with ``clip_k``, a kNN detector's K is lowered to the ``k_available``
+    neighbours."""
+    settings = dict(spec.settings)
+    uses_k = issubclass(detector_class(spec.method), KNNDetector)
+    if uses_k and clip_k and settings.get("k", 0) > k_available:
+        log.warning(
+            "K=%s exceeds the %d neighbours available: using K=%d",
+            settings["k"],
+            k_available,
+            k_available,
+        )
+        settings["k"] = k_available
+    detector = make_detector(spec.method, **settings)
+    if "seed" in detector.get_params():
+        detector.set_params(seed=spec.seed)
+    return detector
+
+
+def fit_on_task(
+    detector: BaseDetector, task: OneClassTask, neighbors: Neighbors, *, monitor: bool = False
+) -> BaseDetector:
+    """Fit on the task's bank: a kNN detector with its precomputed neighbours; with
+    ``monitor`` (trainable detectors), test scores are recorded after every epoch."""
+    if not isinstance(detector, KNNDetector):
+        return detector.fit(task.bank)
+    train_indices = neighbors.train_indices[:, : detector.k]
+    if monitor:
+        test_indices = neighbors.test_indices[:, : detector.k]
+        return detector.fit(
+            task.bank,
+            neighbors=train_indices,
+            monitor=(task.test, task.is_anomaly, test_indices),
+        )
+    return detector.fit(task.bank, neighbors=train_indices)
+
+
+def score_task(detector: BaseDetector, task: OneClassTask, neighbors: Neighbors) -> np.ndarray:
+    """Anomaly scores (M,) of the task's test items, higher = more anomalous."""
+    if not isinstance(detector, KNNDetector):
+        return detector.anomaly_score(task.test)
+    return detector.anomaly_score(task.test, neighbors=neighbors.test_indices[:, : detector.k])
+
+
+def cache_key(detector: BaseDetector, spec: RunSpec, inputs: RunInputs) -> str:
+    """The run's content key (:mod:`cap.benchmark.cache`): the neighbours count only for
+    the detectors that read them, as many columns as they read."""
+    data = [inputs.provenance["bank_sha256"], inputs.test_fingerprint]
+    if isinstance(detector, KNNDetector):
+        k = detector.k
+        data.append(
+            fingerprint(inputs.neighbors.train_indices[:, :k], inputs.neighbors.test_indices[:, :k])
+        )
+    params = detector.get_params()
+    return run_key(spec.method, params, spec.seed, data, code_digest(type(detector)))
+
+
+def make_run(
+    spec: RunSpec,
+    inputs: RunInputs,
+    *,
+    cache: RunCache | None = None,
+    model: str | None = None,
+) -> tuple[dict[str, Any], np.ndarray]:
+    """One run: its record and its test scores (M,).
+
+    Read from ``cache`` when there (with per-epoch scores if ``spec.monitor``), else
+    loaded from the kept ``model`` when given, else fitted; then scored and kept in the
+    cache. The record holds the run's setting key, method, seed, the settings used, its
+    AUROC, the fit and score seconds (of the run that made it; fit ``None`` for a loaded
+    model), the training history of trainable methods, and where it came from
+    (``source``: fit, cache or model).
+    """
+    detector = build_detector(spec, inputs.neighbors.k_max, clip_k=inputs.clip_k)
+    key = cache_key(detector, spec, inputs)
+    cached = cache.get(key, monitored=spec.monitor) if cache is not None else None
+    if cached is not None:
+        record = {**cached.record, "setting": spec.setting, "source": "cache"}
+        _log(record, "from the cache")
+        return record, cached.scores
+    if model is not None:
+        detector = detector_class(spec.method).load(
+            model, bank=inputs.task.bank, provenance=dict(inputs.provenance)
+        )
+        record, scores = _score(detector, spec, inputs, fit_seconds=None, source="model")
+    else:
+        fit_seconds = _fit(detector, spec, inputs)
+        record, scores = _score(detector, spec, inputs, fit_seconds=fit_seconds, source="fit")
+    if cache is not None:
+        cache.put(key, record, scores)
+    _log(record, "loaded" if record["fit_s"] is None else f"fit {record['fit_s']:.2f} s")
+    return record, scores
+
+
+def train_run(
+    spec: RunSpec, inputs: RunInputs, out_model: str, *, cache: RunCache | None = None
+) -> TrainableDetector:
+    """Fit a trainable run and save its model (without the bank) with its provenance;
+    with a ``cache``, it is also scored and kept there, where the class's ``evaluate``
+    job finds it."""
+    detector = build_detector(spec, inputs.neighbors.k_max, clip_k=inputs.clip_k)
+    if not isinstance(detector, TrainableDetector):
+        raise ConfigError(f"method {spec.method!r} learns nothing: it has no model to keep")
+    fit_seconds = _fit(detector, spec, inputs)
+    detector.save(out_model, include_bank=False, provenance=dict(inputs.provenance))
+    if cache is not None:
+        record, scores = _score(detector, spec, inputs, fit_seconds=fit_seconds, source="fit")
+        cache.put(cache_key(detector, spec, inputs), record, scores)
+    return detector
+
+
+def _fit(detector: BaseDetector, spec: RunSpec, inputs: RunInputs) -> float:
+    """Fit; returns the seconds it took."""
+    start = time.perf_counter()
+    fit_on_task(detector, inputs.task, inputs.neighbors, monitor=spec.monitor)
+    return time.perf_counter() - start
+
+
+def _score(
+    detector: BaseDetector,
+    spec: RunSpec,
+    inputs: RunInputs,
+    *,
+    fit_seconds: float | None,
+    source: str,
+) -> tuple[dict[str, Any], np.ndarray]:
+    """Score the test split; the run's record and scores."""
+    start = time.perf_counter()
+    scores = score_task(detector, inputs.task, inputs.neighbors)
+    record = {
+        "setting": spec.setting,
+        "method": spec.method,
+        "seed": spec.seed,
+        "settings": detector.get_params(),
+        "chaotic": detector.chaotic,
+        "auroc": auroc(inputs.task.is_anomaly, scores),
+        "fit_s": fit_seconds,
+        "score_s": time.perf_counter() - start,
+        "history": getattr(detector, "history_", None),
+        "monitored": spec.monitor,
+        "source": source,
+    }
+    return record, scores
+
+
+def _log(record: dict[str, Any], how: str) -> None:
+    log.info(
+        "%s seed %d: AUROC %.4f (%s, score %.2f s)",
+        record["setting"],
+        record["seed"],
+        record["auroc"],
+        how,
+        record["score_s"],
+    )

@@ -1,0 +1,142 @@
+"""The leaderboard: every method of a table on every dataset, ranked with its uncertainty
+and beside its cost.
+
+Per (method, dataset): the mean AUROC over classes (each class first averaged over
+seeds), its 95% Student-t interval over classes, the number of classes and seeds, the
+mean fit and score seconds per run, and a rank. The rank is 1 + the number of methods
+that beat this one on the dataset, where A beats B when the 95% t-interval of their
+paired per-class differences (A − B) lies above 0 (:func:`cap.reporting.claims.paired_test`):
+methods the classes cannot tell apart share a rank.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from cap.reporting.claims import CONFIDENCE, HOLDS, paired_test
+from cap.reporting.markdown import markdown, number
+from cap.utils.io import atomic_path, write_text_atomic
+
+#: Columns of the leaderboard CSV.
+LEADERBOARD_COLUMNS: tuple[str, ...] = (
+    "dataset", "preprocessing", "entry", "variant", "rank", "auroc_pct", "ci_low", "ci_high",
+    "n_classes", "n_seeds", "fit_s", "score_s",
+)  # fmt: skip
+
+
+def build_leaderboard(runs: pd.DataFrame, spec: Mapping[str, Any]) -> pd.DataFrame:
+    """One row per (entry, dataset) of table ``spec`` (as :func:`build_table` reads it)
+    with runs, best rank first on each dataset."""
+    rows = []
+    for dataset in spec["datasets"]:
+        on_dataset = runs[runs["dataset"] == dataset]
+        per_class = {}
+        for entry in spec["entries"]:
+            variant = entry["variants"].get(dataset)
+            chosen = on_dataset[on_dataset["variant"] == variant]
+            if chosen.empty:
+                continue
+            per_class[entry["label"]] = chosen.groupby("cls")["auroc"].mean() * 100.0
+            rows.append(
+                {
+                    "dataset": dataset,
+                    "preprocessing": _one(chosen, "preprocessing"),
+                    "entry": entry["label"],
+                    "variant": variant,
+                    **_interval(per_class[entry["label"]].to_numpy()),
+                    "n_classes": chosen["cls"].nunique(),
+                    "n_seeds": int(chosen.groupby("cls")["seed"].nunique().min()),
+                    "fit_s": chosen["fit_s"].mean(),
+                    "score_s": chosen["score_s"].mean(),
+                }
+            )
+        ranks = _ranks(per_class)
+        for row in rows:
+            if row["dataset"] == dataset:
+                row["rank"] = ranks[row["entry"]]
+    frame = pd.DataFrame.from_records(rows, columns=list(LEADERBOARD_COLUMNS))
+    order = {dataset: position for position, dataset in enumerate(spec["datasets"])}
+    frame["_order"] = frame["dataset"].map(order)
+    return (
+        frame.sort_values(["_order", "rank", "auroc_pct"], ascending=[True, True, False])
+        .drop(columns="_order")
+        .reset_index(drop=True)
+    )
+
+
+def _interval(values: np.ndarray) -> dict[str, float]:
+    """Mean and 95% t-interval over classes (NaN bounds with one class)."""
+    mean = float(np.mean(values))
+    if len(values) < 2 or np.ptp(values) == 0:
+        low = high = mean if len(values) >= 2 else np.nan
+    else:
+        low, high = stats.t.interval(CONFIDENCE, len(values) - 1, loc=mean, scale=stats.sem(values))
+    return {"auroc_pct": mean, "ci_low": float(low), "ci_high": float(high)}
+
+
+def _ranks(per_class: Mapping[str, pd.Series]) -> dict[str, int]:
+    """1 + the number of entries whose paired interval over classes lies above each one's."""
+    beaten_by = {label: 0 for label in per_class}
+    for label, values in per_class.items():
+        for other, theirs in per_class.items():
+            if other == label:
+                continue
+            differences = (theirs - values).dropna().to_numpy()
+            if len(differences) and paired_test(differences).verdict == HOLDS:
+                beaten_by[label] += 1
+    return {label: 1 + count for label, count in beaten_by.items()}
+
+
+def _one(frame: pd.DataFrame, column: str) -> str:
+    values = frame[column].dropna().unique() if column in frame else []
+    return ", ".join(map(str, values)) or "–"
+
+
+def leaderboard_markdown(frame: pd.DataFrame, title: str) -> str:
+    """One table per dataset: rank, method, AUROC with its interval, classes and seeds, and
+    the cost per run; with how to read it."""
+    legend = (
+        f"AUROC (%): mean over classes (each class averaged over its seeds) with its "
+        f"{CONFIDENCE:.0%} Student-t interval over classes. Rank: 1 + the number of methods "
+        f"whose paired {CONFIDENCE:.0%} t-interval over classes lies above this one's, so "
+        "methods the classes cannot tell apart share a rank. Seconds: mean per run, of one "
+        "process on this machine (fit: training or storing the bank; score: the whole test "
+        "split)."
+    )
+    parts = [f"**{title}**", legend]
+    for dataset, rows in frame.groupby("dataset", sort=False):
+        parts.append(f"### {dataset} (preprocessing: {rows['preprocessing'].iloc[0]})")
+        shown = pd.DataFrame(
+            {
+                "rank": rows["rank"].astype(int).astype(str),
+                "method": rows["entry"],
+                "AUROC": [
+                    f"{number(m)} [{number(lo)}, {number(hi)}]"
+                    for m, lo, hi in zip(
+                        rows["auroc_pct"], rows["ci_low"], rows["ci_high"], strict=True
+                    )
+                ],
+                "classes × seeds": [
+                    f"{c} × {s}" for c, s in zip(rows["n_classes"], rows["n_seeds"], strict=True)
+                ],
+                "fit s": rows["fit_s"].map(lambda v: number(v, 2)),
+                "score s": rows["score_s"].map(lambda v: number(v, 2)),
+            }
+        )
+        parts.append(markdown(shown))
+    return "\n\n".join(parts)
+
+
+def write_leaderboard(
+    frame: pd.DataFrame, csv: str | os.PathLike[str], md: str | os.PathLike[str], title: str
+) -> None:
+    """The leaderboard as CSV and Markdown, atomically."""
+    with atomic_path(csv) as temporary:
+        frame.to_csv(temporary, index=False)
+    write_text_atomic(md, leaderboard_markdown(frame, title) + "\n")
