@@ -18,11 +18,16 @@ weights) and every input is synthetic.
   and achieved TFLOP/s against the rate of a bare D × D @ D × U matmul measured here;
 - start-up (:func:`bench_startup`): a fresh ``python -c "import torch; torch.zeros(1,
   device=...)"``, what every workflow job pays before its work;
+- the paper's runs through the workflow (:func:`bench_runs`): the CIFAR-10 runs of
+  ``config/config.yaml`` (Tables 1–4, their variants and seeds) on ``--classes`` normal
+  classes at N = 5,000, D = 2,048 over synthetic features (``benchmarks/bench_workflow.py``),
+  with ``snakemake --cores`` (16 on the GPU machine): wall time, job time per rule, the
+  start-up share and the seconds per fit as the jobs measured them;
 - the GPU's busy share during each of them, sampled by ``nvidia-smi`` every 200 ms.
 
-The workflow runs through Snakemake (part C of issue 19) are measured by
-``benchmarks/bench_workflow.py`` for now; a ``bench_runs`` part here would feed its job
-and start-up figures into :func:`project_paper` beside these.
+The whole paper's time is then projected from these figures, with the formula; the
+paper's work (CAP fits, embedded images, jobs) is counted by the planning module from
+``config/config.yaml``.
 """
 
 from __future__ import annotations
@@ -46,9 +51,20 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench_embed, when imported
 from bench_embed import SyntheticJpegs, bare_throughput, pipeline_throughput
+from bench_workflow import (
+    SyntheticShape,
+    paper_cifar10_config,
+    run_workflow,
+    startup_times,
+    workflow_summary,
+    write_synthetic_embeddings,
+)
 
 from cap import CAPDetector
 from cap.backbones import build_backbone
+from cap.benchmark import layout
+from cap.benchmark.planning import Plan
+from cap.benchmark.records import read_runs_table
 from cap.detectors.cap_training import (
     MATMUL_PRECISIONS,
     epoch_layout,
@@ -57,9 +73,6 @@ from cap.detectors.cap_training import (
 
 REPO = Path(__file__).resolve().parents[1]
 
-#: Planned by config/config.yaml (3 seeds; issue 19): CAP fits, and `evaluate` jobs.
-PAPER_CAP_FITS = 1412
-PAPER_EVALUATE_JOBS = 211
 #: Images per (train, test) split of each dataset source; MVTec AD per category.
 SPLIT_IMAGES: dict[str, tuple[int, int]] = {
     "cifar10": (50_000, 10_000),
@@ -175,6 +188,10 @@ class Shape:
 PAPER = Shape(60_000, 2048, 64, 224, 5000, 2048, 32, 64, 10, 2, 3, 0.5)
 #: Seconds on a laptop CPU: ResNet-152 on 32×32 inputs (no upscaling), a toy CAP.
 TINY = Shape(8, 8, 8, 32, 200, 64, 32, 64, 1, 1, 1, 0.05)
+#: The synthetic CIFAR-10 of the workflow runs: the paper's (1,000 test items per class:
+#: the whole 10,000-image test split), and a toy one.
+PAPER_RUNS = SyntheticShape(per_class=5000, test_per_class=1000, dim=2048)
+TINY_RUNS = SyntheticShape(per_class=70, test_per_class=8, dim=16)
 
 
 # ----------------------------------------------------------------------------- parts
@@ -316,12 +333,41 @@ def bench_startup(device: torch.device, repeats: int) -> tuple[list[float], GpuB
     return seconds, busy
 
 
+@dataclass
+class RunsResult:
+    lines: list[str]  # the workflow's wall, job time per rule and start-up share
+    fits: int  # CAP fits made
+    fit_seconds: float  # mean per CAP fit, as the jobs measured it
+    startup: float  # mean start-up of a cap job
+    busy: GpuBusy
+
+
+def bench_runs(
+    shape: SyntheticShape, classes: int, cores: int, device: torch.device, seeds: list[int] | None
+) -> RunsResult:
+    """The paper's CIFAR-10 runs (Tables 1–4) on ``classes`` classes through the workflow."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as temporary:
+        workdir = Path(temporary)
+        write_synthetic_embeddings(workdir, shape)
+        tables = ["table1", "table2", "table3", "table4"]
+        config = paper_cifar10_config(workdir, tables=tables, classes=classes, seeds=seeds)
+        config["methods"].setdefault("cap", {})["device"] = str(device)
+        with GpuBusy(device) as busy:
+            wall = run_workflow(workdir, config, cores)
+        runs = read_runs_table(workdir / layout.RUNS_TABLE)
+        cap = runs[runs["method"] == "cap"]
+        lines = workflow_summary(workdir, wall, cores)
+        return RunsResult(lines, len(cap), cap["fit_s"].mean(), startup_times(workdir).mean(), busy)
+
+
 # ----------------------------------------------------------------------------- projection
 
 
 @dataclass(frozen=True)
 class PaperWork:
-    """What the paper's workflow does (config/config.yaml)."""
+    """What the paper's workflow does (config/config.yaml), as the planning module counts it."""
 
     fits: int  # CAP fits
     images: int  # images embedded, every (dataset, split) file
@@ -329,19 +375,22 @@ class PaperWork:
     jobs: int  # processes started: evaluate jobs + embedding jobs
 
 
-def paper_work(config: Path, fits: int, evaluate_jobs: int) -> PaperWork:
-    """Embedding files and images of ``config``'s datasets (train and test split each)."""
-    datasets = yaml.safe_load(config.read_text())["datasets"]
-    files = images = 0
-    for spec in datasets.values():
-        if spec["source"] == "mvtec":
-            for category in spec["classes"]:
-                images += sum(MVTEC_IMAGES[category])
-                files += 2
-        else:
-            images += sum(SPLIT_IMAGES[spec["source"]])
-            files += 2
-    return PaperWork(fits, images, files, evaluate_jobs + files)
+def paper_work(config: Path) -> PaperWork:
+    """CAP fits, evaluate jobs and embedding files planned for ``config``; their images."""
+    from snakemake.utils import validate
+
+    loaded = yaml.safe_load(config.read_text())
+    validate(loaded, str(REPO / "workflow" / "schemas" / "config.schema.yaml"))
+    plan = Plan(loaded)
+    fits = sum(plan.setting_of(run).trainable for run in plan.all_runs)
+    images = 0
+    for path in plan.embedding_files():
+        dataset, _, subset, split = Path(path).with_suffix("").parts[-4:]
+        source = plan.datasets[dataset]["source"]
+        counts = MVTEC_IMAGES[subset] if source == "mvtec" else SPLIT_IMAGES[source]
+        images += counts[0 if split == "train" else 1]
+    files = len(plan.embedding_files())
+    return PaperWork(fits, images, files, len(plan.batches) + files)
 
 
 def project_paper(
@@ -374,11 +423,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--epochs", type=int, help="CAP epochs per fit")
     parser.add_argument("--num-workers", type=int, help="DataLoader workers (library default)")
     parser.add_argument(
-        "--parts", default="embedding,fits,startup", help="comma-separated subset to run"
+        "--parts", default="embedding,fits,startup,runs", help="comma-separated subset to run"
+    )
+    parser.add_argument("--classes", type=int, default=2, help="normal classes of the runs part")
+    parser.add_argument(
+        "--cores", type=int, default=os.cpu_count(), help="snakemake --cores of the runs part"
     )
     parser.add_argument("--config", type=Path, default=REPO / "config" / "config.yaml")
-    parser.add_argument("--paper-fits", type=int, default=PAPER_CAP_FITS)
-    parser.add_argument("--paper-evaluate-jobs", type=int, default=PAPER_EVALUATE_JOBS)
     return parser.parse_args(argv)
 
 
@@ -441,35 +492,53 @@ def main(argv: list[str] | None = None, out: Callable[[str], None] = print) -> N
             f"{min(startup):.2f} s best, {np.mean(startup):.2f} s mean of {len(startup)}, {busy}"
         )
 
+    runs: RunsResult | None = None
+    if "runs" in parts:
+        shape_runs = TINY_RUNS if tiny else PAPER_RUNS
+        runs = bench_runs(shape_runs, args.classes, args.cores, device, [0] if tiny else None)
+        out(
+            f"[C] the paper's CIFAR-10 runs (Tables 1-4) through the workflow: {args.classes} "
+            f"classes, N={shape_runs.per_class:,} D={shape_runs.dim:,}, "
+            f"snakemake --cores {args.cores}; {runs.fits} CAP fits"
+        )
+        for line in runs.lines:
+            out(f"  {line}")
+        out(f"  CAP fit in the jobs: {runs.fit_seconds:.3f} s mean per fit; {runs.busy}")
+
     out(f"[summary] benchmark wall time {time.perf_counter() - start:.1f} s")
-    if embedding and fits and startup:
-        work = paper_work(args.config, args.paper_fits, args.paper_evaluate_jobs)
+    if embedding and fits and (startup or runs):
+        work = paper_work(args.config)
         out(
             f"  paper work: F = {work.fits:,} CAP fits, I = {work.images:,} images in "
-            f"{work.files} embedding files, J = {work.jobs} jobs ({args.paper_evaluate_jobs} "
+            f"{work.files} embedding files, J = {work.jobs} jobs ({work.jobs - work.files} "
             f"evaluate + {work.files} embed), one at a time"
         )
         fp32 = next(e for e in embedding if e.precision == "fp32")
         configured = next(f for f in fits if f.precision == "highest")
         best_fit = min(fits, key=lambda f: f.seconds)
         best_embed = max(embedding, key=lambda e: e.pipeline)
-        for label, fit, embed in (
-            ("as configured (fp32 embedding, matmul_precision highest)", configured, fp32),
+        start_up = runs.startup if runs else float(np.mean(startup))
+        choices = [
+            ("as configured (fp32 embedding, matmul_precision highest)", configured.seconds, fp32),
             (
                 f"fastest measured ({best_embed.precision} embedding, matmul_precision "
                 f"{best_fit.precision})",
-                best_fit,
+                best_fit.seconds,
                 best_embed,
             ),
-        ):
-            _, formula = project_paper(work, fit.seconds, embed.pipeline, float(np.mean(startup)))
+        ]
+        if runs:
+            choices.append(("the workflow's own fits (part C)", runs.fit_seconds, fp32))
+        for label, fit_seconds, embed in choices:
+            _, formula = project_paper(work, fit_seconds, embed.pipeline, start_up)
             out(f"  projected whole paper, {label}: {formula}")
         if tiny:
             out("  (tiny shapes: the projection applies the tiny figures to the paper's work)")
         out(
             "  formula: T = F·t_fit + I/r_embed + J·t_start (t_fit at the paper's CIFAR-10 "
             "bank, an upper bound for CIFAR-100's half-size banks and MVTec's tiny ones; "
-            "MVTec's WRN-50-2 images at ResNet-152's rate)"
+            "MVTec's WRN-50-2 images at ResNet-152's rate; t_start from part C's jobs where "
+            "it ran)"
         )
 
 

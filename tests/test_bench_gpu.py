@@ -31,7 +31,7 @@ def test_the_tiny_benchmark_prints_every_figure_and_the_projection(bench_gpu) ->
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # a smoke run: one thread stays fast on a shared, busy CPU
     try:
-        bench_gpu.main(["--tiny"], out=lines.append)
+        bench_gpu.main(["--tiny", "--cores", "1"], out=lines.append)
     finally:
         torch.set_num_threads(threads)
     text = "\n".join(lines)
@@ -48,27 +48,34 @@ def test_the_tiny_benchmark_prints_every_figure_and_the_projection(bench_gpu) ->
         r"^  fit high: [\d.]+ s/fit, ",
         r"^  fit bf16: [\d.]+ s/fit, ",
         r"^\[start-up\] python -c \"import torch; torch.zeros\(1, device='\w+'\)\": [\d.]+ s",
+        r"^\[C\] the paper's CIFAR-10 runs \(Tables 1-4\) through the workflow: 2 classes, "
+        r"N=70 D=16, snakemake --cores 1; 28 CAP fits",
+        r"^    evaluate +2 jobs +[\d.]+ s",
+        r"^  start-up: [\d.]+ s of [\d.]+ s in the cap jobs \([\d.]+%\), [\d.]+ s per job",
+        r"^  CAP fit in the jobs: [\d.]+ s mean per fit",
         r"^\[summary\] benchmark wall time [\d.]+ s",
-        r"^  paper work: F = 1,412 CAP fits, I = 195,354 images in 36 embedding files, "
-        r"J = 247 jobs",
+        r"^  paper work: F = 1,410 CAP fits, I = 195,354 images in 36 embedding files, "
+        r"J = 91 jobs \(55 evaluate \+ 36 embed\)",
         r"^  projected whole paper, as configured .*: T = F·t_fit \+ I/r_embed \+ J·t_start = "
-        r"1,412 × [\d.]+ s \+ 195,354 / [\d,]+ img/s \+ 247 × [\d.]+ s = [\d,]+ s \([\d.]+ min\)",
+        r"1,410 × [\d.]+ s \+ 195,354 / [\d,]+ img/s \+ 91 × [\d.]+ s = [\d,]+ s \([\d.]+ min\)",
         r"^  projected whole paper, fastest measured ",
+        r"^  projected whole paper, the workflow's own fits \(part C\)",
         r"^  formula: T = F·t_fit \+ I/r_embed \+ J·t_start",
     ]
     for pattern in expected:
         assert re.search(pattern, text, re.MULTILINE), (pattern, text)
     if "(cpu)" in lines[0]:
-        assert text.count("gpu busy: not sampled (no GPU)") == 6
+        assert text.count("gpu busy: not sampled (no GPU)") == 7
 
 
-def test_paper_work_counts_the_configs_embedding_files(bench_gpu) -> None:
+def test_paper_work_is_what_the_plan_counts(bench_gpu) -> None:
     config = Path(__file__).resolve().parents[1] / "config" / "config.yaml"
-    work = bench_gpu.paper_work(config, fits=1412, evaluate_jobs=211)
-    assert (work.files, work.images, work.jobs) == (36, 60_000 + 60_000 + 70_000 + 5_354, 247)
+    work = bench_gpu.paper_work(config)
+    images = 60_000 + 60_000 + 70_000 + 5_354  # CIFAR-10, CIFAR-100, Fashion-MNIST, MVTec AD
+    assert (work.fits, work.files, work.images, work.jobs) == (1410, 36, images, 55 + 36)
     total, formula = bench_gpu.project_paper(work, 1.0, 1000.0, 5.0)
-    assert total == pytest.approx(1412 + 195.354 + 247 * 5)
-    assert formula.startswith("T = F·t_fit + I/r_embed + J·t_start = 1,412 × 1.00 s")
+    assert total == pytest.approx(1410 + 195.354 + 91 * 5)
+    assert formula.startswith("T = F·t_fit + I/r_embed + J·t_start = 1,410 × 1.00 s")
 
 
 def test_fit_flop_counts_eight_projections_per_step(bench_gpu) -> None:

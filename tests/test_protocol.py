@@ -291,7 +291,7 @@ def test_cli_from_embeddings_to_the_runs_table(three_classes, tmp_path):
     model = str(tmp_path / "m.pt")
     assert cap("train", jobs.TrainJob(task, nb, cap_run, model, cache=cache, clip_k=True)) == 0
     runs = (dataclasses.replace(cap_run, model=model), spec("dn2", {"k": 2}))
-    identity = jobs.Identity(dataset="x", backbone="fake", cls="0")
+    identity = jobs.Identity(dataset="off", backbone="fake", cls="0")  # "off" stays a name
     records, scores = str(tmp_path / "b.json"), str(tmp_path / "b.csv.gz")
     evaluate = jobs.EvaluateJob(task, nb, runs, identity, records, scores, cache, clip_k=True)
     assert cap("evaluate", evaluate) == 0
@@ -302,6 +302,7 @@ def test_cli_from_embeddings_to_the_runs_table(three_classes, tmp_path):
     assert len(cached["history"]) == 1 and cached["fit_s"] > 0
     assert (cached["class_name"], cached["cls"], cached["n_train"]) == ("a", "0", 30)
     assert dn2["auroc"] > 0.9 and dn2["history"] is None and dn2["preprocessing"] == "paper"
+    assert dn2["dataset"] == "off"  # read as text, not YAML's False
     # without the cache the kept model is loaded, and it refuses another class's bank
     uncached = dataclasses.replace(evaluate, cache=None)
     assert cap("evaluate", uncached) == 0

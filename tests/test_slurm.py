@@ -20,6 +20,8 @@ import pytest
 from assets import REPO, needs_offline_assets
 from workflow_helpers import auroc_records, smoke_config, snakemake_command, write_config
 
+from cap.benchmark import layout
+
 pytestmark = [pytest.mark.slurm, needs_offline_assets]
 
 PROFILE = REPO / "workflow" / "profiles" / "slurm"
@@ -133,10 +135,12 @@ def test_slurm_cancelled_job_stops_the_run_and_the_rerun_recovers(
     workdir = tmp_path / "run"
     shutil.copytree(finished, workdir, symlinks=True)
     config = workdir / "smoke.yaml"
-    # One batch of CAP runs to redo (snakemake redoes missing files only where needed).
+    # One batch to redo (snakemake redoes missing files only where needed), from scratch:
+    # without the run cache, its job fits its runs again, long enough to be cancelled.
     for output in ("runs/{}.json", "scores/{}.csv.gz"):
-        (workdir / "results" / output.format("cifar10/mobilenet_v2/0/cap")).unlink()
+        (workdir / "results" / output.format("cifar10/mobilenet_v2/0/all")).unlink()
     (workdir / "results" / "tables" / "runs.csv").unlink()
+    shutil.rmtree(workdir / layout.RUN_CACHE)
 
     log_file = tmp_path / "cancelled.log"
     with log_file.open("w") as out:
