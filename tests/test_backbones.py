@@ -76,7 +76,7 @@ def random_resnet152(tmp_path_factory):
 
 
 def test_local_checkpoint_is_loaded_not_reinitialised(random_resnet152):
-    batch = torch.randn(2, 3, 224, 224)
+    batch = torch.randint(0, 256, (2, 224, 224, 3), dtype=torch.uint8)  # the transform's output
     first = build_backbone("resnet152", weights=random_resnet152, device="cpu")
     assert first.dim == 2048 and first.weights_id == file_sha256(random_resnet152)
     assert "resize 256x256" in first.preprocessing and "ImageNet mean/std" in first.preprocessing
@@ -90,7 +90,7 @@ def test_local_checkpoint_is_loaded_not_reinitialised(random_resnet152):
         first.trunk[0].weight, saved["conv1.weight"]
     )  # loaded, not re-initialised
     torch.testing.assert_close(first.trunk[-1][-1].conv3.weight, saved["layer4.2.conv3.weight"])
-    small = batch[:, :, :64, :64]  # bfloat16 convolutions are slow on CPUs: keep it tiny
+    small = batch[:, :64, :64]  # bfloat16 convolutions are slow on CPUs: keep it tiny
     reference, _ = first.embed(small)
     first.bf16 = True  # autocast to bfloat16 (meant for GPUs); outputs stay float32
     low, _ = first.embed(small)

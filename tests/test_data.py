@@ -16,8 +16,8 @@ from cap.data.cifar import CIFAR100_COARSE_CLASSES, CIFAR100_FINE_TO_COARSE
 from cap.data.transforms import (
     IMAGENET_MEAN,
     IMAGENET_STD,
-    NormalisedTransform,
     Uint8Transform,
+    normalise,
     transform_mask,
 )
 from cap.utils.errors import ConfigError, DataError, MissingResourceError
@@ -264,15 +264,24 @@ def test_mvtec_missing_or_unknown_category_explains(tmp_path):
 # --- preprocessing -------------------------------------------------------------------
 
 
-def test_normalised_transform_is_resize_256_crop_224_imagenet_normalised():
+def test_uint8_images_normalise_to_imagenet_statistics_as_torchvision_does():
+    from torchvision.transforms import functional as F
+
     image = Image.new("RGB", (32, 32), (255, 128, 0))
-    tensor = NormalisedTransform()(image)
+    pixels = Uint8Transform()(image)
+    tensor = normalise(torch.from_numpy(pixels)[None])[0]
     assert tensor.shape == (3, 224, 224) and tensor.dtype == torch.float32
     expected = [
         (value / 255 - mean) / std
         for value, mean, std in zip((255, 128, 0), IMAGENET_MEAN, IMAGENET_STD, strict=True)
     ]
     np.testing.assert_allclose(tensor.mean(dim=(1, 2)).numpy(), expected, atol=1e-5)
+    noisy = Image.fromarray(np.random.default_rng(0).integers(0, 256, (37, 53, 3), np.uint8))
+    resized = Uint8Transform()(noisy)
+    reference = F.normalize(F.to_tensor(resized), IMAGENET_MEAN, IMAGENET_STD)
+    torch.testing.assert_close(
+        normalise(torch.from_numpy(resized)[None])[0], reference, rtol=0, atol=0
+    )
 
 
 @pytest.mark.parametrize("size", [(40, 40), (37, 53), (300, 200)])
@@ -285,7 +294,7 @@ def test_uint8_transform_equals_lanczos_resize_256_then_centre_crop_224(size):
     assert out.shape == (224, 224, 3) and out.dtype == np.uint8 and out.flags.writeable
     reference = F.center_crop(image.resize((256, 256), Image.Resampling.LANCZOS), [224, 224])
     np.testing.assert_array_equal(out, np.asarray(reference))
-    assert "uint8" in Uint8Transform().describe() and "LANCZOS" in NormalisedTransform().describe()
+    assert "uint8" in Uint8Transform().describe() and "LANCZOS" in Uint8Transform().describe()
 
 
 # --- offline switch ------------------------------------------------------------------

@@ -212,7 +212,7 @@ def test_torchvision_embedding_on_cuda_in_fp32_and_bf16() -> None:
     """Random-init ResNet-152 (``weights="random"``: nothing is downloaded)."""
     torch.manual_seed(0)
     backbone = build_backbone("resnet152", weights="random", device="cuda")
-    images = torch.randn(4, 3, 224, 224)
+    images = torch.randint(0, 256, (4, 224, 224, 3), dtype=torch.uint8)  # the transform's output
     fp32, maps = backbone.embed(images, return_maps=True)
     assert fp32.shape == (4, 2048) and fp32.dtype == np.float32 and np.isfinite(fp32).all()
     assert maps is not None and maps.shape == (4, 7, 7, 2048)

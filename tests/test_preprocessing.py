@@ -13,7 +13,6 @@ from assets import MOBILENET, needs_mobilenet
 from data_fixtures import MeanColourBackbone, make_image_folder
 from PIL import Image
 from torchvision import transforms as T
-from torchvision.transforms import functional as F
 
 from cap.backbones import build_backbone
 from cap.benchmark.embeddings import extract_embeddings, load_embeddings
@@ -21,10 +20,7 @@ from cap.benchmark.jobs import EmbedJob, write_spec
 from cap.cli import embed as embed_cli
 from cap.data import load_dataset
 from cap.data.transforms import (
-    IMAGENET_MEAN,
-    IMAGENET_STD,
     PREPROCESSINGS,
-    NormalisedTransform,
     Uint8Transform,
     get_preprocessing,
     transform_mask,
@@ -64,7 +60,7 @@ def test_registry_names_and_unknown_name_lists_the_valid_ones():
     for make in (
         lambda: get_preprocessing("bilinear"),
         lambda: Uint8Transform(224, "bilinear"),
-        lambda: NormalisedTransform(preprocessing="bilinear"),
+        lambda: Uint8Transform(224, "bilinear"),
         lambda: transform_mask(np.zeros((4, 4), bool), preprocessing="bilinear"),
         lambda: build_backbone("tflite", preprocessing="bilinear"),  # before the model is needed
         lambda: build_backbone("resnet152", weights="random", preprocessing="bilinear"),
@@ -121,17 +117,12 @@ def test_transforms_apply_the_named_preprocessing_and_say_so():
     resized = PREPROCESSINGS["torchvision"](image)
     expected = np.asarray(resized)
     np.testing.assert_array_equal(Uint8Transform(224, "torchvision")(image), expected)
-    tensor = NormalisedTransform(preprocessing="torchvision")(image)
-    restored = F.to_tensor(resized)  # (3, 224, 224) in [0, 1]
-    np.testing.assert_allclose(
-        tensor.numpy(), F.normalize(restored, IMAGENET_MEAN, IMAGENET_STD).numpy(), atol=1e-6
-    )
     describe = Uint8Transform(224, "direct").describe()
     assert (
         describe.startswith("direct: resize 224x224 (PIL bilinear), no crop")
         and "uint8" in describe
     )
-    assert NormalisedTransform().describe().startswith("paper: resize 256x256 (PIL LANCZOS")
+    assert Uint8Transform().describe().startswith("paper: resize 256x256 (PIL LANCZOS")
     transform = pickle.loads(pickle.dumps(Uint8Transform(224, "torchvision")))  # DataLoader workers
     np.testing.assert_array_equal(transform(image), expected)
 

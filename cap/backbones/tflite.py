@@ -97,7 +97,7 @@ class TFLiteBackbone(Backbone):
         self.device = "cpu"
         self.transform = Uint8Transform(int(height), preprocessing)
         self.preprocessing_name = preprocessing
-        self.preprocessing = self.transform.describe()
+        self.preprocessing = f"{self.transform.describe()}, no mean/std (the model's quantisation)"
 
     def embed(
         self, batch: Any, *, return_maps: bool = False

@@ -15,7 +15,12 @@ import torch
 import torchvision
 
 from cap.backbones.base import Backbone, file_sha256
-from cap.data.transforms import DEFAULT_PREPROCESSING, NormalisedTransform, get_preprocessing
+from cap.data.transforms import (
+    DEFAULT_PREPROCESSING,
+    Uint8Transform,
+    get_preprocessing,
+    normalise,
+)
 from cap.utils.errors import ConfigError, MissingResourceError
 from cap.utils.offline import is_offline
 
@@ -125,16 +130,17 @@ class TorchvisionBackbone(Backbone):
         self.device = str(resolve_device(device))
         if self.device.startswith("cuda"):
             self.trunk = self.trunk.to(self.device, memory_format=torch.channels_last)
-        self.transform = NormalisedTransform(preprocessing=preprocessing)
+        self.transform = Uint8Transform(preprocessing=preprocessing)
         self.preprocessing_name = preprocessing
-        self.preprocessing = self.transform.describe()
+        self.preprocessing = f"{self.transform.describe()}, ImageNet mean/std on the device"
 
     @torch.inference_mode()
     def embed(
         self, batch: torch.Tensor, *, return_maps: bool = False
     ) -> tuple[np.ndarray, np.ndarray | None]:
-        """Encode (B, 3, 224, 224) normalised images; see :meth:`Backbone.embed`."""
-        images = torch.as_tensor(batch).to(self.device, non_blocking=True)
+        """Encode (B, 224, 224, 3) uint8 images (normalised here, on the device); see
+        :meth:`Backbone.embed`."""
+        images = normalise(torch.as_tensor(batch).to(self.device, non_blocking=True))
         if self.device.startswith("cuda"):
             images = images.contiguous(memory_format=torch.channels_last)
         device_type = torch.device(self.device).type

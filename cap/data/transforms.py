@@ -139,28 +139,11 @@ def get_preprocessing(name: str) -> Preprocessing:
 
 
 @dataclass(frozen=True)
-class NormalisedTransform:
-    """PIL RGB image → float tensor of shape (3, crop, crop), ImageNet-normalised."""
-
-    crop: int = CROP  # side of the backbone's square input
-    preprocessing: str = DEFAULT_PREPROCESSING  # a key of PREPROCESSINGS
-
-    def __post_init__(self) -> None:
-        get_preprocessing(self.preprocessing)
-
-    def __call__(self, image: Image.Image) -> torch.Tensor:
-        resized = PREPROCESSINGS[self.preprocessing](image, self.crop)
-        tensor = F.to_tensor(resized)  # (3, crop, crop) in [0, 1]
-        return F.normalize(tensor, IMAGENET_MEAN, IMAGENET_STD)
-
-    def describe(self) -> str:
-        summary = PREPROCESSINGS[self.preprocessing].describe(self.crop)
-        return f"{self.preprocessing}: {summary}, ImageNet mean/std, float32 CHW"
-
-
-@dataclass(frozen=True)
 class Uint8Transform:
-    """PIL RGB image → raw uint8 pixels of shape (crop, crop, 3), for quantised TFLite models."""
+    """PIL RGB image → raw uint8 pixels of shape (crop, crop, 3): what every backbone's
+    DataLoader carries (a quarter of float32's bytes through the workers, pinning and the
+    bus); a quantised TFLite model takes them as they are, a torchvision one normalises
+    them on its device (:func:`normalise`)."""
 
     crop: int = CROP  # side of the backbone's square input
     preprocessing: str = DEFAULT_PREPROCESSING  # a key of PREPROCESSINGS
@@ -174,10 +157,19 @@ class Uint8Transform:
 
     def describe(self) -> str:
         summary = PREPROCESSINGS[self.preprocessing].describe(self.crop)
-        return (
-            f"{self.preprocessing}: {summary}, raw uint8 RGB HWC (no mean/std: the model's input "
-            f"quantisation does it)"
-        )
+        return f"{self.preprocessing}: {summary}, uint8 RGB HWC"
+
+
+def normalise(images: torch.Tensor) -> torch.Tensor:
+    """uint8 images (B, H, W, 3) → ImageNet-normalised float32 (B, 3, H, W), on their device.
+
+    The same operations as torchvision's ``to_tensor`` then ``normalize``, in the same
+    order and precision: on a CPU the result is bit-identical to theirs.
+    """
+    x = images.permute(0, 3, 1, 2).to(torch.float32).div(255)  # (B, 3, H, W) in [0, 1]
+    mean = torch.tensor(IMAGENET_MEAN, dtype=torch.float32, device=images.device)
+    std = torch.tensor(IMAGENET_STD, dtype=torch.float32, device=images.device)
+    return x.sub_(mean[:, None, None]).div_(std[:, None, None])
 
 
 def transform_mask(
