@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -173,6 +174,20 @@ def test_table_spec_names_each_entry_by_its_runs_label(paper_config):
 def test_k_max_is_the_largest_k_a_bank_needs(paper_plan):
     assert paper_plan.k_max("cifar10") == 64
     assert paper_plan.k_max("fmnist") == 32  # only Table 1 (K=32 CAP, no adaptation)
+
+
+@pytest.mark.parametrize(
+    ("name", "counts"),
+    [
+        ("config/config.yaml", {"cap": 1410, "dn2": 55, "no_adaptation": 55}),
+        ("config/demo.yaml", {"cap": 81, "dn2": 8, "no_adaptation": 8}),
+        ("config/study.yaml", {"cap": 138, "dn2": 26, "no_adaptation": 26}),
+    ],
+)
+def test_each_config_plans_the_runs_it_planned_before_the_content_keys(name, counts):
+    """The runs per method that the plan of variant names made (commit e66c686)."""
+    plan = Plan(load(name))
+    assert Counter(plan.setting_of(run).method for run in plan.all_runs) == counts
 
 
 # -------------------------------------------------------------------------- batches

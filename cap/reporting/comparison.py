@@ -71,13 +71,19 @@ def overview(summary: pd.DataFrame, comparison: pd.DataFrame, tolerance: float) 
 def backbone_frame(
     summary: pd.DataFrame, paper: Mapping[str, Any], backbones: Mapping[str, tuple[str, str]]
 ) -> pd.DataFrame:
-    """Per dataset: our backbone (config name and model), the paper's, and whether the
-    cells are compared with the paper's or shown as context."""
+    """Per dataset: our backbone (config name and model) and preprocessing, the paper's
+    backbone, and whether the cells are compared with the paper's or shown as context."""
     datasets = list(dict.fromkeys([*backbones, *summary["dataset"].unique()]))
     paper_backbones = paper["backbones"]
+    preprocessing = (
+        summary.groupby("dataset")["preprocessing"].first()
+        if "preprocessing" in summary
+        else pd.Series(dtype=str)
+    )
     return pd.DataFrame(
         {
             "dataset": datasets,
+            "preprocessing": [preprocessing.get(d, "–") for d in datasets],
             "backbone (this run)": [
                 f"{backbones[d][0]} ({backbones[d][1]})" if d in backbones else "–"
                 for d in datasets
