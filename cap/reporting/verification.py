@@ -82,7 +82,7 @@ def verify(
 ) -> Verification:
     """Compare two runs tables (and, when both are given, two claims tables).
 
-    ``expected`` must have the ``chaotic`` column (written by ``cap aggregate``). With
+    ``expected`` must have the ``chaotic`` column (the workflow's ``aggregate`` writes it). With
     ``subset``, ``actual`` may hold a slice of ``expected``'s runs (e.g. CI's slice of a
     long benchmark): only the runs it has are compared.
     """
