@@ -112,7 +112,7 @@ def get_leaderboard_spec(wildcards):
 
 def get_leaderboard_inputs():
     """The leaderboard's Markdown for the report, where the config ranks a table."""
-    return {"leaderboard": layout.LEADERBOARD["md"]} if config["report"]["leaderboard"] else {}
+    return {"leaderboard": layout.LEADERBOARD["md"]} if PLAN.leaderboard_outputs() else {}
 
 
 def get_figure_inputs(kind):

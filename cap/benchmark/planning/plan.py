@@ -169,8 +169,8 @@ class Plan:
     # ------------------------------------------------------------------- outputs
 
     def final_outputs(self) -> list[str]:
-        """What ``snakemake all`` builds: tables, figures, the runs and claims tables and
-        the report."""
+        """What ``snakemake all`` builds: tables, figures, the runs and claims tables, the
+        leaderboard where there is one, and the report."""
         tables = [
             path for table in self.targets.tables for path in self.targets.table_outputs(table)
         ]
@@ -179,6 +179,7 @@ class Plan:
             *self.targets.all_figures(),
             layout.RUNS_TABLE,
             layout.CLAIMS,
+            *self.leaderboard_outputs(),
             layout.REPORT,
         ]
 
