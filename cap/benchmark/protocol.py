@@ -9,13 +9,16 @@ all defect-free, so there the bank is the whole training split and the test labe
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from cap.benchmark.embeddings import Embeddings, load_embeddings
 from cap.utils.errors import ConfigError, DataError
+
+if TYPE_CHECKING:
+    from cap.benchmark.jobs import TaskSpec
 
 
 @dataclass(frozen=True)
@@ -96,23 +99,21 @@ def _class_name(train: Embeddings, test: Embeddings, normal_class: int | None) -
     return names[normal_class] if 0 <= normal_class < len(names) else str(normal_class)
 
 
-def load_task(
-    train_emb: str | os.PathLike[str],
-    test_emb: str | os.PathLike[str],
-    normal_class: int | None,
-    *,
-    backbone: str | None = None,
-    feature_maps: bool = False,
-    bank_size: int | None = None,
-) -> tuple[OneClassTask, Embeddings]:
-    """Read a run's two embedding files (refusing another ``backbone``'s) and split them.
+def load_task(spec: TaskSpec, *, feature_maps: bool = False) -> tuple[OneClassTask, Embeddings]:
+    """Read the two embedding files of a job's task (refusing another backbone's) and split
+    them as ``spec`` says.
 
     Only the normal class's training rows are read (the first ``bank_size`` of them
     form the bank when given). The test embeddings come back too, with their feature
     maps when asked (the anomaly-map figure draws them).
     """
-    test = load_embeddings(test_emb, expect_backbone=backbone, feature_maps=feature_maps)
-    train = load_embeddings(
-        train_emb, expect_backbone=backbone, label=normal_class, feature_maps=False
+    test = load_embeddings(
+        spec.test_embeddings, expect_backbone=spec.backbone, feature_maps=feature_maps
     )
-    return one_class_task(train, test, normal_class, bank_size), test
+    train = load_embeddings(
+        spec.train_embeddings,
+        expect_backbone=spec.backbone,
+        label=spec.normal_class,
+        feature_maps=False,
+    )
+    return one_class_task(train, test, spec.normal_class, spec.bank_size), test

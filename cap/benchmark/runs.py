@@ -50,14 +50,7 @@ def load_run_inputs(
 ) -> tuple[RunInputs, Any]:
     """A job's inputs, and the test embeddings (with their attributes and, when asked,
     feature maps)."""
-    task, test = load_task(
-        spec.train_embeddings,
-        spec.test_embeddings,
-        spec.normal_class,
-        backbone=spec.backbone,
-        bank_size=spec.bank_size,
-        feature_maps=feature_maps,
-    )
+    task, test = load_task(spec, feature_maps=feature_maps)
     inputs = RunInputs(
         task=task,
         neighbors=load_neighbors(neighbors),

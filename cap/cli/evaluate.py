@@ -20,13 +20,7 @@ def run_neighbors(args: argparse.Namespace) -> None:
     from cap.benchmark.protocol import load_task
 
     job = jobs.read_spec(jobs.NeighborsJob, args.spec)
-    task, _ = load_task(
-        job.task.train_embeddings,
-        job.task.test_embeddings,
-        job.task.normal_class,
-        backbone=job.task.backbone,
-        bank_size=job.task.bank_size,
-    )
+    task, _ = load_task(job.task)
     log_startup()
     k_max = job.k_max
     if job.clip_k and k_max >= len(task.bank):

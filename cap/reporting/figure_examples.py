@@ -26,8 +26,8 @@ if TYPE_CHECKING:
     from cap.benchmark.protocol import OneClassTask
     from cap.data.base import ImageDataset
 
-#: The files of a model figure's job that :func:`load_trained_run` reads.
-RUN_INPUTS: tuple[str, ...] = ("model", "train_emb", "test_emb", "neighbors")
+#: The files of a model figure's job that :func:`load_trained_run` reads beside its task's.
+RUN_INPUTS: tuple[str, ...] = ("model", "neighbors")
 #: How many normal test items (the first ones) compete to appear in the attention figure.
 ATTENTION_CANDIDATES = 256
 
@@ -43,30 +43,17 @@ class TrainedRun:
 
 
 def load_trained_run(
-    *,
-    model: str | os.PathLike[str],
-    train_emb: str | os.PathLike[str],
-    test_emb: str | os.PathLike[str],
-    neighbors: str | os.PathLike[str],
-    task: TaskSpec,
+    *, model: str | os.PathLike[str], neighbors: str | os.PathLike[str], task: TaskSpec
 ) -> TrainedRun:
-    """Load the task (with the test split's feature maps), its neighbours and a
-    CAPDetector saved without its bank, checking that the model was trained on this bank.
-    The embedding files are the job's inputs; ``task`` says how its run selected them."""
+    """Load a run's task (with the test split's feature maps), its neighbours and its
+    CAPDetector saved without the bank, checking that the model was trained on this bank."""
     from cap.benchmark.neighbors import load_neighbors
     from cap.benchmark.protocol import load_task
     from cap.benchmark.runs import bank_provenance
     from cap.detectors import CAPDetector
 
-    loaded, test_embeddings = load_task(
-        train_emb,
-        test_emb,
-        task.normal_class,
-        backbone=task.backbone,
-        feature_maps=True,
-        bank_size=task.bank_size,
-    )
-    provenance = bank_provenance(loaded, str(train_emb), task.normal_class)
+    loaded, test_embeddings = load_task(task, feature_maps=True)
+    provenance = bank_provenance(loaded, task.train_embeddings, task.normal_class)
     return TrainedRun(
         detector=CAPDetector.load(model, bank=loaded.bank, provenance=provenance),
         task=loaded,
