@@ -180,7 +180,9 @@ def test_report_with_another_backbone_shows_the_paper_as_context(report_inputs):
     text = render(report_inputs, "tflite", environment={"resnet152 weights sha256": "abc123"})
     assert "⚠" not in text
     assert "context (tflite ≠ paper's resnet152)" in text
-    assert re.search(r"\| cifar10 +\| – +\| my_backbone \(tflite\) +\| resnet152 +\| context only", text)
+    assert re.search(
+        r"\| cifar10 +\| – +\| my_backbone \(tflite\) +\| resnet152 +\| context only", text
+    )
     claim = next(line for line in text.splitlines() if line.startswith("| CAP > CAP without"))
     # both classes 1 point above: a zero-spread interval above 0; 200 images, 40 steps
     assert re.search(
