@@ -57,7 +57,7 @@ def write_report(out_md: str | os.PathLike[str], inputs: ReportInputs) -> None:
         markdown(backbone_frame(inputs.runs, inputs.paper, inputs.backbones)),
         "## Tables against the paper",
         _tables_section(inputs.tables, comparison, inputs.tolerance),
-        "## The paper's claims in this run",
+        "## Claims: the paper's and the config's own",
         claims_section(inputs.claims),
     ]
     if inputs.leaderboard is not None:
