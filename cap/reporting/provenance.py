@@ -21,6 +21,8 @@ PACKAGES: dict[str, tuple[str, ...]] = {
     "faiss": ("faiss-cpu", "faiss-gpu", "faiss"),
     "numpy": ("numpy",),
     "scikit-learn": ("scikit-learn",),
+    "ai-edge-litert (TFLite)": ("ai-edge-litert",),
+    "pyod": ("pyod",),
     "snakemake": ("snakemake",),
     "cap (capbench)": ("capbench",),
 }
