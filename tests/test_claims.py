@@ -179,3 +179,22 @@ def test_a_claim_may_set_one_dataset_against_another_class_by_class():
     assert effect.difference == pytest.approx(3.4) and effect.n_classes == 5
     assert effect.n_seeds == "1 vs 1"
     assert gap.verdict == HOLDS and gap.difference == pytest.approx(3.4)
+
+
+def test_a_claim_between_untrained_methods_has_no_training_steps():
+    values = {("dn2", str(c), 0): 0.9 + 0.01 * c for c in range(3)}
+    values |= {("no_adaptation", str(c), 0): 0.85 for c in range(3)}
+    runs = runs_frame(values).drop(columns=["epochs", "batch_size"])  # no trained variant ran
+    cells = pd.DataFrame({
+        "entry": ["DN2", "NA"], "dataset": ["cifar10"] * 2, "kind": ["computed"] * 2,
+        "variant": ["dn2", "no_adaptation"],
+    })  # fmt: skip
+    claim = {
+        "text": "DN2 > NA",
+        "table": "t",
+        "higher": "DN2",
+        "lower": "NA",
+        "datasets": ["cifar10"],
+    }
+    (row,) = judge_claims(runs, {"t": cells}, config_claim_specs([claim])).itertuples()
+    assert row.verdict == HOLDS and row.scale == "ours 200 / 2,000 / –; paper –"

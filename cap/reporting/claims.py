@@ -257,8 +257,11 @@ def _scale(runs: pd.DataFrame, dataset: str, variants: tuple[str, ...]) -> str:
     """Our runs' size: normal images per class, test images, and the optimisation steps of
     the trainable variants (epochs × batches per epoch); a range where they differ."""
     chosen = runs[(runs["dataset"] == dataset) & runs["variant"].isin(variants)]
-    trained = chosen[chosen["epochs"].notna()] if "epochs" in chosen else chosen.iloc[0:0]
-    steps = trained["epochs"] * np.ceil(trained["n_train"] / trained["batch_size"])
+    if "epochs" in chosen:
+        trained = chosen[chosen["epochs"].notna()]
+        steps = trained["epochs"] * np.ceil(trained["n_train"] / trained["batch_size"])
+    else:  # only untrained variants ran: the runs table has no training columns
+        steps = pd.Series(dtype=float)
     return " / ".join(_span(values) for values in (chosen["n_train"], chosen["n_test"], steps))
 
 
