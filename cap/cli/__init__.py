@@ -17,7 +17,7 @@ from pathlib import Path
 from cap.utils.errors import CapError
 
 #: Modules under ``cap.cli`` that each contribute sub-commands.
-COMMAND_MODULES: tuple[str, ...] = ("fetch", "embed", "evaluate")
+COMMAND_MODULES: tuple[str, ...] = ("fetch", "embed", "evaluate", "verify")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,16 +1,15 @@
 """Sub-commands from embeddings to AUROC, one per workflow rule: ``neighbors``, ``train``
 (a kept model) and ``evaluate`` (every run of one class), each reading its job's spec
-file (:mod:`cap.benchmark.jobs`); and ``verify`` (a run against a committed report)."""
+file (:mod:`cap.benchmark.jobs`)."""
 
 from __future__ import annotations
 
 import argparse
 import logging
-from pathlib import Path
 
 from cap.benchmark import jobs
 from cap.cli import add_spec_command, log_startup
-from cap.utils.errors import ConfigError, DataError
+from cap.utils.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -106,25 +105,6 @@ def _import_runtime(specs) -> None:
         torch.optim.Adam([torch.zeros(1, requires_grad=True)]).step()
 
 
-def run_verify(args: argparse.Namespace) -> None:
-    from cap.reporting.verification import read_tables, verify
-
-    expected, expected_claims = read_tables(args.expected)
-    actual, actual_claims = read_tables(args.actual)
-    result = verify(
-        expected,
-        actual,
-        expected_claims=expected_claims,
-        actual_claims=actual_claims,
-        tolerance=args.tolerance,
-        z=args.z,
-        subset=args.subset,
-    )
-    if not result.ok:
-        raise DataError(f"{args.actual} does not reproduce {args.expected}:\n{result.report()}")
-    log.info("%s reproduces %s\n%s", args.actual, args.expected, result.summary)
-
-
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the evaluation sub-commands to the ``cap`` parser."""
     add_spec_command(
@@ -138,29 +118,3 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         subparsers, "evaluate", jobs.EvaluateJob,
         "fit (or find in the run cache) and score every run of one class", run_evaluate,
     )  # fmt: skip
-
-    from cap.reporting import verification
-
-    parser = subparsers.add_parser(
-        "verify",
-        help="check a run against a committed report: runs, seed means and verdicts",
-        description=verification.__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument(
-        "expected", type=Path, help="the committed report's tables/ folder, or its runs.csv"
-    )
-    parser.add_argument("actual", type=Path, help="the tables/ folder (or runs.csv) to check")
-    parser.add_argument(
-        "--tolerance", type=float, default=verification.RUN_TOLERANCE,
-        help="largest |ΔAUROC| of a deterministic run (default: %(default)g)",
-    )  # fmt: skip
-    parser.add_argument(
-        "--z", type=float, default=verification.CHAOTIC_Z,
-        help="standard deviations a chaotic group's seed mean may move (default: %(default)g)",
-    )  # fmt: skip
-    parser.add_argument(
-        "--subset", action="store_true",
-        help="ACTUAL holds a slice of EXPECTED's runs: compare those (claims are not compared)",
-    )  # fmt: skip
-    parser.set_defaults(handler=run_verify)

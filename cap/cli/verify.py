@@ -1,0 +1,60 @@
+"""``cap verify``: a run's tables checked against a committed report's (runs, seed means of
+chaotic runs, claims' verdicts; the rule is :mod:`cap.reporting.verification`'s)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+from cap.utils.errors import DataError
+
+log = logging.getLogger(__name__)
+
+
+def run(args: argparse.Namespace) -> None:
+    from cap.reporting.verification import read_tables, verify
+
+    expected, expected_claims = read_tables(args.expected)
+    actual, actual_claims = read_tables(args.actual)
+    result = verify(
+        expected,
+        actual,
+        expected_claims=expected_claims,
+        actual_claims=actual_claims,
+        tolerance=args.tolerance,
+        z=args.z,
+        subset=args.subset,
+    )
+    if not result.ok:
+        raise DataError(f"{args.actual} does not reproduce {args.expected}:\n{result.report()}")
+    log.info("%s reproduces %s\n%s", args.actual, args.expected, result.summary)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``verify`` to the ``cap`` parser."""
+    from cap.reporting import verification
+
+    parser = subparsers.add_parser(
+        "verify",
+        help="check a run against a committed report: runs, seed means and verdicts",
+        description=verification.__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "expected", type=Path, help="the committed report's tables/ folder, or its runs.csv"
+    )
+    parser.add_argument("actual", type=Path, help="the tables/ folder (or runs.csv) to check")
+    parser.add_argument(
+        "--tolerance", type=float, default=verification.RUN_TOLERANCE,
+        help="largest |ΔAUROC| of a deterministic run (default: %(default)g)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--z", type=float, default=verification.CHAOTIC_Z,
+        help="standard deviations a chaotic group's seed mean may move (default: %(default)g)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--subset", action="store_true",
+        help="ACTUAL holds a slice of EXPECTED's runs: compare those (claims are not compared)",
+    )  # fmt: skip
+    parser.set_defaults(handler=run)
