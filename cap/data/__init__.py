@@ -19,6 +19,7 @@ from cap.data.fmnist import FMNIST_CLASSES, FashionMNISTDataset
 from cap.data.imagefolder import ImageFolderDataset
 from cap.data.mvtec import MVTEC_CATEGORIES, MVTEC_CLASSES, MVTecDataset
 from cap.utils.errors import ConfigError
+from cap.utils.resources import TORCHVISION_DATASETS, fetch_resource
 
 __all__ = ["DATASETS", "SPLITS", "ImageDataset", "list_classes", "load_dataset"]
 
@@ -39,7 +40,6 @@ class DatasetEntry:
     description: str  # one line for help texts
     per_category: bool = False  # each category has its own train/test folders (MVTec AD)
     fixed_classes: bool = True  # the class list is known without the data (not imagefolder)
-    torchvision: str | None = None  # downloadable as this torchvision dataset (utils.resources)
 
 
 def _imagefolder_classes(root: Path | None, category: str | None) -> Sequence[str]:
@@ -53,19 +53,16 @@ DATASETS: dict[str, DatasetEntry] = {
         lambda root, split, category: CifarDataset("cifar10", root, split),
         lambda root, category: CIFAR10_CLASSES,
         "CIFAR-10 through torchvision (10 classes)",
-        torchvision="cifar10",
     ),
     "cifar100": DatasetEntry(
         lambda root, split, category: CifarDataset("cifar100", root, split),
         lambda root, category: CIFAR100_COARSE_CLASSES,
         "CIFAR-100 through torchvision, 20 coarse superclasses",
-        torchvision="cifar100",
     ),
     "fmnist": DatasetEntry(
         lambda root, split, category: FashionMNISTDataset(root, split),
         lambda root, category: FMNIST_CLASSES,
         "Fashion-MNIST idx files (torchvision download or Debian's dataset-fashion-mnist)",
-        torchvision="fmnist",
     ),
     "mvtec": DatasetEntry(
         lambda root, split, category: MVTecDataset(root, split, category=category),
@@ -129,10 +126,8 @@ def load_dataset(
         valid = ", ".join(entry.classes(None, None))
         raise ConfigError(f"{name} needs a category; valid: {valid}")
     root = Path(root).expanduser()
-    if download and entry.torchvision is not None:
-        from cap.utils.resources import fetch_resource
-
-        fetch_resource("torchvision", entry.torchvision, root, offline=offline)
+    if download and name in TORCHVISION_DATASETS:
+        fetch_resource("torchvision", name, root, offline=offline)
     return entry.load(root, split, category)
 
 

@@ -80,7 +80,7 @@ class FashionMNISTDataset(ImageDataset):
             expected = ", ".join(f"{stem}[.gz]" for stem in IDX_FILES[split])
             raise MissingResourceError(
                 f"Fashion-MNIST {split} split not found: expected {expected} in {root} or in "
-                f"{root / 'FashionMNIST' / 'raw'}; " + HOW_TO_OBTAIN.format(root=root)
+                f"{root / 'FashionMNIST' / 'raw'}; " + HOW_TO_OBTAIN
             )
         self.images = read_idx(files[0])  # (N, 28, 28) uint8
         labels = read_idx(files[1]).astype(np.int64)
