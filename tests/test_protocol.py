@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from pathlib import Path
 
 import h5py
 import numpy as np
@@ -250,7 +251,21 @@ def test_the_code_digest_covers_a_detectors_modules_and_their_imports():
         "cap.utils.errors", "cap.utils.io", "cap.utils.metrics", "cap.utils.validation",
     }  # fmt: skip
     assert code_digest(CAPDetector) != code_digest(DN2Detector)
-    assert code_digest(CAPDetector) == code_digest(CAPDetector)
+
+
+def test_the_code_digest_follows_a_change_to_an_imported_module(tmp_path, monkeypatch):
+    from cap.benchmark import cache
+
+    modules = cache._import_closure({"cap.detectors.knn"})
+    assert "cap.utils.validation" in modules
+    before = cache._digest(modules)
+    edited = tmp_path / "validation.py"  # a module DN2 imports, one byte added
+    edited.write_bytes(Path(cache._origin("cap.utils.validation")).read_bytes() + b"\n")
+    origin = cache._origin
+    monkeypatch.setattr(
+        cache, "_origin", lambda n: str(edited) if n.endswith("validation") else origin(n)
+    )
+    assert cache._digest(modules) != before
 
 
 def test_auroc_rejects_nan_scores_and_a_single_class():

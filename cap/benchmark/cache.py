@@ -106,15 +106,16 @@ def fingerprint(*arrays: np.ndarray) -> str:
     return digest.hexdigest()
 
 
+@cache
 def code_digest(detector: type) -> str:
-    """sha256 of the source of the code that scores with ``detector`` (module docstring)."""
+    """sha256 of the source of the code that scores with ``detector`` (module docstring);
+    once per process and detector, as every run of a batch asks for it."""
     roots = {cls.__module__ for cls in detector.__mro__ if cls.__module__.startswith("cap.")}
     roots.add("cap.utils.metrics")
-    return _digest(frozenset(_import_closure(roots) | set(RUN_MODULES)))
+    return _digest(_import_closure(roots) | set(RUN_MODULES))
 
 
-@cache
-def _digest(modules: frozenset[str]) -> str:
+def _digest(modules: set[str]) -> str:
     digest = hashlib.sha256()
     for name in sorted(modules):
         digest.update(name.encode())
