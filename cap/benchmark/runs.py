@@ -136,12 +136,11 @@ def make_run(
     inputs: RunInputs,
     *,
     cache: RunCache | None = None,
-    model: str | None = None,
 ) -> tuple[dict[str, Any], np.ndarray]:
     """One run: its record and its test scores (M,).
 
     Read from ``cache`` when there (with per-epoch scores if ``spec.monitor``), else
-    loaded from the kept ``model`` when given, else fitted; then scored and kept in the
+    loaded from the spec's kept ``model`` when given, else fitted; then scored and kept in the
     cache. The record holds the run's setting key, method, seed, the settings used, its
     AUROC, the fit and score seconds (of the run that made it; fit ``None`` for a loaded
     model), the training history of trainable methods, and where it came from
@@ -154,9 +153,9 @@ def make_run(
         record = {**cached.record, "setting": spec.setting, "source": "cache"}
         _log(record, "from the cache")
         return record, cached.scores
-    if model is not None:
+    if spec.model is not None:
         detector = detector_class(spec.method).load(
-            model, bank=inputs.task.bank, provenance=dict(inputs.provenance)
+            spec.model, bank=inputs.task.bank, provenance=dict(inputs.provenance)
         )
         record, scores = _score(detector, spec, inputs, fit_seconds=None, source="model")
     else:

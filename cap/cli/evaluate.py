@@ -69,7 +69,7 @@ def run_evaluate(args: argparse.Namespace) -> None:
     cache = _cache(job.cache)
     runs, scores = [], []
     for spec in job.runs:
-        record, values = make_run(spec, inputs, cache=cache, model=spec.model)
+        record, values = make_run(spec, inputs, cache=cache)
         runs.append({**identity, **record})
         scores.append(values)
     fitted = [f"{run['setting']}/seed{run['seed']}" for run in runs if run["source"] == "fit"]
