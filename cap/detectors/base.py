@@ -66,12 +66,17 @@ class BaseDetector(ABC):
             DETECTORS[name] = cls
 
     @classmethod
-    def _param_names(cls) -> list[str]:
-        return [
-            parameter.name
+    def default_params(cls) -> dict[str, Any]:
+        """The settings (keyword-only ``__init__`` parameters) with their defaults."""
+        return {
+            parameter.name: parameter.default
             for parameter in inspect.signature(cls.__init__).parameters.values()
             if parameter.kind is parameter.KEYWORD_ONLY
-        ]
+        }
+
+    @classmethod
+    def _param_names(cls) -> list[str]:
+        return list(cls.default_params())
 
     def get_params(self, deep: bool = True) -> dict[str, Any]:
         """The ``__init__`` settings, by name (``deep`` is accepted for scikit-learn's

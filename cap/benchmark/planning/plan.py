@@ -103,14 +103,22 @@ class Plan:
     @cached_property
     def batches(self) -> list[Batch]:
         """One batch per class and bank that some run needs."""
-        return sorted({self.batch_of(run) for run in self.all_runs})
+        return sorted(self._runs_by_batch)
 
     @staticmethod
     def batch_of(run: Run) -> Batch:
         return Batch(run.dataset, run.backbone, run.cls, run.bank)
 
     def batch_runs(self, batch: Batch) -> list[Run]:
-        return [run for run in self.all_runs if self.batch_of(run) == batch]
+        return list(self._runs_by_batch.get(batch, ()))
+
+    @cached_property
+    def _runs_by_batch(self) -> dict[Batch, list[Run]]:
+        """The runs of each batch, grouped once (the rules ask per job, at DAG build)."""
+        grouped: dict[Batch, list[Run]] = {}
+        for run in self.all_runs:
+            grouped.setdefault(self.batch_of(run), []).append(run)
+        return grouped
 
     def find_batch(self, wildcards: Mapping[str, str]) -> Batch:
         """The batch behind ``evaluate`` job wildcards."""

@@ -13,7 +13,6 @@ run where it is.
 from __future__ import annotations
 
 import hashlib
-import inspect
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -46,10 +45,6 @@ class Setting:
     def trainable(self) -> bool:
         """Whether the method learns parameters (its runs have seeds and models)."""
         return detector_class(self.method).trainable
-
-    @property
-    def bank_size(self) -> int | None:
-        return None if self.bank == "all" else int(self.bank)
 
 
 class Variants:
@@ -112,9 +107,5 @@ class Variants:
 
 def detector_defaults(method: str) -> dict[str, Any]:
     """The keyword defaults of a method's detector, but the run's own (the seed)."""
-    signature = inspect.signature(detector_class(method).__init__)
-    return {
-        name: parameter.default
-        for name, parameter in signature.parameters.items()
-        if parameter.kind is parameter.KEYWORD_ONLY and name not in RUN_PARAMETERS
-    }
+    defaults = detector_class(method).default_params()
+    return {name: value for name, value in defaults.items() if name not in RUN_PARAMETERS}
