@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -46,7 +47,11 @@ class RunInputs:
 
 
 def load_run_inputs(
-    spec: TaskSpec, neighbors: str, *, clip_k: bool = False, feature_maps: bool = False
+    spec: TaskSpec,
+    neighbors: str | os.PathLike[str],
+    *,
+    clip_k: bool = False,
+    feature_maps: bool = False,
 ) -> tuple[RunInputs, Any]:
     """A job's inputs, and the test embeddings (with their attributes and, when asked,
     feature maps)."""

@@ -47,17 +47,14 @@ def load_trained_run(
 ) -> TrainedRun:
     """Load a run's task (with the test split's feature maps), its neighbours and its
     CAPDetector saved without the bank, checking that the model was trained on this bank."""
-    from cap.benchmark.neighbors import load_neighbors
-    from cap.benchmark.protocol import load_task
-    from cap.benchmark.runs import bank_provenance
+    from cap.benchmark.runs import load_run_inputs
     from cap.detectors import CAPDetector
 
-    loaded, test_embeddings = load_task(task, feature_maps=True)
-    provenance = bank_provenance(loaded, task.train_embeddings, task.normal_class)
+    inputs, test_embeddings = load_run_inputs(task, neighbors, feature_maps=True)
     return TrainedRun(
-        detector=CAPDetector.load(model, bank=loaded.bank, provenance=provenance),
-        task=loaded,
-        neighbors=load_neighbors(neighbors),
+        detector=CAPDetector.load(model, bank=inputs.task.bank, provenance=inputs.provenance),
+        task=inputs.task,
+        neighbors=inputs.neighbors,
         test_embeddings=test_embeddings,
     )
 
