@@ -56,14 +56,24 @@ def paired_test(differences: np.ndarray, confidence: float = CONFIDENCE) -> Pair
     n, mean = len(differences), float(np.mean(differences))
     if n < 2:
         return PairedTest(n, mean, math.nan, math.nan, math.nan, INCONCLUSIVE)
-    if np.ptp(differences) == 0:  # no spread: the interval is the point itself
-        low = high = mean
-    else:
-        low, high = stats.ttest_1samp(differences, 0.0).confidence_interval(confidence)
+    low, high = t_interval(differences, confidence)
     nonzero = differences[differences != 0]
     p = float(stats.wilcoxon(nonzero).pvalue) if len(nonzero) else math.nan
     verdict = HOLDS if low > 0 else FAILS if high < 0 else INCONCLUSIVE
-    return PairedTest(n, mean, float(low), float(high), p, verdict)
+    return PairedTest(n, mean, low, high, p, verdict)
+
+
+def t_interval(values: np.ndarray, confidence: float = CONFIDENCE) -> tuple[float, float]:
+    """The Student-t interval of the mean of ``values`` (n,): NaN below two values, the
+    point itself where they do not spread."""
+    values = np.asarray(values, dtype=np.float64)
+    if len(values) < 2:
+        return math.nan, math.nan
+    if np.ptp(values) == 0:
+        mean = float(np.mean(values))
+        return mean, mean
+    low, high = stats.ttest_1samp(values, 0.0).confidence_interval(confidence)
+    return float(low), float(high)
 
 
 @dataclass(frozen=True)
@@ -123,14 +133,22 @@ def class_differences(runs: pd.DataFrame, higher: Side, lower: Side) -> pd.Serie
     class id: the same images under another preprocessing, say)."""
 
     def side(dataset: str, variants: tuple[str, ...]) -> pd.Series:
-        on_dataset = runs[runs["dataset"] == dataset]
-        means = [
-            on_dataset[on_dataset["variant"] == v].groupby("cls")["auroc"].mean() * 100.0
-            for v in variants
-        ]
+        means = [class_auroc(runs, dataset, variant) for variant in variants]
         return means[0] if len(means) == 1 else means[0] - means[1]
 
     return (side(*higher) - side(*lower)).dropna()
+
+
+def class_auroc(runs: pd.DataFrame, dataset: str, variant: str) -> pd.Series:
+    """A variant's AUROC (points) per class on a dataset, each the mean over its seeds."""
+    chosen = runs[(runs["dataset"] == dataset) & (runs["variant"] == variant)]
+    return chosen.groupby("cls")["auroc"].mean() * 100.0
+
+
+def seeds_per_class(runs: pd.DataFrame, dataset: str, variant: str) -> int:
+    """The fewest seeds a variant has on any of its classes on a dataset."""
+    chosen = runs[(runs["dataset"] == dataset) & (runs["variant"] == variant)]
+    return int(chosen.groupby("cls")["seed"].nunique().min())
 
 
 def judge_claims(
@@ -241,27 +259,16 @@ def _entry_variants(
 
 def _seeds(runs: pd.DataFrame, *sides: tuple[str, str]) -> str:
     """Seeds per class of each side's (first) variant on its dataset, e.g. "3 vs 1"."""
-    counts = [
-        int(
-            runs[(runs["dataset"] == dataset) & (runs["variant"] == variant)]
-            .groupby("cls")["seed"]
-            .nunique()
-            .min()
-        )
-        for dataset, variant in sides
-    ]
-    return " vs ".join(map(str, counts))
+    return " vs ".join(str(seeds_per_class(runs, dataset, variant)) for dataset, variant in sides)
 
 
 def _scale(runs: pd.DataFrame, dataset: str, variants: tuple[str, ...]) -> str:
     """Our runs' size: normal images per class, test images, and the optimisation steps of
     the trainable variants (epochs × batches per epoch); a range where they differ."""
     chosen = runs[(runs["dataset"] == dataset) & runs["variant"].isin(variants)]
-    if "epochs" in chosen:
-        trained = chosen[chosen["epochs"].notna()]
-        steps = trained["epochs"] * np.ceil(trained["n_train"] / trained["batch_size"])
-    else:  # only untrained variants ran: the runs table has no training columns
-        steps = pd.Series(dtype=float)
+    # the training columns are absent where only untrained variants ran
+    trained = chosen.reindex(columns=["n_train", "epochs", "batch_size"]).dropna(subset="epochs")
+    steps = trained["epochs"] * np.ceil(trained["n_train"] / trained["batch_size"])
     return " / ".join(_span(values) for values in (chosen["n_train"], chosen["n_test"], steps))
 
 

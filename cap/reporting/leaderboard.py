@@ -15,11 +15,16 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-import numpy as np
 import pandas as pd
-from scipy import stats
 
-from cap.reporting.claims import CONFIDENCE, HOLDS, paired_test
+from cap.reporting.claims import (
+    CONFIDENCE,
+    HOLDS,
+    class_auroc,
+    paired_test,
+    seeds_per_class,
+    t_interval,
+)
 from cap.reporting.markdown import markdown, number
 from cap.utils.io import atomic_path, write_text_atomic
 
@@ -35,49 +40,34 @@ def build_leaderboard(runs: pd.DataFrame, spec: Mapping[str, Any]) -> pd.DataFra
     with runs, best rank first on each dataset."""
     rows = []
     for dataset in spec["datasets"]:
-        on_dataset = runs[runs["dataset"] == dataset]
-        per_class = {}
+        on_dataset, per_class = [], {}
         for entry in spec["entries"]:
             variant = entry["variants"].get(dataset)
-            chosen = on_dataset[on_dataset["variant"] == variant]
+            chosen = runs[(runs["dataset"] == dataset) & (runs["variant"] == variant)]
             if chosen.empty:
                 continue
-            per_class[entry["label"]] = chosen.groupby("cls")["auroc"].mean() * 100.0
-            rows.append(
+            values = per_class[entry["label"]] = class_auroc(runs, dataset, variant)
+            low, high = t_interval(values.to_numpy())
+            on_dataset.append(
                 {
                     "dataset": dataset,
                     "preprocessing": _one(chosen, "preprocessing"),
                     "entry": entry["label"],
                     "variant": variant,
-                    **_interval(per_class[entry["label"]].to_numpy()),
+                    "auroc_pct": float(values.mean()),
+                    "ci_low": low,
+                    "ci_high": high,
                     "n_classes": chosen["cls"].nunique(),
-                    "n_seeds": int(chosen.groupby("cls")["seed"].nunique().min()),
+                    "n_seeds": seeds_per_class(runs, dataset, variant),
                     "fit_s": chosen["fit_s"].mean(),
                     "score_s": chosen["score_s"].mean(),
                 }
             )
         ranks = _ranks(per_class)
-        for row in rows:
-            if row["dataset"] == dataset:
-                row["rank"] = ranks[row["entry"]]
-    frame = pd.DataFrame.from_records(rows, columns=list(LEADERBOARD_COLUMNS))
-    order = {dataset: position for position, dataset in enumerate(spec["datasets"])}
-    frame["_order"] = frame["dataset"].map(order)
-    return (
-        frame.sort_values(["_order", "rank", "auroc_pct"], ascending=[True, True, False])
-        .drop(columns="_order")
-        .reset_index(drop=True)
-    )
-
-
-def _interval(values: np.ndarray) -> dict[str, float]:
-    """Mean and 95% t-interval over classes (NaN bounds with one class)."""
-    mean = float(np.mean(values))
-    if len(values) < 2 or np.ptp(values) == 0:
-        low = high = mean if len(values) >= 2 else np.nan
-    else:
-        low, high = stats.t.interval(CONFIDENCE, len(values) - 1, loc=mean, scale=stats.sem(values))
-    return {"auroc_pct": mean, "ci_low": float(low), "ci_high": float(high)}
+        for row in on_dataset:
+            row["rank"] = ranks[row["entry"]]
+        rows += sorted(on_dataset, key=lambda row: (row["rank"], -row["auroc_pct"]))
+    return pd.DataFrame.from_records(rows, columns=list(LEADERBOARD_COLUMNS))
 
 
 def _ranks(per_class: Mapping[str, pd.Series]) -> dict[str, int]:
