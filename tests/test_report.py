@@ -14,7 +14,13 @@ from cap.reporting.claims import judge_report_claims
 from cap.reporting.comparison import compare_with_paper
 from cap.reporting.paper import load_paper_results
 from cap.reporting.report import ReportInputs, write_report
-from cap.reporting.runtime import elapsed_seconds, idle_seconds, job_intervals, runtime_summary
+from cap.reporting.runtime import (
+    elapsed_seconds,
+    idle_seconds,
+    job_intervals,
+    read_benchmarks,
+    runtime_summary,
+)
 from cap.reporting.tables import build_table, read_table, write_table
 
 PAPER_FILE = Path(__file__).resolve().parents[1] / "config" / "paper_results.yaml"
@@ -95,14 +101,16 @@ def test_runtime_summary_per_rule(tmp_path):
     ]
     for age, path in enumerate(paths):  # written at t = 1000, 1100, 1200 s
         os.utime(path, (1000 + 100 * age, 1000 + 100 * age))
-    intervals = job_intervals(paths)
+    rules = ["train", "train", "embed"]
+    jobs = read_benchmarks(list(zip(rules, paths, strict=True)))
+    intervals = job_intervals(jobs)
     assert elapsed_seconds(intervals) == pytest.approx(1200 - (1000 - 10))  # the first ran 10 s
     assert idle_seconds(intervals) == pytest.approx(210 - (10 + 30 + 5))  # the jobs never overlap
     overlapping = write_benchmark(root / "train" / "cifar10" / "d.tsv", 150.0, "1.0")
     os.utime(overlapping, (1150, 1150))  # ran 1000-1150, over a's end and all of b
-    assert idle_seconds(job_intervals([*paths, overlapping])) == pytest.approx(210 - (160 + 5))
-    rules = ["train", "train", "embed"]
-    summary = runtime_summary(list(zip(rules, paths, strict=True))).set_index("rule")
+    with_overlap = read_benchmarks([*zip(rules, paths, strict=True), ("train", overlapping)])
+    assert idle_seconds(job_intervals(with_overlap)) == pytest.approx(210 - (160 + 5))
+    summary = runtime_summary(jobs).set_index("rule")
     assert summary.loc["train"].tolist() == [2, 40.0, 30.0, 300.0]
     assert summary.loc["embed", "jobs"] == 1 and pd.isna(summary.loc["embed", "max_rss_mb"])
 

@@ -17,15 +17,33 @@ from cap.reporting.markdown import markdown
 Benchmark = tuple[str, str | os.PathLike[str]]
 
 
-def job_intervals(benchmarks: Sequence[str | os.PathLike[str]]) -> list[tuple[float, float]]:
-    """Each job's (start, end) in epoch seconds: a benchmark file is written as its job
-    ends (its mtime), after the job's ``s`` seconds."""
-    intervals = []
-    for path in benchmarks:
-        seconds = pd.to_numeric(pd.read_csv(path, sep="\t")["s"], errors="coerce").sum()
-        end = Path(path).stat().st_mtime
-        intervals.append((end - seconds, end))
-    return intervals
+def read_benchmarks(benchmarks: Sequence[Benchmark]) -> pd.DataFrame:
+    """Every benchmark file's rows, each file read once: its rule, the file (one job), the
+    wall seconds ``s``, the max RSS (MB) and the file's mtime ``end`` (written as its job
+    ends)."""
+    frames = []
+    for rule, path in benchmarks:
+        frame = pd.read_csv(path, sep="\t")
+        rss = frame.get("max_rss", np.nan)
+        frames.append(
+            pd.DataFrame(
+                {
+                    "rule": rule,
+                    "job": os.fspath(path),
+                    "s": pd.to_numeric(frame["s"], errors="coerce"),
+                    "max_rss": pd.to_numeric(rss, errors="coerce"),
+                    "end": Path(path).stat().st_mtime,
+                }
+            )
+        )
+    return pd.concat(frames, ignore_index=True)
+
+
+def job_intervals(jobs: pd.DataFrame) -> list[tuple[float, float]]:
+    """Each job's (start, end) in epoch seconds (:func:`read_benchmarks`): it ended as its
+    benchmark file was written, after its ``s`` seconds."""
+    per_job = jobs.groupby("job", sort=False).agg(s=("s", "sum"), end=("end", "first"))
+    return [(end - s, end) for s, end in zip(per_job["s"], per_job["end"], strict=True)]
 
 
 def elapsed_seconds(intervals: Sequence[tuple[float, float]]) -> float:
@@ -47,41 +65,23 @@ def runtime_section(benchmarks: Sequence[Benchmark]) -> str:
     """The wall time, its idle part, and the per-rule table, as Markdown."""
     if not benchmarks:
         return "No benchmark files."
-    intervals = job_intervals([path for _, path in benchmarks])
+    jobs = read_benchmarks(benchmarks)
+    intervals = job_intervals(jobs)
     minutes, idle = elapsed_seconds(intervals) / 60, idle_seconds(intervals) / 60
     return (
         f"Wall time, from the first job's start to the last job's end: {minutes:.1f} min, "
         f"of which {idle:.1f} min with no job running (a resumed run's pause)."
-        f"\n\n{markdown(runtime_summary(benchmarks))}"
+        f"\n\n{markdown(runtime_summary(jobs))}"
     )
 
 
-def runtime_summary(benchmarks: Sequence[Benchmark]) -> pd.DataFrame:
-    """Per rule: job count, total and longest wall time (s), largest max RSS (MB)."""
-    frames = []
-    for rule, path in benchmarks:
-        frame = pd.read_csv(path, sep="\t")
-        frames.append(
-            pd.DataFrame(
-                {
-                    "rule": rule,
-                    "s": pd.to_numeric(frame["s"], errors="coerce"),
-                    "max_rss": (
-                        pd.to_numeric(frame["max_rss"], errors="coerce")
-                        if "max_rss" in frame
-                        else np.nan
-                    ),
-                }
-            )
-        )
-    table = (
-        pd.concat(frames)
-        .groupby("rule", sort=True)
-        .agg(
-            jobs=("s", "size"),
-            total_s=("s", "sum"),
-            max_s=("s", "max"),
-            max_rss_mb=("max_rss", "max"),
-        )
+def runtime_summary(jobs: pd.DataFrame) -> pd.DataFrame:
+    """Per rule (:func:`read_benchmarks`): job count, total and longest wall time (s),
+    largest max RSS (MB)."""
+    table = jobs.groupby("rule", sort=True).agg(
+        jobs=("s", "size"),
+        total_s=("s", "sum"),
+        max_s=("s", "max"),
+        max_rss_mb=("max_rss", "max"),
     )
     return table.round(1).reset_index()
