@@ -19,6 +19,7 @@ from cap.detectors.base import KNNDetector, Monitor, TrainableDetector, check_is
 from cap.utils.errors import ConfigError, DataError, MissingResourceError
 from cap.utils.io import atomic_path
 from cap.utils.validation import (
+    check_bool,
     check_choice,
     check_features,
     check_neighbors,
@@ -206,8 +207,7 @@ class CAPDetector(KNNDetector, TrainableDetector, name="cap"):
         check_choice(self.constraint, "constraint", CONSTRAINTS)
         check_choice(self.init, "init", INITS)
         check_choice(self.matmul_precision, "matmul_precision", MATMUL_PRECISIONS)
-        if not isinstance(self.attention, bool):
-            raise ConfigError(f"attention must be True or False; got {self.attention!r}")
+        check_bool(self.attention, "attention")
         check_number(self.seed, "seed", integer=True, minimum=0)
 
     def _check_monitor(self, monitor: Monitor, bank: np.ndarray) -> Monitor:

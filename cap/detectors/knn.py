@@ -9,7 +9,7 @@ import numpy as np
 
 from cap.detectors.base import KNNDetector
 from cap.detectors.search import chunk_slices, l2_knn_search, l2_normalize
-from cap.utils.errors import ConfigError
+from cap.utils.validation import check_bool
 
 
 class _MemoryBankDetector(KNNDetector):
@@ -83,8 +83,7 @@ class DN2Detector(_MemoryBankDetector, name="dn2"):
     def fit(self, bank: np.ndarray, *, neighbors: np.ndarray | None = None) -> DN2Detector:
         """Store the bank (N, D), normalised once when ``normalize``; ``neighbors`` are
         ignored."""
-        if not isinstance(self.normalize, bool):
-            raise ConfigError(f"normalize must be True or False; got {self.normalize!r}")
+        check_bool(self.normalize, "normalize")
         super().fit(bank)
         self.search_bank_ = l2_normalize(self.bank_) if self.normalize else self.bank_
         return self
