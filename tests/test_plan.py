@@ -10,21 +10,18 @@ from pathlib import Path
 
 import pytest
 import yaml
-from snakemake.utils import validate
+from workflow_helpers import SCHEMA, validated
 
 from cap.benchmark import jobs, layout
 from cap.benchmark.planning import Batch, ConfigReferenceError, Plan, Run, Steps
 from cap.benchmark.planning.variants import detector_defaults
 
 REPO = Path(__file__).resolve().parents[1]
-SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
 
 
 def load(name: str) -> dict:
     """A repository config, validated (defaults filled) as the workflow does."""
-    config = yaml.safe_load((REPO / name).read_text())
-    validate(config, str(SCHEMA))
-    return config
+    return validated(yaml.safe_load((REPO / name).read_text()))
 
 
 @pytest.fixture(scope="module")
@@ -221,7 +218,7 @@ def test_bank_sizes_get_their_own_neighbours_batches_and_runs(paper_config):
             {"label": "NA 200", "variant": "na_n200"},
         ],
     }
-    validate(config, str(SCHEMA))
+    validated(config)
     plan = Plan(config)
     assert plan.variants.setting("cifar10", "cap_n200").bank == "200"
     assert {r.cls for r in plan.targets.table_runs("sizes")} == {"0", "3"}
@@ -250,7 +247,7 @@ def test_bank_curves_need_every_size_of_every_method_on_their_classes(paper_conf
         "curves": [{"label": "CAP", "variants": ["cap_n200", "cap"]},
                    {"label": "NA", "variants": ["na_n200", "no_adaptation"]}],
     }]  # fmt: skip
-    validate(config, str(SCHEMA))
+    validated(config)
     plan = Plan(config)
     names = ("cap_n200", "cap", "na_n200", "no_adaptation")
     assert {(r.cls, r.setting) for r in plan.targets.runs("fig_bank_curves")} == {
@@ -324,10 +321,10 @@ def test_an_evaluate_spec_carries_every_run_with_its_settings(paper_plan):
     assert [spec.seed for spec in caps] == [0, 1, 2]
     assert caps[0].model is not None and caps[1].model is None  # the figures draw seed 0
     assert caps[0].settings["k"] == 4 and caps[0].settings["lr_decay"] == 0.9
-    assert steps.task("cifar10", "resnet152", "3", "all").normal_class == 3
-    cifar = steps.evaluate_job(Batch("cifar10", "resnet152", "0", "all"))
-    assert not cifar.clip_k and not steps.neighbors_job("cifar10", "resnet152", "0", "all").clip_k
-    assert steps.neighbors_job("mvtec", "wide_resnet50_2", "toothbrush", "all").clip_k
+    assert steps.task(Batch("cifar10", "resnet152", "3", "all")).normal_class == 3
+    cifar = Batch("cifar10", "resnet152", "0", "all")
+    assert not steps.evaluate_job(cifar).clip_k and not steps.neighbors_job(cifar).clip_k
+    assert steps.neighbors_job(Batch("mvtec", "wide_resnet50_2", "toothbrush", "all")).clip_k
 
 
 def test_specs_round_trip_through_their_files(paper_plan, tmp_path):
@@ -335,7 +332,7 @@ def test_specs_round_trip_through_their_files(paper_plan, tmp_path):
     cases = [
         (jobs.FetchJob, steps.fetch_job("cifar10")),
         (jobs.EmbedJob, steps.embed_job("mvtec", "wide_resnet50_2", "bottle", "test")),
-        (jobs.NeighborsJob, steps.neighbors_job("cifar10", "resnet152", "0", "all")),
+        (jobs.NeighborsJob, steps.neighbors_job(Batch("cifar10", "resnet152", "0", "all"))),
         (jobs.TrainJob, steps.train_job(run(paper_plan, "cifar10", "1", "cap"))),
         (jobs.EvaluateJob, steps.evaluate_job(Batch("cifar10", "resnet152", "0", "all"))),
     ]
@@ -428,7 +425,7 @@ def test_a_table_may_not_take_the_name_of_an_output_or_a_rule(paper_config, name
     config = copy.deepcopy(paper_config)
     config["tables"][name] = config["tables"]["table1"]
     with pytest.raises(WorkflowError, match=f"'{name}'"):
-        validate(config, str(SCHEMA))
+        validated(config)
 
 
 def test_schema_enums_are_the_registries():

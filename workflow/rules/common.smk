@@ -13,6 +13,7 @@ from snakemake_interface_executor_plugins.settings import DeploymentMethod
 
 from cap.benchmark import layout
 from cap.benchmark.planning import Plan, Steps
+from cap.benchmark.planning.variants import KEY_PATTERN
 
 validate(config, schema="../schemas/config.schema.yaml")
 PLAN = Plan(config)
@@ -37,7 +38,7 @@ wildcard_constraints:
     dataset="|".join(map(re.escape, PLAN.datasets)),
     backbone="|".join(map(re.escape, config["backbones"])),
     variant="|".join(map(re.escape, PLAN.variants.names)),
-    setting=r"[a-z0-9_]+-[0-9a-f]{10}",
+    setting=KEY_PATTERN,
     cls="|".join(sorted({re.escape(c) for d in PLAN.datasets for c in PLAN.class_ids(d)})),
     resource="|".join(map(re.escape, config["resources"])),
     table="|".join(map(re.escape, config["tables"])),
@@ -71,11 +72,11 @@ def get_split_inputs(wildcards):
 
 
 def get_neighbors_job(wildcards):
-    return STEPS.neighbors_job(wildcards.dataset, wildcards.backbone, wildcards.cls, wildcards.bank)
+    return STEPS.neighbors_job(PLAN.find_batch(wildcards))
 
 
 def get_train_inputs(wildcards):
-    return STEPS.class_inputs(wildcards.dataset, wildcards.backbone, wildcards.cls, wildcards.bank)
+    return STEPS.class_inputs(PLAN.find_batch(wildcards))
 
 
 def get_train_job(wildcards):

@@ -121,7 +121,7 @@ class Plan:
         return grouped
 
     def find_batch(self, wildcards: Mapping[str, str]) -> Batch:
-        """The batch behind ``evaluate`` job wildcards."""
+        """The batch behind a job's dataset, backbone, cls and bank wildcards."""
         return Batch(
             wildcards["dataset"], wildcards["backbone"], wildcards["cls"], wildcards["bank"]
         )

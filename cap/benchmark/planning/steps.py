@@ -3,7 +3,6 @@ reads: what the rules declare and the ``cap`` command is given, from one place."
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
@@ -37,7 +36,7 @@ class Steps:
         instructions = entry["instructions"]
         return FetchJob(
             destination=self.plan.resource_path(resource),
-            local=tuple(os.path.expandvars(os.path.expanduser(path)) for path in entry["local"]),
+            local=tuple(entry["local"]),  # ~ and $VARS expanded where the job runs
             url=entry["url"],
             torchvision=entry["torchvision"],
             instructions=" ".join(instructions.split()) if instructions else None,
@@ -78,15 +77,15 @@ class Steps:
 
     # ---------------------------------------------------------- a class's runs
 
-    def task(self, dataset: str, backbone: str, cls: str, bank: str) -> TaskSpec:
+    def task(self, batch: Batch) -> TaskSpec:
         """The features of one class's runs: its bank (all, or the first N) and the test split."""
-        files = self.split_inputs(dataset, backbone, cls)
+        files = self.split_inputs(batch.dataset, batch.backbone, batch.cls)
         return TaskSpec(
             train_embeddings=files["train_emb"],
             test_embeddings=files["test_emb"],
-            normal_class=self.plan.normal_class(dataset, cls),
-            backbone=self.plan.backbone_model(backbone),
-            bank_size=None if bank == "all" else int(bank),
+            normal_class=self.plan.normal_class(batch.dataset, batch.cls),
+            backbone=self.plan.backbone_model(batch.backbone),
+            bank_size=None if batch.bank == "all" else int(batch.bank),
         )
 
     def split_inputs(self, dataset: str, backbone: str, cls: str) -> dict[str, str]:
@@ -99,17 +98,17 @@ class Steps:
             for split in ("train", "test")
         }
 
-    def class_inputs(self, dataset: str, backbone: str, cls: str, bank: str) -> dict[str, str]:
-        """Embeddings and neighbours of the runs on class ``cls`` with bank ``bank``."""
-        neighbors = layout.NEIGHBORS.format(dataset=dataset, backbone=backbone, cls=cls, bank=bank)
-        return {**self.split_inputs(dataset, backbone, cls), "neighbors": neighbors}
+    def class_inputs(self, batch: Batch) -> dict[str, str]:
+        """Embeddings and neighbours of the batch's runs (one class, one bank)."""
+        files = self.split_inputs(batch.dataset, batch.backbone, batch.cls)
+        return {**files, "neighbors": batch.path(layout.NEIGHBORS)}
 
-    def neighbors_job(self, dataset: str, backbone: str, cls: str, bank: str) -> NeighborsJob:
+    def neighbors_job(self, batch: Batch) -> NeighborsJob:
         return NeighborsJob(
-            task=self.task(dataset, backbone, cls, bank),
-            k_max=self.plan.k_max(dataset, bank),
-            out=layout.NEIGHBORS.format(dataset=dataset, backbone=backbone, cls=cls, bank=bank),
-            clip_k=self.plan.datasets[dataset]["clip_k"],
+            task=self.task(batch),
+            k_max=self.plan.k_max(batch.dataset, batch.bank),
+            out=batch.path(layout.NEIGHBORS),
+            clip_k=self.plan.datasets[batch.dataset]["clip_k"],
         )
 
     def run_spec(self, run: Run) -> RunSpec:
@@ -131,11 +130,10 @@ class Steps:
 
     def train_job(self, run: Run) -> TrainJob:
         """One kept run: fitted, its model written, its scores cached for its batch."""
+        batch = self.plan.batch_of(run)
         return TrainJob(
-            task=self.task(run.dataset, run.backbone, run.cls, run.bank),
-            neighbors=layout.NEIGHBORS.format(
-                dataset=run.dataset, backbone=run.backbone, cls=run.cls, bank=run.bank
-            ),
+            task=self.task(batch),
+            neighbors=batch.path(layout.NEIGHBORS),
             run=replace(self.run_spec(run), model=None),
             model=run.path(layout.MODEL),
             cache=self._cache(),
@@ -150,14 +148,13 @@ class Steps:
             for run in self.plan.batch_runs(batch)
             if run in self.plan.kept_runs
         ]
-        inputs = self.class_inputs(batch.dataset, batch.backbone, batch.cls, batch.bank)
-        return {**inputs, "models": models}
+        return {**self.class_inputs(batch), "models": models}
 
     def evaluate_job(self, batch: Batch) -> EvaluateJob:
         """Every run of the batch, and the identity its records carry."""
         dataset = batch.dataset
         return EvaluateJob(
-            task=self.task(dataset, batch.backbone, batch.cls, batch.bank),
+            task=self.task(batch),
             neighbors=batch.path(layout.NEIGHBORS),
             runs=tuple(self.run_spec(run) for run in self.plan.batch_runs(batch)),
             identity=Identity(
@@ -177,13 +174,12 @@ class Steps:
     def figure_inputs(self, kind: str, wildcards: Mapping[str, str]) -> dict[str, str]:
         """Model, embeddings and neighbours of the run a model figure draws."""
         run = self.plan.targets.figure_run(kind, wildcards)
-        inputs = self.class_inputs(run.dataset, run.backbone, run.cls, run.bank)
-        return {**inputs, "model": run.path(layout.MODEL)}
+        return {**self.class_inputs(self.plan.batch_of(run)), "model": run.path(layout.MODEL)}
 
     def figure_task(self, kind: str, wildcards: Mapping[str, str]) -> TaskSpec:
         """How a model figure reloads its run's task."""
         run = self.plan.targets.figure_run(kind, wildcards)
-        return self.task(run.dataset, run.backbone, run.cls, run.bank)
+        return self.task(self.plan.batch_of(run))
 
     def figure_dataset(self, dataset: str, cls: str) -> dict[str, str | None]:
         """How a figure reloads the run's images (``cap.reporting.figure_examples.load_images``)."""

@@ -24,6 +24,11 @@ from cap.detectors import detector_class
 RUN_PARAMETERS: frozenset[str] = frozenset({"seed"})
 
 
+#: Hex digits of a setting key's digest, and the key's pattern (the workflow's wildcard).
+KEY_DIGITS = 10
+KEY_PATTERN = rf"[a-z0-9_]+-[0-9a-f]{{{KEY_DIGITS}}}"
+
+
 @dataclass(frozen=True)
 class Setting:
     """A variant resolved on a dataset: a method, all its settings and the bank."""
@@ -38,7 +43,7 @@ class Setting:
             {"method": self.method, "settings": self.settings, "bank": self.bank},
             sort_keys=True,
         )
-        digest = hashlib.sha256(payload.encode()).hexdigest()[:10]
+        digest = hashlib.sha256(payload.encode()).hexdigest()[:KEY_DIGITS]
         object.__setattr__(self, "key", f"{self.method}-{digest}")
 
     @property
