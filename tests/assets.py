@@ -1,11 +1,12 @@
 """The real offline assets the tests use, defined once: where they are and how to skip
-a test that needs one when it is absent.
+a test that needs one when it is absent (and the optional pyod package).
 
 ``CAP_SHARED_DIR`` points elsewhere than the ``shared`` folder beside the repository.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from pathlib import Path
 
@@ -21,6 +22,9 @@ DEBIAN_FMNIST = Path("/usr/share/datasets/fashion-mnist")
 
 needs_mobilenet = pytest.mark.skipif(not MOBILENET.is_file(), reason=f"{MOBILENET} is absent")
 needs_cifar10_zip = pytest.mark.skipif(not CIFAR10_ZIP.is_file(), reason=f"{CIFAR10_ZIP} is absent")
+needs_pyod = pytest.mark.skipif(
+    importlib.util.find_spec("pyod") is None, reason="pyod is an optional extra: pip install pyod"
+)
 needs_offline_assets = pytest.mark.skipif(
     not (CIFAR10_ZIP.is_file() and MOBILENET.is_file()),
     reason=f"the offline assets are not under {SHARED} (set CAP_SHARED_DIR)",

@@ -8,6 +8,7 @@ import sys
 
 import numpy as np
 import pytest
+from assets import needs_pyod
 from sklearn.base import clone
 from sklearn.covariance import LedoitWolf
 
@@ -18,12 +19,6 @@ from cap.detectors.search import chunk_slices
 from cap.utils.errors import ConfigError, DataError
 
 pytestmark = pytest.mark.usefixtures("single_thread_math")
-
-
-@pytest.fixture
-def pyod():
-    """The optional pyod package; its tests skip where it is not installed."""
-    return pytest.importorskip("pyod", reason="pyod is an optional extra: pip install pyod")
 
 
 # --------------------------------------------------------------------------- Mahalanobis
@@ -102,8 +97,9 @@ def test_normalize_must_be_a_bool(blobs) -> None:
 # ------------------------------------------------------------------------------ PyOD
 
 
+@needs_pyod
 @pytest.mark.parametrize(("model", "options"), [("ECOD", None), ("IForest", {"n_estimators": 20})])
-def test_pyod_scores_are_pyods_decision_function(pyod, blobs, model: str, options) -> None:
+def test_pyod_scores_are_pyods_decision_function(blobs, model: str, options) -> None:
     detector = PyODDetector(model=model, options=options, seed=7).fit(blobs.bank)
     direct_class = pyod_class(model)
     direct_options = dict(options or {})
@@ -115,7 +111,8 @@ def test_pyod_scores_are_pyods_decision_function(pyod, blobs, model: str, option
     assert detector.options == options  # the seed is not written into the settings
 
 
-def test_pyod_seed_makes_iforest_reproducible(pyod, blobs) -> None:
+@needs_pyod
+def test_pyod_seed_makes_iforest_reproducible(blobs) -> None:
     def scores(seed: int) -> np.ndarray:
         detector = PyODDetector(model="iforest", options={"n_estimators": 20}, seed=seed)
         return detector.fit(blobs.bank).anomaly_score(blobs.test)
@@ -124,7 +121,8 @@ def test_pyod_seed_makes_iforest_reproducible(pyod, blobs) -> None:
     assert not np.array_equal(scores(1), scores(2))
 
 
-def test_pyod_ignores_neighbors_and_clones(pyod, blobs) -> None:
+@needs_pyod
+def test_pyod_ignores_neighbors_and_clones(blobs) -> None:
     detector = PyODDetector(model="KNN", options={"n_neighbors": 3, "method": "mean"})
     copy = clone(detector)
     assert copy.get_params() == detector.get_params() and copy.options is not detector.options
@@ -135,12 +133,14 @@ def test_pyod_ignores_neighbors_and_clones(pyod, blobs) -> None:
     )
 
 
-def test_every_listed_pyod_model_resolves(pyod) -> None:
+@needs_pyod
+def test_every_listed_pyod_model_resolves() -> None:
     for name in ["ECOD", "IForest", "KNN", "LOF", "COPOD", "PCA", "HBOS", "OCSVM"]:
         assert pyod_class(name).__name__ == name and name in PYOD_MODELS
     assert pyod_class("loda") is pyod_class("LODA")
 
 
+@needs_pyod
 @pytest.mark.parametrize(
     ("settings", "message"),
     [
@@ -149,7 +149,7 @@ def test_every_listed_pyod_model_resolves(pyod) -> None:
         ({"model": "IForest", "options": {"random_state": 1}}, "with the seed setting"),
     ],
 )
-def test_bad_pyod_models_and_options_raise_config_errors(pyod, blobs, settings, message) -> None:
+def test_bad_pyod_models_and_options_raise_config_errors(blobs, settings, message) -> None:
     with pytest.raises(ConfigError, match=message):
         PyODDetector(**settings).fit(blobs.bank)
 
@@ -184,7 +184,8 @@ def test_the_registry_imports_without_pyod() -> None:
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
-def test_pyod_ecod_scores_a_batch_transductively(pyod, blobs) -> None:
+@needs_pyod
+def test_pyod_ecod_scores_a_batch_transductively(blobs) -> None:
     detector = PyODDetector(model="ECOD").fit(blobs.bank)
     alone = detector.anomaly_score(blobs.test[:10])
     in_batch = detector.anomaly_score(blobs.test)[:10]

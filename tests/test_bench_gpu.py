@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_gpu.py"
 
@@ -26,14 +25,10 @@ def bench_gpu():
         del sys.modules[spec.name]
 
 
+@pytest.mark.usefixtures("single_thread_math")  # a smoke run: fast on a shared, busy CPU
 def test_the_tiny_benchmark_prints_every_figure_and_the_projection(bench_gpu) -> None:
     lines: list[str] = []
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # a smoke run: one thread stays fast on a shared, busy CPU
-    try:
-        bench_gpu.main(["--tiny", "--cores", "1"], out=lines.append)
-    finally:
-        torch.set_num_threads(threads)
+    bench_gpu.main(["--tiny", "--cores", "1"], out=lines.append)
     text = "\n".join(lines)
     expected = [
         r"^capbench GPU benchmark: .*tiny shapes",

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 
 import numpy as np
 import pytest
 import torch
+from assets import needs_pyod
 from sklearn.base import clone
 from sklearn.metrics import roc_auc_score
 
@@ -38,13 +38,12 @@ FAST_SETTINGS = {
 #: The methods that compare a query with its k nearest normal features.
 KNN_METHODS = sorted(name for name, cls in DETECTORS.items() if issubclass(cls, KNNDetector))
 
-HAVE_PYOD = importlib.util.find_spec("pyod") is not None
-
 
 def fitting(methods: list[str]) -> list:
     """``methods`` as test parameters; fitting ``pyod`` needs the optional pyod package."""
-    skip = pytest.mark.skipif(not HAVE_PYOD, reason="pyod is an optional extra: pip install pyod")
-    return [pytest.param(method, marks=[skip] if method == "pyod" else []) for method in methods]
+    return [
+        pytest.param(method, marks=[needs_pyod] if method == "pyod" else []) for method in methods
+    ]
 
 
 def _fast(**overrides) -> CAPDetector:

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 from dataclasses import replace
-from pathlib import Path
 
 import h5py
 import numpy as np
 import pytest
 from assets import CIFAR10_ZIP, MOBILENET, needs_cifar10_zip, needs_mobilenet
 from data_fixtures import MeanColourBackbone, make_image_folder, make_mvtec
+from workflow_helpers import run_step
 
 from cap.backbones import build_backbone
 from cap.benchmark.embeddings import (
@@ -21,8 +20,7 @@ from cap.benchmark.embeddings import (
     load_embeddings,
     save_embeddings,
 )
-from cap.benchmark.jobs import EmbedJob, write_spec
-from cap.cli import embed as embed_cli
+from cap.benchmark.jobs import EmbedJob
 from cap.data import load_dataset
 from cap.utils.errors import ConfigError, DataError, MissingResourceError
 
@@ -185,15 +183,6 @@ def test_bad_settings_are_config_errors(folder, tmp_path):
 # --- with the real MobileNetV2 -------------------------------------------------------
 
 
-def _run_cli(job: EmbedJob, tmp_path: Path) -> None:
-    spec = tmp_path / "embed.json"
-    write_spec(spec, job)
-    parser = argparse.ArgumentParser()
-    embed_cli.register(parser.add_subparsers())
-    args = parser.parse_args(["embed", str(spec), "--num-workers", "1"])
-    args.handler(args)
-
-
 @needs_mobilenet
 def test_cap_embed_cli_with_tflite(folder, tmp_path):
     out = tmp_path / "emb" / "test.h5"
@@ -202,12 +191,13 @@ def test_cap_embed_cli_with_tflite(folder, tmp_path):
         out=str(out), weights=str(MOBILENET), feature_maps_per_class=1,
         options={"pooled_tensor": "MobilenetV2/Logits/AvgPool"}, offline=True,
     )  # fmt: skip
-    _run_cli(job, tmp_path)
+    run_step("embed", job, tmp_path, "--num-workers", "1")
     loaded = load_embeddings(out, expect_backbone="tflite")
     assert loaded.features.shape == (6, 1280) and loaded.feature_maps.shape == (3, 7, 7, 1280)
     assert loaded.attrs["weights"] == build_backbone("tflite", weights=MOBILENET).weights_id
     with pytest.raises(ConfigError, match="has no option map_tensor"):
-        _run_cli(replace(job, backbone="resnet152", options={"map_tensor": "x"}), tmp_path)
+        bad = replace(job, backbone="resnet152", options={"map_tensor": "x"})
+        run_step("embed", bad, tmp_path, "--num-workers", "1")
 
 
 def _knn_auroc(train: np.ndarray, test: np.ndarray, is_anomaly: np.ndarray, k: int = 32) -> float:

@@ -3,7 +3,6 @@ through the transforms, the backbones, ``cap embed`` and the embedding file."""
 
 from __future__ import annotations
 
-import argparse
 import pickle
 
 import h5py
@@ -13,11 +12,11 @@ from assets import MOBILENET, needs_mobilenet
 from data_fixtures import MeanColourBackbone, make_image_folder
 from PIL import Image
 from torchvision import transforms as T
+from workflow_helpers import run_step
 
 from cap.backbones import build_backbone
 from cap.benchmark.embeddings import extract_embeddings, load_embeddings
-from cap.benchmark.jobs import EmbedJob, write_spec
-from cap.cli import embed as embed_cli
+from cap.benchmark.jobs import EmbedJob
 from cap.data import load_dataset
 from cap.data.transforms import (
     PREPROCESSINGS,
@@ -59,7 +58,6 @@ def test_registry_names_and_unknown_name_lists_the_valid_ones():
     valid = "unknown preprocessing 'bilinear'; valid: paper, torchvision, direct"
     for make in (
         lambda: get_preprocessing("bilinear"),
-        lambda: Uint8Transform(224, "bilinear"),
         lambda: Uint8Transform(224, "bilinear"),
         lambda: transform_mask(np.zeros((4, 4), bool), preprocessing="bilinear"),
         lambda: build_backbone("tflite", preprocessing="bilinear"),  # before the model is needed
@@ -163,15 +161,11 @@ def test_tflite_option_reaches_the_transform_the_cli_and_the_embedding_file(tmp_
 
     folder = make_image_folder(tmp_path / "images", {"test": {"a": 2, "b": 1}})
     out = tmp_path / "test.h5"
-    spec = tmp_path / "embed.json"
-    write_spec(spec, EmbedJob(
+    job = EmbedJob(
         dataset="imagefolder", data_root=str(folder), split="test", backbone="tflite",
         out=str(out), weights=str(MOBILENET), preprocessing="torchvision",
-    ))  # fmt: skip
-    parser = argparse.ArgumentParser()
-    embed_cli.register(parser.add_subparsers())
-    args = parser.parse_args(["embed", str(spec), "--num-workers", "0"])
-    args.handler(args)
+    )  # fmt: skip
+    run_step("embed", job, tmp_path, "--num-workers", "0")
     loaded = load_embeddings(out)
     assert loaded.attrs["preprocessing_name"] == "torchvision"
     assert loaded.attrs["preprocessing"] == backbone.preprocessing

@@ -10,6 +10,7 @@ import h5py
 import numpy as np
 import pandas as pd
 import pytest
+from workflow_helpers import step_argv
 
 from cap.benchmark import jobs
 from cap.benchmark.cache import RunCache, code_digest, fingerprint
@@ -293,9 +294,7 @@ def test_cli_from_embeddings_to_the_runs_table(three_classes, tmp_path):
     nb = str(tmp_path / "nb.h5")
 
     def cap(step: str, job) -> int:
-        path = tmp_path / f"{step}.json"
-        jobs.write_spec(path, job)
-        return cap_main([step, str(path)])
+        return cap_main(step_argv(step, job, tmp_path))
 
     assert cap("neighbors", jobs.NeighborsJob(task, k_max=64, out=nb)) == 2
     assert not (tmp_path / "nb.h5").exists()  # the error wrote nothing

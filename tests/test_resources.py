@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import argparse
 import os
-from pathlib import Path
 
 import pytest
+from workflow_helpers import run_step
 
-from cap.benchmark.jobs import FetchJob, write_spec
-from cap.cli import fetch as fetch_cli
+from cap.benchmark.jobs import FetchJob
 from cap.utils.errors import ConfigError, MissingResourceError
 from cap.utils.resources import fetch_resource
 
@@ -119,15 +117,6 @@ def test_bad_kinds_are_config_errors(tmp_path):
         fetch_resource("url", "x", tmp_path / "x")
 
 
-def _run_cli(job: FetchJob, tmp_path: Path) -> None:
-    spec = tmp_path / "fetch.json"
-    write_spec(spec, job)
-    parser = argparse.ArgumentParser()
-    fetch_cli.register(parser.add_subparsers())
-    args = parser.parse_args(["fetch", str(spec)])
-    args.handler(args)
-
-
 def test_cap_fetch_cli(tmp_path):
     local = tmp_path / "data.zip"
     local.write_bytes(b"zip")
@@ -138,12 +127,13 @@ def test_cap_fetch_cli(tmp_path):
         url="https://example.invalid/data.zip",
         offline=True,
     )
-    _run_cli(job, tmp_path)
+    run_step("fetch", job, tmp_path)
     assert destination.resolve() == local.resolve()
     with pytest.raises(MissingResourceError, match="by hand from example.org"):
-        _run_cli(
+        run_step(
+            "fetch",
             FetchJob(destination=str(tmp_path / "mvtec"), instructions="by hand from example.org"),
             tmp_path,
         )
     with pytest.raises(ConfigError, match="a url or torchvision, not both"):
-        _run_cli(FetchJob(destination="x", url="u", torchvision="cifar10"), tmp_path)
+        run_step("fetch", FetchJob(destination="x", url="u", torchvision="cifar10"), tmp_path)

@@ -1,6 +1,7 @@
 """Running the workflow from the tests: snakemake on a working directory, the smoke config
 and a run's AUROC records, shared by the local workflow tests and the cluster tests, which
-compare their runs.
+compare their runs; a config validated as the workflow does it; one `cap` step run on a
+job's spec file.
 """
 
 from __future__ import annotations
@@ -8,13 +9,17 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import yaml
 from assets import CIFAR10_ZIP, DEBIAN_FMNIST, MOBILENET, REPO
 
+from cap.benchmark.jobs import write_spec
 from cap.benchmark.records import read_runs
+from cap.cli import build_parser
 
 SNAKEFILE = REPO / "workflow" / "Snakefile"
+SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
 
 
 def snakemake_command(workdir: Path, *args: str, profile: str = "none") -> list[str]:
@@ -36,6 +41,28 @@ def snakemake(
 def write_config(path: Path, config: dict) -> Path:
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     return path
+
+
+def validated(config: dict) -> dict:
+    """``config`` validated as the workflow does it (defaults filled in)."""
+    from snakemake.utils import validate
+
+    validate(config, str(SCHEMA))
+    return config
+
+
+def step_argv(step: str, job: Any, folder: Path, *options: str) -> list[str]:
+    """The arguments of ``cap <step>`` on ``job``, its spec written to ``folder/<step>.json``."""
+    spec = folder / f"{step}.json"
+    write_spec(spec, job)
+    return [step, str(spec), *options]
+
+
+def run_step(step: str, job: Any, folder: Path, *options: str) -> None:
+    """Run ``cap <step>`` on ``job`` in this process, its errors raised (:func:`cap.cli.main`
+    on :func:`step_argv` gives the exit status instead)."""
+    args = build_parser().parse_args(step_argv(step, job, folder, *options))
+    args.handler(args)
 
 
 def smoke_config() -> dict:
