@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from cap import CAPDetector, CAPModel
+from cap.detectors.cap_training import resolve_device
 from cap.detectors.search import knn_search
 
 
@@ -97,9 +98,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     rng = np.random.default_rng(args.seed)
     features = lambda n: np.abs(rng.standard_normal((n, args.dim), dtype=np.float32))  # noqa: E731
     bank, test = features(args.bank), features(args.test)
-    if args.device == "auto":
-        args.device = "cuda" if torch.cuda.is_available() else "cpu"
-    device = torch.device(args.device)
+    device = resolve_device(args.device)
     detector = CAPDetector(
         k=args.k, epochs=args.epochs, batch_size=args.batch_size, device=str(device), seed=args.seed
     )

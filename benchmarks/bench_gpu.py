@@ -53,6 +53,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench_embed, when im
 from bench_embed import SyntheticJpegs, bare_throughput, pipeline_throughput
 from bench_workflow import (
     SyntheticShape,
+    job_times,
     paper_cifar10_config,
     run_workflow,
     startup_times,
@@ -69,6 +70,7 @@ from cap.detectors.cap_training import (
     MATMUL_PRECISIONS,
     epoch_layout,
     float32_matmul_precision,
+    resolve_device,
 )
 
 REPO = Path(__file__).resolve().parents[1]
@@ -358,7 +360,7 @@ def bench_runs(
             wall = run_workflow(workdir, config, cores)
         runs = read_runs_table(workdir / layout.RUNS_TABLE)
         cap = runs[runs["method"] == "cap"]
-        lines = workflow_summary(workdir, wall, cores)
+        lines = workflow_summary(workdir, job_times(workdir), wall, cores)
         return RunsResult(lines, len(cap), cap["fit_s"].mean(), startup_times(workdir).mean(), busy)
 
 
@@ -383,14 +385,14 @@ def paper_work(config: Path) -> PaperWork:
     validate(loaded, str(REPO / "workflow" / "schemas" / "config.schema.yaml"))
     plan = Plan(loaded)
     fits = sum(plan.setting_of(run).trainable for run in plan.all_runs)
+    files = plan.embedding_files()
     images = 0
-    for path in plan.embedding_files():
+    for path in files:
         dataset, _, subset, split = Path(path).with_suffix("").parts[-4:]
         source = plan.datasets[dataset]["source"]
         counts = MVTEC_IMAGES[subset] if source == "mvtec" else SPLIT_IMAGES[source]
         images += counts[0 if split == "train" else 1]
-    files = len(plan.embedding_files())
-    return PaperWork(fits, images, files, len(plan.batches) + files)
+    return PaperWork(fits, images, len(files), len(plan.batches) + len(files))
 
 
 def project_paper(
@@ -435,9 +437,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None, out: Callable[[str], None] = print) -> None:
     args = parse_args(argv)
-    device = torch.device(
-        ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
-    )
+    device = resolve_device(args.device)
     tiny = args.tiny or device.type != "cuda"
     shape = TINY if tiny else PAPER
     if args.images:

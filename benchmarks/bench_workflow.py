@@ -7,10 +7,10 @@ classes. The features stand in for the backbone's: ``--per-class`` training and
 ``--test-per-class`` test items for each of 10 classes, ``--dim`` dimensions, written
 straight into the embedding files, so that the run measures everything after the
 backbone: neighbours, the CAP fits and baselines, the tables and the report. They are
-non-negative Gaussian noise around one centre per class (``--spread`` of the noise
-against the centres): at the default spread the nearest neighbours of an item are
-nearly random, so a CAP step projects as many distinct bank rows as on real features
-(≈ (1 + K)·B at B = 64); blob-tight features would share far more. The paper's shape is
+non-negative Gaussian noise around one centre per class, at twice the centres' scale:
+the nearest neighbours of an item are then nearly random, so a CAP step projects as many
+distinct bank rows as on real features (≈ (1 + K)·B at B = 64); blob-tight features
+would share far more. The paper's shape is
 ``--per-class 5000 --test-per-class 1000 --dim 2048`` (hours of CAP training on a laptop
 CPU, minutes on a GPU: ``benchmarks/bench_gpu.py`` runs it there); the default is a tenth
 of the bank, one epoch and one seed, Tables 2–4.
@@ -61,7 +61,6 @@ class SyntheticShape:
     per_class: int  # training items per class (the bank of a normal class)
     test_per_class: int  # test items per class
     dim: int  # D
-    spread: float = 2.0  # noise around each class centre, in units of the centres' scale
 
 
 def paper_cifar10_config(
@@ -116,7 +115,7 @@ def write_synthetic_embeddings(workdir: Path, shape: SyntheticShape) -> None:
     for split, per_class in (("train", shape.per_class), ("test", shape.test_per_class)):
         labels = np.tile(np.arange(CLASSES), per_class)  # interleaved, as in CIFAR's files
         noise = rng.normal(size=(len(labels), shape.dim)).astype(np.float32)
-        features = centres[labels] + shape.spread * noise
+        features = centres[labels] + 2.0 * noise  # nearly random neighbours (module doc)
         path = layout.EMBEDDINGS.format(
             dataset="cifar10", backbone="synthetic", subset="all", split=split
         )
@@ -176,9 +175,9 @@ def startup_times(workdir: Path) -> pd.Series:
     return pd.Series(seconds, dtype=float)
 
 
-def workflow_summary(workdir: Path, wall: float, cores: int) -> list[str]:
-    """Wall and job time per rule, and the start-up share of the cap jobs."""
-    jobs = job_times(workdir)
+def workflow_summary(workdir: Path, jobs: pd.DataFrame, wall: float, cores: int) -> list[str]:
+    """Wall and job time per rule (``jobs``: :func:`job_times`), and the start-up share of
+    the cap jobs."""
     startup = startup_times(workdir)
     in_cap_jobs = jobs.loc[jobs["job"].isin(startup.index), "s"].sum()
     return [
@@ -248,7 +247,7 @@ def main() -> None:
             f"shape: {CLASSES} classes x {args.per_class} train / {args.test_per_class} test, "
             f"D = {args.dim}; {args.classes} normal class(es) run",
             f"runs: {len(runs)}, of which {len(cap)} CAP fits of {args.epochs} epoch(s)",
-            *workflow_summary(workdir, wall, args.cores),
+            *workflow_summary(workdir, jobs, wall, args.cores),
             f"CAP training: {fit:.1f} s; FLOP floor {floor / 1e12:.2f} TFLOP "
             f"at {rate / 1e9:.0f} GFLOP/s = {floor / rate:.1f} s "
             f"({fit / (floor / rate):.1f}x the floor)",
