@@ -163,7 +163,8 @@ def test_a_claim_may_set_one_dataset_against_another_class_by_class():
         },
         "cifar10_tv",
     )
-    runs = pd.concat([paper_runs, bilinear])
+    bilinear["n_test"] = 1000  # each side's scale is read on its own dataset
+    runs = pd.concat([paper_runs, bilinear], ignore_index=True)
     cells = pd.DataFrame({
         "entry": ["DN2", "CAP"] * 2, "dataset": ["cifar10"] * 2 + ["cifar10_tv"] * 2,
         "kind": ["computed"] * 4, "variant": ["dn2", "cap"] * 2,
@@ -177,7 +178,7 @@ def test_a_claim_may_set_one_dataset_against_another_class_by_class():
     effect, gap = judge_claims(runs, {"t": cells}, config_claim_specs(claims)).itertuples()
     assert effect.dataset == "cifar10_tv vs cifar10" and effect.verdict == HOLDS
     assert effect.difference == pytest.approx(3.4) and effect.n_classes == 5
-    assert effect.n_seeds == "1 vs 1"
+    assert effect.n_seeds == "1 vs 1" and effect.scale.startswith("ours 200 / 1,000–2,000 / 40")
     assert gap.verdict == HOLDS and gap.difference == pytest.approx(3.4)
 
 

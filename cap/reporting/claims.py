@@ -190,7 +190,8 @@ def judge_claims(
                         wilcoxon_p=test.wilcoxon_p,
                         verdict=test.verdict,
                     )
-                    ours = _scale(kept, dataset, higher + lower)
+                    sides = [(dataset, v) for v in higher] + [(versus, v) for v in lower]
+                    ours = _scale(kept, sides)
                     theirs = _paper_scale((paper_scale or {}).get(dataset))
                     row["scale"] = f"ours {ours}; paper {theirs}"
             rows.append(row)
@@ -262,10 +263,14 @@ def _seeds(runs: pd.DataFrame, *sides: tuple[str, str]) -> str:
     return " vs ".join(str(seeds_per_class(runs, dataset, variant)) for dataset, variant in sides)
 
 
-def _scale(runs: pd.DataFrame, dataset: str, variants: tuple[str, ...]) -> str:
-    """Our runs' size: normal images per class, test images, and the optimisation steps of
-    the trainable variants (epochs × batches per epoch); a range where they differ."""
-    chosen = runs[(runs["dataset"] == dataset) & runs["variant"].isin(variants)]
+def _scale(runs: pd.DataFrame, sides: Sequence[tuple[str, str]]) -> str:
+    """The size of the runs of the (dataset, variant) ``sides``: normal images per class,
+    test images, and the optimisation steps of the trainable variants (epochs × batches
+    per epoch); a range where they differ."""
+    on_sides = pd.Series(False, index=runs.index)
+    for dataset, variant in sides:
+        on_sides |= (runs["dataset"] == dataset) & (runs["variant"] == variant)
+    chosen = runs[on_sides]
     # the training columns are absent where only untrained variants ran
     trained = chosen.reindex(columns=["n_train", "epochs", "batch_size"]).dropna(subset="epochs")
     steps = trained["epochs"] * np.ceil(trained["n_train"] / trained["batch_size"])
