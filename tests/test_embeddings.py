@@ -8,9 +8,10 @@ from dataclasses import replace
 import h5py
 import numpy as np
 import pytest
+import yaml
 from assets import CIFAR10_ZIP, MOBILENET, needs_cifar10_zip, needs_mobilenet
 from data_fixtures import MeanColourBackbone, make_image_folder, make_mvtec
-from workflow_helpers import run_step
+from workflow_helpers import SCHEMA, run_step
 
 from cap.backbones import build_backbone
 from cap.benchmark.embeddings import (
@@ -106,8 +107,11 @@ def test_corrupt_image_fails_cleanly_or_is_skipped_and_counted(folder, tmp_path)
     (folder / "train/bee/01.jpg").write_bytes(b"\xff\xd8 truncated")
     dataset = load_dataset("imagefolder", folder, "train")
     out = tmp_path / "out" / "train.h5"
-    with pytest.raises(DataError, match="train/bee/01.jpg.*--skip-corrupt"):
+    with pytest.raises(DataError, match="train/bee/01.jpg.*`skip_corrupt: true` on the dataset"):
         extract_embeddings(dataset, MeanColourBackbone(), out, num_workers=0)
+    # the advice names a key the config has
+    schema = yaml.safe_load(SCHEMA.read_text())
+    assert "skip_corrupt" in schema["properties"]["datasets"]["additionalProperties"]["properties"]
     assert not out.parent.exists() or not any(out.parent.iterdir())  # nothing written, no temporary
     extract_embeddings(
         dataset, MeanColourBackbone(), out, num_workers=2, batch_size=4, skip_corrupt=True

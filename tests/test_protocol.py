@@ -115,7 +115,9 @@ def test_neighbors_are_searched_once_and_sliced_for_any_k(three_classes, tmp_pat
 
 
 def spec(method: str, settings: dict, seed: int = 0, **extra) -> jobs.RunSpec:
-    return jobs.RunSpec(setting=f"{method}-x", method=method, seed=seed, settings=settings, **extra)
+    """A run of ``method`` on the whole bank, named by its content key."""
+    key = jobs.setting_key(method, settings, "all")
+    return jobs.RunSpec(setting=key, method=method, seed=seed, settings=settings, **extra)
 
 
 def inputs_of(task, neighbors: Neighbors, **extra) -> RunInputs:
@@ -157,13 +159,8 @@ def test_build_detector_refuses_unknown_methods_and_settings_and_clips_k():
 def test_batch_files_round_trip_into_the_long_form_table(three_classes, tmp_path):
     task = one_class_task(*three_classes, normal_class=0)
     inputs = inputs_of(task, search_task_neighbors(task, k_max=4))
-    records, scores = zip(
-        *(
-            make_run(run, inputs)
-            for run in (spec("cap", {"k": 4, "epochs": 1}, seed=3), spec("dn2", {"k": 2}))
-        ),
-        strict=True,
-    )
+    cap_run, dn2_run = spec("cap", {"k": 4, "epochs": 1}, seed=3), spec("dn2", {"k": 2})
+    records, scores = zip(*(make_run(run, inputs) for run in (cap_run, dn2_run)), strict=True)
     identity = {"dataset": "x", "backbone": "fake", "cls": "0", "n_train": len(task.bank)}
     test = pd.DataFrame(
         {"id": task.test_ids, "label": task.test_labels, "is_anomaly": task.is_anomaly}
@@ -172,11 +169,12 @@ def test_batch_files_round_trip_into_the_long_form_table(three_classes, tmp_path
         tmp_path / "b.json", tmp_path / "b.csv.gz", job={"startup_s": 1.0},
         runs=[{**identity, **r} for r in records], scores=scores, test=test,
     )  # fmt: skip
-    labels = {"x": {"cap-x": "cap", "dn2-x": "dn2_k2"}}
+    keys = [cap_run.setting, dn2_run.setting]
+    labels = {"x": dict(zip(keys, ["cap", "dn2_k2"], strict=True))}
     frame = summarize_records([tmp_path / "b.json"], labels)
     assert list(frame["variant"]) == ["cap", "dn2_k2"] and list(frame["seed"]) == [3, 0]
-    assert list(frame["setting"]) == ["cap-x", "dn2-x"]
-    assert summarize_records([tmp_path / "b.json"])["variant"].tolist() == ["cap-x", "dn2-x"]
+    assert list(frame["setting"]) == keys
+    assert summarize_records([tmp_path / "b.json"])["variant"].tolist() == keys
     assert list(frame.columns[:7]) == [
         "dataset", "cls", "class_name", "variant", "setting", "method", "seed",
     ]  # fmt: skip
@@ -185,7 +183,8 @@ def test_batch_files_round_trip_into_the_long_form_table(three_classes, tmp_path
     assert list(frame["chaotic"]) == [False, False]
     stored = read_scores(tmp_path / "b.csv.gz")
     assert len(stored) == 2 * len(task.test) and list(stored.columns) == list(SCORE_COLUMNS)
-    np.testing.assert_allclose(stored[stored["setting"] == "dn2-x"]["score"], scores[1], rtol=1e-6)
+    dn2_scores = stored[stored["setting"] == dn2_run.setting]["score"]
+    np.testing.assert_allclose(dn2_scores, scores[1], rtol=1e-6)
     write_runs_table(tmp_path / "runs.csv", frame)
     pd.testing.assert_series_equal(read_runs_table(tmp_path / "runs.csv")["auroc"], frame["auroc"])
 
@@ -211,6 +210,45 @@ def test_a_cached_run_is_read_back_not_fitted(three_classes, tmp_path):
         make_run(spec("cap", {"k": 3, "epochs": 1}, seed=2), inputs, cache=cache)[0]["source"]
         == "fit"
     )  # another setting
+
+
+def edit_json(path: Path, **fields) -> None:
+    path.write_text(json.dumps({**json.loads(path.read_text()), **fields}))
+
+
+@pytest.mark.parametrize(
+    "tamper",
+    [
+        pytest.param(lambda record, npy: edit_json(record, auroc=0.99), id="auroc-edited"),
+        pytest.param(
+            lambda record, npy: edit_json(record, settings={"k": 4, "normalize": True}),
+            id="settings-edited",
+        ),
+        pytest.param(lambda record, npy: np.save(npy, -np.load(npy)), id="scores-negated"),
+        pytest.param(
+            lambda record, npy: record.write_text(record.read_text()[:50]), id="record-truncated"
+        ),
+        pytest.param(lambda record, npy: npy.write_bytes(npy.read_bytes()[:100]), id="npy-cut"),
+        pytest.param(lambda record, npy: npy.unlink(), id="npy-deleted"),
+    ],
+)
+def test_a_tampered_cache_entry_is_a_miss_that_is_fitted_again(
+    three_classes, tmp_path, caplog, tamper
+):
+    """The cache proves what it returns: an entry whose record, scores or metrics do not
+    agree is not used (a warning names its file), and the run is made again."""
+    task = one_class_task(*three_classes, normal_class=1)
+    inputs = inputs_of(task, search_task_neighbors(task, k_max=4))
+    cache = RunCache(tmp_path / "cache")
+    run = spec("dn2", {"k": 4})
+    first, scores = make_run(run, inputs, cache=cache)
+    (record,) = (tmp_path / "cache").rglob("*.json")
+    tamper(record, record.with_suffix(".npy"))
+    again, rescored = make_run(run, inputs, cache=cache)
+    assert again["source"] == "fit" and again["auroc"] == first["auroc"]
+    np.testing.assert_array_equal(rescored, scores)
+    assert f"run cache entry {record} is not used" in caplog.text
+    assert make_run(run, inputs, cache=cache)[0]["source"] == "cache"  # the entry was replaced
 
 
 def test_the_cache_key_follows_the_data_a_run_reads(three_classes, tmp_path):
@@ -304,13 +342,14 @@ def test_cli_from_embeddings_to_the_runs_table(three_classes, tmp_path):
     cap_run = spec("cap", {"k": 64, "epochs": 1})
     model = str(tmp_path / "m.pt")
     assert cap("train", jobs.TrainJob(task, nb, cap_run, model, cache=cache, clip_k=True)) == 0
-    runs = (dataclasses.replace(cap_run, model=model), spec("dn2", {"k": 2}))
+    dn2_run = spec("dn2", {"k": 2})
+    runs = (dataclasses.replace(cap_run, model=model), dn2_run)
     identity = jobs.Identity(dataset="off", backbone="fake", cls="0")  # "off" stays a name
     records, scores = str(tmp_path / "b.json"), str(tmp_path / "b.csv.gz")
     evaluate = jobs.EvaluateJob(task, nb, runs, identity, records, scores, cache, clip_k=True)
     assert cap("evaluate", evaluate) == 0
     batch = json.loads((tmp_path / "b.json").read_text())
-    assert batch["job"]["startup_s"] > 0 and batch["job"]["fitted"] == ["dn2-x/seed0"]
+    assert batch["job"]["startup_s"] > 0 and batch["job"]["fitted"] == [f"{dn2_run.setting}/seed0"]
     cached, dn2 = batch["runs"]
     assert cached["source"] == "cache" and cached["settings"]["k"] == 29  # fitted by `train`
     assert len(cached["history"]) == 1 and cached["fit_s"] > 0

@@ -132,3 +132,34 @@ def test_cli_exit_status_and_message(demo, tmp_path, capsys):
     assert "runs beyond the tolerance" in capsys.readouterr().err
     write_runs_table(folder / "runs.csv", runs.drop(columns="chaotic"))
     assert cap_main(["verify", str(folder), str(DEMO)]) == 2  # an old table: regenerate
+
+
+@pytest.mark.parametrize(
+    ("write", "said"),
+    [
+        (lambda path, runs: path.write_text(""), "runs.csv is not a runs table"),
+        (
+            lambda path, runs: write_runs_table(path, runs.rename(columns={"auroc": "AUROC"})),
+            "runs.csv is not a runs table: it has no column(s) auroc",
+        ),
+        (lambda path, runs: write_runs_table(path, runs.iloc[:0]), "runs.csv is an empty runs"),
+    ],
+    ids=["empty-file", "renamed-column", "no-rows"],
+)
+def test_a_malformed_table_is_a_one_line_error(demo, tmp_path, capsys, write, said):
+    folder = tmp_path / "tables"
+    folder.mkdir()
+    write(folder / "runs.csv", demo[0])
+    assert cap_main(["verify", str(DEMO), str(folder)]) == 2
+    error = capsys.readouterr().err.strip()
+    assert said in error and len(error.splitlines()) == 1, error
+
+
+def test_verdicts_that_cannot_be_compared_fail_unless_allowed(demo, tmp_path, capsys):
+    folder = tmp_path / "tables"
+    folder.mkdir()
+    write_runs_table(folder / "runs.csv", demo[0])  # no claims.csv beside it
+    assert cap_main(["verify", str(DEMO), str(folder)]) == 2
+    assert "has no claims.csv" in capsys.readouterr().err
+    assert cap_main(["verify", "--no-claims", str(DEMO), str(folder)]) == 0
+    assert verify(*[demo[0]] * 2).summary.endswith("claims: none compared")

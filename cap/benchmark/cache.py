@@ -13,9 +13,13 @@ the ``cap.detectors`` and ``cap.utils`` modules they import (each name resolved 
 module that defines it), the AUROC, and the module that fits and scores runs
 (:data:`RUN_MODULES`); how the inputs were read is covered by their fingerprints.
 
-An entry is ``<key>.npy`` (the test scores) and ``<key>.json`` (the run's record),
-written in that order, atomically: the JSON marks the entry complete. Delete the
-folder to make every run again.
+An entry is ``<key>.npy`` (the test scores) and ``<key>.json`` (the run's record, with
+the scores' sha256), written in that order, atomically: the JSON marks the entry
+complete. The cache proves what it returns: an entry is used only when both files
+read, the scores match their digest and the test split's size, every metric of the
+record equals the one recomputed from the scores, and its method, seed and settings
+are the run's; any other entry is a miss, with a warning naming its file, and the run
+is fitted again (and the entry replaced). Delete the folder to make every run again.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ import importlib.util
 import json
 import logging
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -35,6 +39,7 @@ from typing import Any
 import numpy as np
 
 from cap.utils.io import atomic_path, write_json_atomic
+from cap.utils.metrics import score_metrics
 
 log = logging.getLogger(__name__)
 
@@ -58,26 +63,75 @@ class RunCache:
     def __init__(self, folder: str | os.PathLike[str]) -> None:
         self.folder = Path(folder)
 
-    def get(self, key: str, *, monitored: bool = False) -> CachedRun | None:
-        """The run of ``key``, if cached (with per-epoch test scores when ``monitored``)."""
+    def get(
+        self,
+        key: str,
+        *,
+        is_anomaly: np.ndarray,
+        expect: Mapping[str, Any],
+        monitored: bool = False,
+    ) -> CachedRun | None:
+        """The run of ``key``, if cached and consistent (with per-epoch test scores when
+        ``monitored``); None otherwise.
+
+        ``is_anomaly`` (M,) are the test split's labels, from which the record's metrics
+        are recomputed; ``expect`` holds record fields the run must have (its method,
+        seed and settings).
+        """
         record_path, scores_path = self._paths(key)
         if not record_path.is_file():
             return None
-        record = json.loads(record_path.read_text())
+        try:
+            record = json.loads(record_path.read_text())
+            scores = np.load(scores_path, allow_pickle=False)
+        except (OSError, ValueError, EOFError) as error:
+            return _reject(record_path, f"it cannot be read ({error})")
+        problem = _inconsistency(record, scores, is_anomaly, expect)
+        if problem is not None:
+            return _reject(record_path, problem)
         if monitored and not record.get("monitored", False):
             return None
-        return CachedRun(record=record, scores=np.load(scores_path))
+        return CachedRun(record=record, scores=scores)
 
     def put(self, key: str, record: dict[str, Any], scores: np.ndarray) -> None:
-        """Keep a finished run (its scores first: the record marks it complete)."""
+        """Keep a finished run (its scores first: the record, with their digest, marks it
+        complete)."""
+        scores = np.asarray(scores)
         record_path, scores_path = self._paths(key)
         with atomic_path(scores_path) as temporary, temporary.open("wb") as handle:
-            np.save(handle, np.asarray(scores))
-        write_json_atomic(record_path, record)
+            np.save(handle, scores)
+        write_json_atomic(record_path, {**record, "scores_sha256": fingerprint(scores)})
 
     def _paths(self, key: str) -> tuple[Path, Path]:
         folder = self.folder / key[:2]
         return folder / f"{key}.json", folder / f"{key}.npy"
+
+
+def _inconsistency(
+    record: Any, scores: np.ndarray, is_anomaly: np.ndarray, expect: Mapping[str, Any]
+) -> str | None:
+    """What makes a cache entry unusable, or None when it proves what it holds."""
+    if not isinstance(record, dict) or "scores_sha256" not in record:
+        return "its record is not a run record with a scores digest"
+    if scores.shape != (len(is_anomaly),):
+        return f"it holds {scores.shape} scores for {len(is_anomaly)} test items"
+    if fingerprint(scores) != record["scores_sha256"]:
+        return "its scores do not match their sha256"
+    changed = [name for name, value in expect.items() if record.get(name) != value]
+    if changed:
+        return f"its {', '.join(changed)} differ from the run's"
+    try:
+        metrics = score_metrics(is_anomaly, scores)
+    except ValueError as error:
+        return f"its scores give no metrics ({error})"
+    wrong = [name for name, value in metrics.items() if record.get(name) != value]
+    if wrong:
+        return f"its {', '.join(wrong)} differ from the scores' ({metrics})"
+    return None
+
+
+def _reject(path: Path, problem: str) -> None:
+    log.warning("run cache entry %s is not used, as %s: the run is made again", path, problem)
 
 
 def run_key(

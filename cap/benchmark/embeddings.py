@@ -224,6 +224,7 @@ def extract_embeddings(
     skip_corrupt: bool = False,
     dataset_name: str | None = None,
     split: str | None = None,
+    attrs: dict[str, Any] | None = None,
     progress: bool = True,
 ) -> Path:
     """Embed a dataset split with a backbone and write the HDF5 store atomically.
@@ -244,9 +245,12 @@ def extract_embeddings(
     feature_maps_per_class : int
         Also store the (7, 7, D) maps of the first N kept images of each class.
     skip_corrupt : bool
-        Skip unreadable images (counted in ``skipped_count``) instead of raising DataError.
+        Skip unreadable images (counted in ``skipped_count``) instead of raising DataError
+        (the config's ``datasets.<name>.skip_corrupt``).
     dataset_name, split : str, optional
         Recorded attributes; default to ``dataset.name`` and ``dataset.split``.
+    attrs : dict, optional
+        More attributes to record (the workflow's ``inputs_version`` of images and weights).
     progress : bool
         Show a tqdm bar with images/s.
 
@@ -284,6 +288,7 @@ def extract_embeddings(
         "package_version": __version__,
         "class_names": json.dumps(dataset.class_names),
         "limit_per_class": limit_per_class or 0,
+        **(attrs or {}),
     }
     skipped: list[str] = []
     out = Path(out)
@@ -295,7 +300,8 @@ def extract_embeddings(
                 for position, message in failed:
                     if not skip_corrupt:
                         raise DataError(
-                            f"{message} (set skip_corrupt / --skip-corrupt to skip such files)"
+                            f"{message}: remove or replace the file, or set `skip_corrupt: "
+                            "true` on the dataset in the config to skip unreadable images"
                         )
                     log.warning("skipping %s", message)
                     skipped.append(dataset.ids[selection[position]])

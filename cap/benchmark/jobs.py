@@ -5,11 +5,18 @@ A rule passes its job's spec file as the command's one argument (``cap evaluate
 results/specs/evaluate/....json``), so that nothing is rebuilt as command-line strings
 on the way and a job can be re-run by hand from its file. Each spec names its inputs
 and outputs; the rule declares the same paths, both taken from the plan.
+
+A spec file holds its own sha256 (``"sha256"``): one changed by hand afterwards is
+refused, where the workflow plans (naming the field that differs from the plan) and
+where a job reads it, so that edited settings never mix into runs named for others.
+Each run of a spec carries its setting's content key (:func:`setting_key`), which a
+job recomputes from the run's method, settings and bank.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
 import types
@@ -55,6 +62,7 @@ class EmbedJob:
     device: str = "auto"  # auto (CUDA when available), cpu or cuda[:N]
     options: dict[str, Any] = field(default_factory=dict)  # backbone options (tflite tensors)
     skip_corrupt: bool = False  # skip unreadable images, counting them, instead of failing
+    inputs_version: str = ""  # images' and weights' names, sizes, times: a change re-embeds
     offline: bool = False  # never download
 
 
@@ -127,18 +135,125 @@ class EvaluateJob:
     clip_k: bool = False  # lower K to the neighbours available
 
 
+#: The field of a spec file holding the sha256 of the rest, as the workflow wrote it.
+DIGEST_FIELD = "sha256"
+#: Hex digits of a setting key's digest, and the key's pattern (the workflow's wildcard).
+KEY_DIGITS = 10
+KEY_PATTERN = rf"[a-z0-9_]+-[0-9a-f]{{{KEY_DIGITS}}}"
+
+
+def setting_key(method: str, settings: dict[str, Any], bank: str) -> str:
+    """The content key of a setting: its method and a digest of its settings and bank
+    (``"all"`` or the bank size N), e.g. ``cap-1f3a9c02b7``."""
+    payload = json.dumps({"method": method, "settings": settings, "bank": bank}, sort_keys=True)
+    return f"{method}-{hashlib.sha256(payload.encode()).hexdigest()[:KEY_DIGITS]}"
+
+
+def spec_data(spec: Any) -> dict[str, Any]:
+    """A spec as plain data (dataclasses to dicts, tuples to lists), as its file holds it."""
+    return json.loads(json.dumps(dataclasses.asdict(spec)))
+
+
 def write_spec(path: str | os.PathLike[str], spec: Any) -> None:
-    """Write a spec as JSON, atomically."""
-    write_json_atomic(path, dataclasses.asdict(spec))
+    """Write a spec as JSON with its sha256, atomically."""
+    write_spec_data(path, dataclasses.asdict(spec))
+
+
+def write_spec_data(path: str | os.PathLike[str], data: dict[str, Any]) -> None:
+    """Write a spec's data (:func:`spec_data`) as JSON with its sha256, atomically."""
+    write_json_atomic(path, {**data, DIGEST_FIELD: _digest(data)})
 
 
 def read_spec(kind: type[Spec], path: str | os.PathLike[str]) -> Spec:
-    """A spec of type ``kind`` from its JSON file, naming what is wrong."""
-    try:
-        payload = json.loads(Path(path).read_text())
-    except (OSError, json.JSONDecodeError) as error:
-        raise ConfigError(f"cannot read the {kind.__name__} spec {path}: {error}") from error
+    """A spec of type ``kind`` from its JSON file, naming what is wrong; a file changed
+    since the workflow wrote it is refused (one without a sha256, written by hand, is
+    read as it is)."""
+    payload = _read_payload(kind.__name__, path)
+    if isinstance(payload, dict) and _edited(payload):
+        raise ConfigError(
+            f"{path} was changed after the workflow wrote it (its sha256 no longer matches): "
+            "a job runs the spec its plan wrote. Delete the file to let the workflow write "
+            "it again; for other settings, add a variant to the config"
+        )
+    if isinstance(payload, dict):
+        payload.pop(DIGEST_FIELD, None)
     return from_dict(kind, payload, where=str(path))
+
+
+def check_unedited(path: str | os.PathLike[str], planned: dict[str, Any]) -> None:
+    """Refuse a spec file changed by hand since the workflow wrote it, naming the first
+    field where it differs from ``planned`` (:func:`spec_data` of the plan's spec).
+
+    Where the file is unchanged but differs from the plan, the config changed: its rule
+    writes it again. A missing file is fine."""
+    if not Path(path).is_file():
+        return
+    payload = _read_payload("spec", path)
+    if isinstance(payload, dict) and _edited(payload):
+        found = {key: value for key, value in payload.items() if key != DIGEST_FIELD}
+        where = first_difference(found, planned) or "a field"
+        raise ConfigError(
+            f"{path} was changed after the workflow wrote it ({where}): a job runs the spec "
+            "its plan writes. Delete the file to let the workflow write it again; for other "
+            "settings, add a variant to the config"
+        )
+
+
+def first_difference(found: Any, planned: Any, where: str = "") -> str | None:
+    """The first place where ``found`` differs from ``planned`` (``runs[3].settings.k: 2
+    in the file, 4 in the plan``), or None."""
+    if isinstance(found, dict) and isinstance(planned, dict):
+        for key in sorted(set(found) | set(planned)):
+            inner = f"{where}.{key}" if where else key
+            if key not in found or key not in planned:
+                side = "the file" if key in found else "the plan"
+                return f"{inner}: only in {side}"
+            difference = first_difference(found[key], planned[key], inner)
+            if difference is not None:
+                return difference
+        return None
+    if isinstance(found, list) and isinstance(planned, list) and len(found) == len(planned):
+        for index, (mine, theirs) in enumerate(zip(found, planned, strict=True)):
+            difference = first_difference(mine, theirs, f"{where}[{index}]")
+            if difference is not None:
+                return difference
+        return None
+    if found == planned and type(found) is type(planned):
+        return None
+    return f"{where}: {found!r} in the file, {planned!r} in the plan"
+
+
+def check_run_keys(runs: tuple[RunSpec, ...], task: TaskSpec, where: str) -> None:
+    """Refuse a run whose method, settings and bank are not the setting its key names."""
+    bank = "all" if task.bank_size is None else str(task.bank_size)
+    for index, run in enumerate(runs):
+        key = setting_key(run.method, run.settings, bank)
+        if key != run.setting:
+            raise ConfigError(
+                f"{where}: runs[{index}] is named setting {run.setting!r}, but its method, "
+                f"settings and bank ({bank}) are setting {key!r}: its settings were changed "
+                "after the plan named it. Let the workflow write the spec again; for other "
+                "settings, add a variant to the config"
+            )
+
+
+def _digest(data: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+
+
+def _edited(payload: dict[str, Any]) -> bool:
+    """Whether a spec file's payload carries a sha256 that its content does not match."""
+    if DIGEST_FIELD not in payload:
+        return False
+    data = {key: value for key, value in payload.items() if key != DIGEST_FIELD}
+    return payload[DIGEST_FIELD] != _digest(data)
+
+
+def _read_payload(kind: str, path: str | os.PathLike[str]) -> Any:
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        raise ConfigError(f"cannot read the {kind} spec {path}: {error}") from error
 
 
 def from_dict(kind: type[Spec], payload: Any, *, where: str) -> Spec:

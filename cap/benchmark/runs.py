@@ -10,6 +10,7 @@ train``). Both describe each run by a :class:`cap.benchmark.jobs.RunSpec`.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import time
@@ -30,7 +31,7 @@ from cap.detectors import (
     make_detector,
 )
 from cap.utils.errors import ConfigError
-from cap.utils.metrics import auroc
+from cap.utils.metrics import score_metrics
 
 log = logging.getLogger(__name__)
 
@@ -153,7 +154,16 @@ def make_run(
     """
     detector = build_detector(spec, inputs.neighbors.k_max, clip_k=inputs.clip_k)
     key = cache_key(detector, spec, inputs)
-    cached = cache.get(key, monitored=spec.monitor) if cache is not None else None
+    cached = None
+    if cache is not None:
+        expect = {
+            "method": spec.method,
+            "seed": spec.seed,
+            "settings": json.loads(json.dumps(detector.get_params())),  # as its JSON holds them
+        }
+        cached = cache.get(
+            key, is_anomaly=inputs.task.is_anomaly, expect=expect, monitored=spec.monitor
+        )
     if cached is not None:
         record = {**cached.record, "setting": spec.setting, "source": "cache"}
         _log(record, "from the cache")
@@ -213,7 +223,7 @@ def _score(
         "seed": spec.seed,
         "settings": detector.get_params(),
         "chaotic": detector.chaotic,
-        "auroc": auroc(inputs.task.is_anomaly, scores),
+        **score_metrics(inputs.task.is_anomaly, scores),
         "fit_s": fit_seconds,
         "score_s": time.perf_counter() - start,
         "history": getattr(detector, "history_", None),

@@ -51,4 +51,5 @@ def run(args: argparse.Namespace) -> None:
         skip_corrupt=job.skip_corrupt,
         dataset_name=job.dataset,
         split=job.split,
+        attrs={"inputs_version": job.inputs_version},
     )

@@ -36,6 +36,7 @@ def run_train(args: argparse.Namespace) -> None:
     from cap.benchmark.runs import load_run_inputs, train_run
 
     job = jobs.read_spec(jobs.TrainJob, args.spec)
+    jobs.check_run_keys((job.run,), job.task, str(args.spec))
     _import_runtime([job.run])
     inputs, _ = load_run_inputs(job.task, job.neighbors, clip_k=job.clip_k)
     log_startup()
@@ -53,6 +54,7 @@ def run_evaluate(args: argparse.Namespace) -> None:
     job = jobs.read_spec(jobs.EvaluateJob, args.spec)
     if not job.runs:
         raise ConfigError(f"{args.spec}: an evaluate job needs at least one run")
+    jobs.check_run_keys(job.runs, job.task, str(args.spec))
     _import_runtime(job.runs)
     inputs, test = load_run_inputs(job.task, job.neighbors, clip_k=job.clip_k)
     startup = log_startup()

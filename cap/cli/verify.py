@@ -17,6 +17,14 @@ def run(args: argparse.Namespace) -> None:
 
     expected, expected_claims = read_tables(args.expected)
     actual, actual_claims = read_tables(args.actual)
+    if expected_claims is not None and actual_claims is None and not args.subset:
+        if not args.no_claims:
+            raise DataError(
+                f"{args.actual} has no claims.csv: the {len(expected_claims)} verdicts of "
+                f"{args.expected} cannot be compared (--no-claims compares the runs alone)"
+            )
+        log.warning("claims not compared (--no-claims): %d verdicts", len(expected_claims))
+        expected_claims = None
     result = verify(
         expected,
         actual,
@@ -52,6 +60,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--z", type=float, default=verification.CHAOTIC_Z,
         help="standard deviations a chaotic group's seed mean may move (default: %(default)g)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--no-claims", action="store_true",
+        help="compare the runs even where ACTUAL has no claims.csv to compare verdicts with",
     )  # fmt: skip
     parser.add_argument(
         "--subset", action="store_true",

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -114,6 +115,8 @@ def verify(
     ]
     if expected_claims is not None and actual_claims is not None and not subset:
         lines.append(f"claims: {len(expected_claims)} verdicts compared")
+    else:
+        lines.append("claims: none compared" + (" (a subset of the runs)" if subset else ""))
     return Verification(runs, groups, verdicts, "\n".join(lines))
 
 
@@ -186,14 +189,35 @@ def compare_verdicts(expected: pd.DataFrame, actual: pd.DataFrame) -> pd.DataFra
 
 def read_tables(path: str | os.PathLike[str]) -> tuple[pd.DataFrame, pd.DataFrame | None]:
     """A report's runs table and claims table: ``path`` is its ``tables`` folder (with
-    ``runs.csv`` and, when the report judged claims, ``claims.csv``) or a runs CSV."""
+    ``runs.csv`` and, when the report judged claims, ``claims.csv``) or a runs CSV. A
+    file that is not such a table (empty, unparsable, a column missing) raises
+    :class:`DataError` naming it."""
     path = Path(path)
     runs_path = path / "runs.csv" if path.is_dir() else path
     if not runs_path.is_file():
         raise DataError(f"no runs table at {runs_path}")
     claims_path = runs_path.with_name("claims.csv")
-    claims = read_claims(claims_path) if claims_path.is_file() else None
-    return read_runs_table(runs_path), claims
+    claims = (
+        _read_checked(claims_path, read_claims, (*CLAIM_KEY, "verdict"), "claims table")
+        if claims_path.is_file()
+        else None
+    )
+    return _read_checked(runs_path, read_runs_table, (*RUN_KEY, "auroc"), "runs table"), claims
+
+
+def _read_checked(
+    path: Path, reader: Callable[[Path], pd.DataFrame], columns: tuple[str, ...], what: str
+) -> pd.DataFrame:
+    try:
+        frame = reader(path)
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as error:
+        raise DataError(f"{path} is not a {what}: {str(error).splitlines()[0]}") from error
+    missing = [column for column in columns if column not in frame]
+    if missing:
+        raise DataError(f"{path} is not a {what}: it has no column(s) {', '.join(missing)}")
+    if frame.empty:
+        raise DataError(f"{path} is an empty {what}: it has no rows")
+    return frame
 
 
 def _number(value: float) -> str:

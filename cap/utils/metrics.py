@@ -10,6 +10,14 @@ from sklearn.metrics import roc_auc_score
 
 from cap.utils.errors import DataError
 
+#: The metrics of every run, by record field (:func:`score_metrics`).
+METRICS: tuple[str, ...] = ("auroc",)
+
+
+def score_metrics(is_anomaly: np.ndarray, scores: np.ndarray) -> dict[str, float]:
+    """Every metric of :data:`METRICS` of ``scores`` (n,) for labels ``is_anomaly`` (n,)."""
+    return {"auroc": auroc(is_anomaly, scores)}
+
 
 def auroc(is_anomaly: np.ndarray, scores: np.ndarray) -> float:
     """Area under the ROC curve of ``scores`` (n,) for labels ``is_anomaly`` (n,), 1 = anomaly."""

@@ -9,6 +9,7 @@ the destination, the candidates tried and how to obtain the resource.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import shutil
@@ -37,6 +38,27 @@ TORCHVISION_DATASETS: dict[str, str] = {
 def expand(path: str | os.PathLike[str]) -> Path:
     """``~`` and ``$VARS`` expanded, as in the config's local paths."""
     return Path(os.path.expandvars(os.path.expanduser(os.fspath(path))))
+
+
+def first_existing(candidates: Sequence[str | os.PathLike[str]]) -> Path | None:
+    """The first of ``candidates`` (``~`` and ``$VARS`` expanded) that exists, or None."""
+    return next((path for path in map(expand, candidates) if path.exists()), None)
+
+
+def tree_version(path: str | os.PathLike[str]) -> str:
+    """sha256 of what a file or folder holds, as the file system tells it cheaply: every
+    file's path (relative to ``path``), size and modification time. A file added, removed,
+    replaced or touched changes it; nothing is read, so a folder of 60,000 images takes
+    a fraction of a second."""
+    root = Path(path).resolve()
+    files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
+    digest = hashlib.sha256()
+    for file in files:
+        stat = file.stat()
+        digest.update(
+            f"{file.relative_to(root).as_posix()}\t{stat.st_size}\t{stat.st_mtime_ns}\n".encode()
+        )
+    return digest.hexdigest()
 
 
 def link(target: Path, destination: Path) -> None:
@@ -145,13 +167,12 @@ def fetch_resource(
     if destination.exists() and not destination.is_symlink() and not empty_folder:
         log.info("%s is already present", destination)
         return destination
-    candidates = [expand(candidate) for candidate in local_candidates]
-    for candidate in candidates:
-        if candidate.exists():
-            link(candidate.resolve(), destination)
-            log.info("linked %s -> %s", destination, candidate.resolve())
-            return destination
-    tried = ", ".join(str(candidate) for candidate in candidates) or "none configured"
+    local = first_existing(local_candidates)
+    if local is not None:
+        link(local.resolve(), destination)
+        log.info("linked %s -> %s", destination, local.resolve())
+        return destination
+    tried = ", ".join(str(expand(candidate)) for candidate in local_candidates) or "none configured"
     how = how_to_obtain(kind, name, destination, url, instructions)
     if kind == "manual" or is_offline(offline):
         reason = (

@@ -12,8 +12,8 @@ from snakemake.utils import validate
 from snakemake_interface_executor_plugins.settings import DeploymentMethod
 
 from cap.benchmark import layout
+from cap.benchmark.jobs import KEY_PATTERN, check_unedited, spec_data
 from cap.benchmark.planning import Plan, Steps
-from cap.benchmark.planning.variants import KEY_PATTERN
 
 validate(config, schema="../schemas/config.schema.yaml")
 PLAN = Plan(config)
@@ -53,6 +53,18 @@ def as_data(get_spec):
     """An input function returning a spec as plain data: Snakemake's params trigger compares
     only builtin values (a dataclass would never rerun its job)."""
     return lambda wildcards: dataclasses.asdict(get_spec(wildcards))
+
+
+def planned_spec(step, get_job):
+    """The params of a spec writer: the planned spec as plain data, once the file written
+    before is checked to be unedited (a hand-edited spec stops the run, naming its field)."""
+
+    def get(wildcards):
+        planned = spec_data(get_job(wildcards))
+        check_unedited(layout.spec_path(step).format(**wildcards), planned)
+        return planned
+
+    return get
 
 
 def get_fetch_job(wildcards):

@@ -16,4 +16,4 @@ rule embed:
     resources:
         gpu=GPU_SLOTS,
     shell:
-        "cap embed {input.spec} --num-workers {threads} > {log} 2>&1"
+        "cap embed {input.spec:q} --num-workers {threads} > {log:q} 2>&1"

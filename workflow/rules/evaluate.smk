@@ -18,7 +18,7 @@ rule evaluate:
     resources:
         gpu=get_evaluate_gpu_slots,
     shell:
-        "OMP_NUM_THREADS={threads} cap evaluate {input.spec} > {log} 2>&1"
+        "OMP_NUM_THREADS={threads} cap evaluate {input.spec:q} > {log:q} 2>&1"
 
 
 rule aggregate:

@@ -12,4 +12,4 @@ rule fetch:
     conda:
         CONDA_ENV
     shell:
-        "cap fetch {input.spec} > {log} 2>&1"
+        "cap fetch {input.spec:q} > {log:q} 2>&1"

@@ -14,4 +14,4 @@ rule neighbors:
         CONDA_ENV
     threads: 1
     shell:
-        "cap neighbors {input.spec} > {log} 2>&1"
+        "cap neighbors {input.spec:q} > {log:q} 2>&1"

@@ -2,7 +2,7 @@
 # as its one argument. A spec file is rewritten only when the job's spec changes (the
 # params trigger: Snakemake compares params that are plain data, hence the dicts), which
 # reruns that job and no other.
-from cap.utils.io import write_json_atomic
+from cap.benchmark.jobs import write_spec_data
 
 SPECS = {
     "fetch": get_fetch_job,
@@ -23,6 +23,6 @@ for step, get_job in SPECS.items():
             layout.log_path(f"spec_{step}"),
         localrule: True
         params:
-            job=as_data(get_job),
+            job=planned_spec(step, get_job),
         run:
-            write_json_atomic(output[0], params.job)
+            write_spec_data(output[0], params.job)

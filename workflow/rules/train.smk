@@ -16,4 +16,4 @@ rule train:
     resources:
         gpu=GPU_SLOTS,
     shell:
-        "OMP_NUM_THREADS={threads} cap train {input.spec} > {log} 2>&1"
+        "OMP_NUM_THREADS={threads} cap train {input.spec:q} > {log:q} 2>&1"

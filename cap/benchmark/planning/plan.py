@@ -15,16 +15,21 @@ which find every other run in the run cache (:mod:`cap.benchmark.cache`).
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import cached_property
+from pathlib import Path
 from typing import Any
 
 from cap.benchmark import layout
+from cap.benchmark.planning.names import check_names
 from cap.benchmark.planning.references import MODEL_FIGURES, check_references
 from cap.benchmark.planning.targets import Run, Targets
 from cap.benchmark.planning.variants import Setting, Variants
 from cap.data import DATASETS as DATASET_REGISTRY
+from cap.utils.errors import ConfigError
+from cap.utils.resources import first_existing, tree_version
 
 
 @dataclass(frozen=True, order=True)
@@ -44,7 +49,8 @@ class Batch:
 
 
 class Plan:
-    """Everything the workflow decides from its config; raises on bad references.
+    """Everything the workflow decides from its config; raises on unsafe names and bad
+    references.
 
     Parameters
     ----------
@@ -54,11 +60,14 @@ class Plan:
     """
 
     def __init__(self, config: Mapping[str, Any]) -> None:
+        check_names(config)
         check_references(config)
         self.config = config
         self.datasets: Mapping[str, Any] = config["datasets"]
         self.variants = Variants(config)
         self.targets = Targets(config, self.variants)
+        self._resource_versions: dict[str, str] = {}
+        self.check_banks()
 
     # ------------------------------------------------------------ datasets and classes
 
@@ -89,6 +98,29 @@ class Plan:
     def resource_path(self, name: str) -> str:
         """Where the ``fetch`` rule puts resource ``name``'s file."""
         return f"{layout.RESOURCE.format(resource=name)}/{self.config['resources'][name]['file']}"
+
+    def inputs_version(self, *resources: str | None) -> str:
+        """The version of what an embedding job reads (its images and weights): a digest of
+        each resource's :meth:`resource_version`, so that a change to either re-embeds."""
+        versions = [self.resource_version(name) for name in resources if name is not None]
+        return hashlib.sha256("\n".join(versions).encode()).hexdigest()
+
+    def resource_version(self, name: str) -> str:
+        """What resource ``name`` holds now, as its embedding jobs record it (a changed
+        version re-embeds): the file names, sizes and times of the local copy it links
+        (or of a copy put by hand under ``resources/``); a download is its source. Read
+        once per plan."""
+        if name not in self._resource_versions:
+            self._resource_versions[name] = self._read_resource_version(name)
+        return self._resource_versions[name]
+
+    def _read_resource_version(self, name: str) -> str:
+        entry = self.config["resources"][name]
+        local = first_existing(entry["local"])
+        source = entry["url"] or entry["torchvision"]
+        if local is None and source is None and Path(self.resource_path(name)).exists():
+            local = Path(self.resource_path(name))
+        return tree_version(local) if local is not None else f"download {source}"
 
     def setting_of(self, run: Run) -> Setting:
         return self.variants.of_key(run.dataset, run.setting)
@@ -174,11 +206,38 @@ class Plan:
         ]
         return max((s.settings["k"] for s in settings if "k" in s.settings), default=1)
 
+    def check_banks(self) -> None:
+        """Raise :class:`ConfigError` where a bank is too small for the largest K run on it:
+        the neighbour search leaves each bank item out of its own neighbours, so K needs
+        K + 1 normal images (unless the dataset clips K to its bank, ``clip_k``)."""
+        for dataset, bank in sorted({(batch.dataset, batch.bank) for batch in self.batches}):
+            entry = self.datasets[dataset]
+            runs = [run for run in self.all_runs if (run.dataset, run.bank) == (dataset, bank)]
+            with_k = [self.setting_of(run) for run in runs if "k" in self.setting_of(run).settings]
+            if entry["clip_k"] or not with_k:
+                continue
+            largest = max(with_k, key=lambda setting: setting.settings["k"])
+            k = largest.settings["k"]
+            variant = self.variants.label(dataset, largest.key)
+            if bank != "all":
+                size, where = int(bank), f"variants.{variant}.bank_size"
+            else:
+                size = entry["limit_per_class"].get("train")
+                where = f"datasets.{dataset}.limit_per_class.train"
+            if size is not None and size <= k:
+                raise ConfigError(
+                    f"{where} = {size} leaves a bank of at most {size} normal images on "
+                    f"{dataset}, but variant {variant!r} runs there with k = {k}, which needs "
+                    f"k + 1 = {k + 1} (each bank item's neighbours leave the item out): lower "
+                    f"k, use more images, or set datasets.{dataset}.clip_k"
+                )
+
     # ------------------------------------------------------------------- outputs
 
     def final_outputs(self) -> list[str]:
         """What ``snakemake all`` builds: tables, figures, the runs and claims tables, the
-        leaderboard where there is one, and the report."""
+        leaderboard where there is one, the report, and every batch's scores (no later
+        step reads them, so that a deleted scores file is made again)."""
         tables = [
             path for table in self.targets.tables for path in self.targets.table_outputs(table)
         ]
@@ -189,6 +248,7 @@ class Plan:
             layout.CLAIMS,
             *self.leaderboard_outputs(),
             layout.REPORT,
+            *(batch.path(layout.SCORES) for batch in self.batches),
         ]
 
     def leaderboard_outputs(self) -> list[str]:

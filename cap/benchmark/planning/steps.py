@@ -72,6 +72,8 @@ class Steps:
             batch_size=model["batch_size"],
             bf16=model["bf16"],
             options=dict(model["options"]),
+            skip_corrupt=entry["skip_corrupt"],
+            inputs_version=self.plan.inputs_version(entry["resource"], model["resource"]),
             offline=self.config["offline"],
         )
 

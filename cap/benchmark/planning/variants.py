@@ -12,21 +12,17 @@ run where it is.
 
 from __future__ import annotations
 
-import hashlib
-import json
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from cap.benchmark.jobs import setting_key
 from cap.detectors import detector_class
+from cap.utils.errors import ConfigError
 
 #: The seed is the run's, not the setting's.
 RUN_PARAMETERS: frozenset[str] = frozenset({"seed"})
-
-
-#: Hex digits of a setting key's digest, and the key's pattern (the workflow's wildcard).
-KEY_DIGITS = 10
-KEY_PATTERN = rf"[a-z0-9_]+-[0-9a-f]{{{KEY_DIGITS}}}"
 
 
 @dataclass(frozen=True)
@@ -39,12 +35,7 @@ class Setting:
     key: str = field(init=False)  # content key: method and a digest of settings and bank
 
     def __post_init__(self) -> None:
-        payload = json.dumps(
-            {"method": self.method, "settings": self.settings, "bank": self.bank},
-            sort_keys=True,
-        )
-        digest = hashlib.sha256(payload.encode()).hexdigest()[:KEY_DIGITS]
-        object.__setattr__(self, "key", f"{self.method}-{digest}")
+        object.__setattr__(self, "key", setting_key(self.method, self.settings, self.bank))
 
     @property
     def trainable(self) -> bool:
@@ -56,6 +47,7 @@ class Variants:
     """Every variant of a config resolved on every dataset, with names and seeds."""
 
     def __init__(self, config: Mapping[str, Any]) -> None:
+        check_setting_layers(config)
         self.config = config
         self.names: list[str] = list(config["variants"])
         self.seeds: list[int] = list(config["seeds"])
@@ -108,6 +100,49 @@ class Variants:
         settings.update(self.config["datasets"][dataset]["settings"].get(method, {}))
         settings.update(spec)
         return Setting(method, "all" if bank_size is None else str(bank_size), settings)
+
+
+#: A variant's keys that are not settings of its method's detector.
+VARIANT_KEYS: frozenset[str] = frozenset({"method", "seeds", "bank_size"})
+
+
+def check_setting_layers(config: Mapping[str, Any]) -> None:
+    """Check every layer of settings the config states (:func:`check_settings`), each
+    error naming its key."""
+    for method, settings in config["methods"].items():
+        check_settings(method, settings, f"methods.{method}")
+    for name, dataset in config["datasets"].items():
+        for method, settings in dataset["settings"].items():
+            check_settings(method, settings, f"datasets.{name}.settings.{method}")
+    for name, variant in config["variants"].items():
+        own = {key: value for key, value in variant.items() if key not in VARIANT_KEYS}
+        check_settings(variant["method"], own, f"variants.{name}")
+
+
+def check_settings(method: str, settings: Mapping[str, Any], where: str) -> None:
+    """Each of ``settings`` must be a setting of ``method``'s detector, and every number in
+    it finite: the schema checks types and bounds, but not which method a setting belongs
+    to, and NaN passes its bounds (YAML's ``.nan``, ``.inf``)."""
+    own = detector_defaults(method)
+    for name, value in settings.items():
+        if name not in own:
+            raise ConfigError(
+                f"{where}.{name}: {name!r} is not a setting of method {method!r}; "
+                f"its settings: {', '.join(own)}"
+            )
+        if not _finite(value):
+            raise ConfigError(f"{where}.{name} is {value!r}: settings must be finite numbers")
+
+
+def _finite(value: Any) -> bool:
+    """Whether every float in ``value`` (nested lists and mappings too) is finite."""
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, Mapping):
+        return all(_finite(item) for item in value.values())
+    if isinstance(value, list | tuple):
+        return all(_finite(item) for item in value)
+    return True
 
 
 def detector_defaults(method: str) -> dict[str, Any]:
