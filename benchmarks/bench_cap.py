@@ -28,8 +28,8 @@ import numpy as np
 import torch
 
 from cap import CAPDetector, CAPModel
-from cap.detectors.cap_training import resolve_device
 from cap.detectors.search import knn_search
+from cap.utils.torch_io import resolve_device
 
 
 @dataclass

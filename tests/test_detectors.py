@@ -357,10 +357,10 @@ def test_a_kept_model_records_its_banks_provenance_and_checks_it(fitted, tmp_pat
 
 
 def test_cap_load_rejects_missing_and_foreign_files(tmp_path) -> None:
-    with pytest.raises(MissingResourceError, match="no saved CAPDetector"):
+    with pytest.raises(MissingResourceError, match="saved CAPDetector .*absent.pt does not exist"):
         CAPDetector.load(tmp_path / "absent.pt")
     (tmp_path / "foreign.pt").write_text("not a model")
-    with pytest.raises(DataError, match="is not a saved CAPDetector"):
+    with pytest.raises(DataError, match="cannot load saved CAPDetector .*foreign.pt"):
         CAPDetector.load(tmp_path / "foreign.pt")
 
 

@@ -76,3 +76,19 @@ def test_the_markdown_says_how_to_read_it_and_the_files_round_trip(tmp_path):
     write_leaderboard(board, tmp_path / "l.csv", tmp_path / "l.md", "Leaderboard: methods")
     pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "l.csv"), board)
     assert (tmp_path / "l.md").read_text().strip() == text
+
+
+def test_aupr_and_fpr95_get_their_mean_and_interval_where_recorded():
+    runs = runs_frame()
+    assert build_leaderboard(runs, SPEC)["aupr_pct"].isna().all()  # an older runs table
+    runs = runs.assign(aupr=runs["auroc"] - 0.1, fpr95=1.0 - runs["auroc"])
+    board = build_leaderboard(runs, SPEC).set_index(["dataset", "entry"])
+    na = runs[(runs["dataset"] == "cifar10") & (runs["variant"] == "na")]
+    fpr = na.groupby("cls")["fpr95"].mean().to_numpy() * 100
+    low, high = stats.t.interval(0.95, 5, loc=fpr.mean(), scale=stats.sem(fpr))
+    row = board.loc["cifar10", "no adaptation"]
+    assert row["fpr95_pct"] == pytest.approx(fpr.mean())
+    assert (row["fpr95_ci_low"], row["fpr95_ci_high"]) == pytest.approx((low, high))
+    assert row["aupr_pct"] == pytest.approx(row["auroc_pct"] - 10)
+    text = leaderboard_markdown(build_leaderboard(runs, SPEC), "methods")
+    assert "| AUPR" in text and "FPR@95%TPR" in text

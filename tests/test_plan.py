@@ -393,6 +393,14 @@ def test_embed_specs_follow_the_dataset_entry(paper_config):
             lambda c: c["figures"]["score_curves"][0]["curves"][0].update(variant="dn2"),
             "figures.score_curves[0] draws a training history of variant 'dn2'",
         ),
+        (
+            lambda c: c["backbones"]["resnet152"]["options"].update(pooled_tensor="x"),
+            "backbones.resnet152: model 'resnet152' has no option 'pooled_tensor'",
+        ),
+        (
+            lambda c: c["tables"]["table1"].update(metric="aupr"),
+            "tables.table1: the paper's table1 reports AUROC",
+        ),
     ],
     ids=[
         "class-id-out-of-range",
@@ -403,6 +411,8 @@ def test_embed_specs_follow_the_dataset_entry(paper_config):
         "unknown-resource",
         "model-figure-of-a-baseline",
         "score-curve-of-a-baseline",
+        "option-of-another-model",
+        "paper-table-of-another-metric",
     ],
 )
 def test_bad_references_name_the_key(paper_config, edit, named):
@@ -429,7 +439,7 @@ def test_a_table_may_not_take_the_name_of_an_output_or_a_rule(paper_config, name
 
 
 def test_schema_enums_are_the_registries():
-    from cap.backbones import BACKBONES
+    from cap.backbones import BACKBONES, backbone_options
     from cap.data import DATASETS
     from cap.data.transforms import PREPROCESSINGS
     from cap.detectors import DETECTORS
@@ -441,6 +451,11 @@ def test_schema_enums_are_the_registries():
     assert set(variant["properties"]["method"]["enum"]) == set(DETECTORS)
     backbone = properties["backbones"]["additionalProperties"]["properties"]
     assert set(backbone["model"]["enum"]) == set(BACKBONES)
+    # every backbone option the schema allows is one some model takes, and vice versa (but
+    # those the workflow sets itself: from the dataset, the backbone's own keys, the cores)
+    taken = {option for model in BACKBONES for option in backbone_options(model)}
+    own = {"offline", "bf16", "preprocessing", "num_threads"}
+    assert set(backbone["options"]["properties"]) == taken - own
     dataset = properties["datasets"]["additionalProperties"]["properties"]
     assert set(dataset["source"]["enum"]) == set(DATASETS)
     assert set(dataset["preprocessing"]["enum"]) == set(PREPROCESSINGS)

@@ -287,7 +287,8 @@ def test_the_code_digest_covers_a_detectors_modules_and_their_imports():
     assert cap_modules == {
         "cap.detectors.cap_detector", "cap.detectors.cap_model", "cap.detectors.cap_training",
         "cap.detectors.base", "cap.detectors.search",
-        "cap.utils.errors", "cap.utils.io", "cap.utils.metrics", "cap.utils.validation",
+        "cap.utils.errors", "cap.utils.io", "cap.utils.metrics", "cap.utils.torch_io",
+        "cap.utils.validation",
     }  # fmt: skip
     assert code_digest(CAPDetector) != code_digest(DN2Detector)
 

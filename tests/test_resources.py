@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 from workflow_helpers import run_step
@@ -137,3 +138,22 @@ def test_cap_fetch_cli(tmp_path):
         )
     with pytest.raises(ConfigError, match="a url or torchvision, not both"):
         run_step("fetch", FetchJob(destination="x", url="u", torchvision="cifar10"), tmp_path)
+
+
+def test_a_file_a_python_package_ships_is_found_through_the_package(tmp_path):
+    """No site-packages path in the config: the package says where its file is (here cap's
+    own py.typed), offline; a package that is not installed is named with its install."""
+    import cap
+
+    destination = tmp_path / "resources" / "marker" / "py.typed"
+    fetch_resource("manual", "marker", destination, package="cap/py.typed", offline=True)
+    assert destination.resolve() == (Path(cap.__file__).parent / "py.typed").resolve()
+    with pytest.raises(MissingResourceError, match="not_a_package/x.pth in the installed") as error:
+        fetch_resource(
+            "manual",
+            "weights",
+            tmp_path / "w" / "x.pth",
+            package="not_a_package/x.pth",
+            instructions="pip install not-a-package",
+        )
+    assert "pip install not-a-package" in str(error.value)

@@ -85,8 +85,8 @@ def test_cell_is_class_mean_per_seed_then_mean_and_std_across_seeds(paper):
         summary, spec("table3", "variants_as_columns", ["cifar10"], {"1": "k1"}), paper
     )
     got = cell(table, "1", "cifar10")
-    assert got.auroc_pct == pytest.approx(86.5)  # seeds: 85.0 and 88.0
-    assert got.auroc_pct_std == pytest.approx(np.std([85.0, 88.0], ddof=1))
+    assert got.value_pct == pytest.approx(86.5)  # seeds: 85.0 and 88.0
+    assert got.value_pct_std == pytest.approx(np.std([85.0, 88.0], ddof=1))
     assert (got.n_seeds, got.n_classes, got.backbone) == (2, 2, "resnet152")
     assert plain_grid(table).loc["CIFAR-10", "1"] == "*86.5 ± 2.1*"
     legend = to_markdown(table).splitlines()[-1]
@@ -158,7 +158,7 @@ def test_missing_variant_or_runs_give_empty_cells_not_errors(paper):
     table = build_table(summary, table_spec, paper)
     grid = plain_grid(table)
     assert grid.loc["L", "CIFAR-100"] == "–" and grid.loc["L", "MVTec AD"] == "–"
-    assert np.isnan(cell(table, "L", "mvtec").auroc_pct)
+    assert np.isnan(cell(table, "L", "mvtec").value_pct)
     assert cell(table, "L", "mvtec").n_seeds == 0
     assert "--" in to_latex(table)
 
@@ -255,7 +255,7 @@ def test_write_table_files_round_trip(tmp_path, paper):
     per_class = pd.read_csv(paths[3], dtype={"entry": str, "cls": str})
     assert len(per_class) == 9  # every run: lam0.1 2 seeds × 3 classes, lam1 1 × 3
     first = per_class[(per_class["entry"] == "0.1") & (per_class["cls"] == "0")]
-    assert first["seed"].tolist() == [0, 1] and first["auroc_pct"].tolist() == [90.0, 80.0]
+    assert first["seed"].tolist() == [0, 1] and first["value_pct"].tolist() == [90.0, 80.0]
     assert set(first["class_name"]) == {"class0"}
     tex = paths[2].read_text()
     for command in (r"\toprule", r"\midrule", r"\bottomrule", r"\label{tab:table4}"):
@@ -307,4 +307,31 @@ def test_mixed_class_ids_across_datasets(paper):
         summary, spec("table2", "variants_as_rows", ["cifar10", "mvtec"], {"L": "cap"}), paper
     )
     assert set(table.per_class["cls"]) == {"0", "1", "bottle"}
-    assert cell(table, "L", "mvtec").auroc_pct == pytest.approx(70.0)
+    assert cell(table, "L", "mvtec").value_pct == pytest.approx(70.0)
+
+
+def test_a_table_shows_its_metric_and_a_lower_is_better_one_bolds_the_lowest():
+    rows = [
+        {**run, "fpr95": fpr}
+        for run, fpr in zip(
+            runs("cifar10", "a", {0: [0.9, 0.8]}) + runs("cifar10", "b", {0: [0.7, 0.6]}),
+            [0.30, 0.50, 0.60, 0.80],
+            strict=True,
+        )
+    ]
+    table = build_table(
+        pd.DataFrame(rows),
+        spec("fprs", "variants_as_rows", ["cifar10"], {"A": "a", "B": "b"}, metric="fpr95"),
+        None,
+    )
+    assert cell(table, "A", "cifar10").value_pct == pytest.approx(40.0)
+    assert set(table.cells["metric"]) == {"fpr95"} and set(table.per_class["metric"]) == {"fpr95"}
+    assert plain_grid(table).loc["A", "CIFAR-10"] == "*40.0*"  # the lowest FPR is the best
+    legend = to_markdown(table).splitlines()[-1]
+    assert legend.startswith("FPR at 95% TPR (%, lower is better)") and "the lowest mean" in legend
+    with pytest.raises(DataError, match="aupr"):  # runs without the metric
+        build_table(
+            pd.DataFrame(rows),
+            spec("x", "variants_as_rows", ["cifar10"], {"A": "a"}, metric="aupr"),
+            None,
+        )

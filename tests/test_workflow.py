@@ -175,7 +175,7 @@ def test_smoke_run_executes_every_rule_and_writes_every_output(smoke_run):
         for suffix in (".csv", ".md", ".tex", "_per_class.csv"):
             assert (workdir / "results" / "tables" / f"{table}{suffix}").stat().st_size > 0
         cells = read_table(workdir / "results" / "tables" / f"{table}.csv")
-        computed = cells[cells["kind"] == "computed"]["auroc_pct"]
+        computed = cells[cells["kind"] == "computed"]["value_pct"]
         assert len(computed) > 0 and computed.notna().all()
         assert computed.between(30.0, 100.0).all(), computed  # real features: far from chance
     report = (workdir / "results" / "report" / "reproduction.md").read_text()

@@ -13,17 +13,21 @@ from functools import partial
 from typing import Any
 
 from cap.backbones.base import Backbone
+from cap.backbones.onnx_models import OnnxBackbone
 from cap.backbones.tflite import TFLiteBackbone
+from cap.backbones.timm_models import TimmBackbone
 from cap.backbones.torchvision_models import TorchvisionBackbone
 from cap.utils.errors import ConfigError
 
-__all__ = ["BACKBONES", "Backbone", "build_backbone"]
+__all__ = ["BACKBONES", "Backbone", "backbone_options", "build_backbone"]
 
 #: name → constructor taking ``weights``, ``device`` and backbone-specific options.
 BACKBONES: dict[str, Callable[..., Backbone]] = {
     "resnet152": partial(TorchvisionBackbone, "resnet152"),
     "wide_resnet50_2": partial(TorchvisionBackbone, "wide_resnet50_2"),
     "tflite": partial(TFLiteBackbone, "tflite"),
+    "timm": partial(TimmBackbone, "timm"),
+    "onnx": partial(OnnxBackbone, "onnx"),
 }
 
 
@@ -41,24 +45,30 @@ def build_backbone(
     name : str
         A key of :data:`BACKBONES`.
     weights : path, optional
-        A local checkpoint (torchvision: state dict; ``tflite``: the model file).
-        torchvision models default to their pinned ImageNet weights.
+        A local checkpoint (torchvision, timm: a state dict; ``tflite``, ``onnx``: the
+        model file). torchvision models default to their pinned ImageNet weights, timm
+        models to timm's pretrained ones.
     device : str
         ``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda[:N]"``.
     **options
         ``preprocessing`` (every backbone): a key of
         :data:`cap.data.transforms.PREPROCESSINGS`, default ``"paper"``.
-        Backbone-specific: ``offline``, ``bf16`` (torchvision); ``pooled_tensor``,
-        ``map_tensor``, ``num_threads`` (tflite).
+        Backbone-specific: ``offline``, ``bf16`` (torchvision, timm); ``architecture``,
+        ``input_size``, ``mean``, ``std`` (timm); ``pooled_tensor``, ``map_tensor``,
+        ``num_threads`` (tflite, onnx); ``input_layout``, ``mean``, ``std`` (onnx).
     """
-    if name not in BACKBONES:
-        raise ConfigError(f"unknown backbone {name!r}; valid: {', '.join(BACKBONES)}")
-    constructor = BACKBONES[name]
-    accepted = set(inspect.signature(constructor).parameters) - {"weights", "device"}
+    accepted = backbone_options(name)
     unknown = sorted(set(options) - accepted)
     if unknown:
         raise ConfigError(
             f"backbone {name!r} has no option {', '.join(unknown)}; "
             f"valid: {', '.join(sorted(accepted))}"
         )
-    return constructor(weights=weights, device=device, **options)
+    return BACKBONES[name](weights=weights, device=device, **options)
+
+
+def backbone_options(name: str) -> set[str]:
+    """The options registered backbone ``name`` takes (beside ``weights`` and ``device``)."""
+    if name not in BACKBONES:
+        raise ConfigError(f"unknown backbone {name!r}; valid: {', '.join(BACKBONES)}")
+    return set(inspect.signature(BACKBONES[name]).parameters) - {"weights", "device"}

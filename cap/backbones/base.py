@@ -16,6 +16,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from cap.utils.errors import ConfigError
+
 
 class Backbone(abc.ABC):
     """A frozen encoder ``G_P`` of the paper (§3.1): memory items ``m_i = G_P(x_i)``.
@@ -67,6 +69,12 @@ class Backbone(abc.ABC):
         pooled : ndarray of shape (B, D), float32
         maps : ndarray of shape (B, 7, 7, D), float32, or None
         """
+
+    def logits(self, batch: Any) -> np.ndarray:
+        """Class logits (or scores) of shape (B, n_classes) of transformed images, where the
+        model keeps its classifier (the tests check that real weights load right by
+        classifying photographs); a ConfigError otherwise."""
+        raise ConfigError(f"backbone {self.name!r} ({type(self).__name__}) has no classifier")
 
     def __repr__(self) -> str:
         kind = type(self).__name__

@@ -99,6 +99,20 @@ class TFLiteBackbone(Backbone):
         self.preprocessing_name = preprocessing
         self.preprocessing = f"{self.transform.describe()}, no mean/std (the model's quantisation)"
 
+    def logits(self, batch: Any) -> np.ndarray:
+        """The model's own output (B, n_classes), dequantised, where it is a classifier (not
+        its pooled feature); see :meth:`Backbone.logits`."""
+        output = self.interpreter.get_output_details()[0]
+        if output["index"] == self.pooled["index"]:
+            return super().logits(batch)
+        images = np.asarray(batch, dtype=np.uint8)
+        scores = []
+        for image in images:
+            self.interpreter.set_tensor(self.input["index"], image[None])  # (1, S, S, 3)
+            self.interpreter.invoke()
+            scores.append(dequantize(self.interpreter.get_tensor(output["index"]), output)[0])
+        return np.stack(scores)
+
     def embed(
         self, batch: Any, *, return_maps: bool = False
     ) -> tuple[np.ndarray, np.ndarray | None]:

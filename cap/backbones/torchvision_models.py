@@ -10,16 +10,17 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 import torchvision
 
-from cap.backbones.base import Backbone, file_sha256
+from cap.backbones.base import file_sha256
+from cap.backbones.torch_module import TorchBackbone, load_checkpoint
 from cap.data.transforms import (
+    CROP,
     DEFAULT_PREPROCESSING,
-    Uint8Transform,
+    IMAGENET_MEAN,
+    IMAGENET_STD,
     get_preprocessing,
-    normalise,
 )
 from cap.utils.errors import ConfigError, MissingResourceError
 from cap.utils.offline import is_offline
@@ -44,44 +45,22 @@ ARCHITECTURES: dict[str, Architecture] = {
 }
 
 
-def resolve_device(device: str) -> torch.device:
-    """``"auto"`` → CUDA when available, else CPU."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        return torch.device(device)
-    except RuntimeError as error:
-        raise ConfigError(f"unknown device {device!r}; valid: auto, cpu, cuda, cuda:N") from error
-
-
 def load_state_dict(
     architecture: Architecture, weights: str | os.PathLike[str] | None, offline: bool | None
 ) -> tuple[dict[str, torch.Tensor] | None, str]:
     """The state dict to load and its weights id; None means random initialisation.
 
-    ``weights`` is a local checkpoint (a state dict, or a dict holding one under
-    ``"state_dict"``); when None, the pinned torchvision weights come from the
-    torch hub cache, downloaded there unless offline.
+    ``weights`` is a local checkpoint (:func:`load_checkpoint`); when None, the pinned
+    torchvision weights come from the torch hub cache, downloaded there unless offline.
     """
     if weights == RANDOM_WEIGHTS:
         return None, "random-init"
     if weights is not None:
-        path = Path(weights).expanduser()
-        if not path.is_file():
-            raise MissingResourceError(f"checkpoint {path} does not exist")
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as error:  # unpickling a foreign file fails in many ways
-            raise ConfigError(f"cannot load checkpoint {path}: {error!r}") from error
-        if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
-            state = state["state_dict"]
-        if not isinstance(state, dict):
-            raise ConfigError(f"checkpoint {path} holds a {type(state).__name__}, not a state dict")
-        return state, file_sha256(path)
+        return load_checkpoint(weights), file_sha256(Path(weights).expanduser())
     enum = getattr(torchvision.models, architecture.weights_enum)[architecture.weights_tag]
     cached = Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(enum.url)
     if cached.is_file():
-        return torch.load(cached, map_location="cpu", weights_only=True), architecture.weights_tag
+        return load_checkpoint(cached), architecture.weights_tag
     if is_offline(offline):
         raise MissingResourceError(
             f"{architecture.builder} {architecture.weights_tag} weights not found and offline mode "
@@ -90,12 +69,8 @@ def load_state_dict(
     return enum.get_state_dict(progress=True, check_hash=True), architecture.weights_tag
 
 
-class TorchvisionBackbone(Backbone):
-    """ResNet trunk up to layer4: pooled (B, 2048) features and (B, 7, 7, 2048) maps.
-
-    Runs in eval mode without gradients; on CUDA with channels-last memory and,
-    when ``bf16=True``, bfloat16 autocast (outputs are float32 either way).
-    """
+class TorchvisionBackbone(TorchBackbone):
+    """ResNet trunk up to layer4: pooled (B, 2048) features and (B, 7, 7, 2048) maps."""
 
     def __init__(
         self,
@@ -104,6 +79,7 @@ class TorchvisionBackbone(Backbone):
         weights: str | os.PathLike[str] | None = None,
         device: str = "auto",
         bf16: bool = False,
+        compile: bool = False,
         offline: bool | None = None,
         preprocessing: str = DEFAULT_PREPROCESSING,
     ) -> None:
@@ -123,30 +99,32 @@ class TorchvisionBackbone(Backbone):
                     f"weights {weights or architecture.weights_tag} do not fit {name}: "
                     f"{str(error).splitlines()[0]}"
                 ) from error
-        self.trunk = torch.nn.Sequential(*list(model.children())[:-2]).eval().requires_grad_(False)
+        self.classifier = model.fc.eval().requires_grad_(False)
+        trunk = torch.nn.Sequential(*list(model.children())[:-2])
         self.name = name
         self.dim = architecture.dim
-        self.bf16 = bf16
-        self.device = str(resolve_device(device))
-        if self.device.startswith("cuda"):
-            self.trunk = self.trunk.to(self.device, memory_format=torch.channels_last)
-        self.transform = Uint8Transform(preprocessing=preprocessing)
-        self.preprocessing_name = preprocessing
-        self.preprocessing = f"{self.transform.describe()}, ImageNet mean/std on the device"
+        self._place(
+            trunk,
+            device=device,
+            bf16=bf16,
+            compile=compile,
+            side=CROP,
+            preprocessing=preprocessing,
+            mean=IMAGENET_MEAN,
+            std=IMAGENET_STD,
+        )
+        self.classifier.to(self.device)
 
-    @torch.inference_mode()
-    def embed(
-        self, batch: torch.Tensor, *, return_maps: bool = False
-    ) -> tuple[np.ndarray, np.ndarray | None]:
-        """Encode (B, 224, 224, 3) uint8 images (normalised here, on the device); see
-        :meth:`Backbone.embed`."""
-        images = normalise(torch.as_tensor(batch).to(self.device, non_blocking=True))
-        if self.device.startswith("cuda"):
-            images = images.contiguous(memory_format=torch.channels_last)
-        device_type = torch.device(self.device).type
-        with torch.autocast(device_type, dtype=torch.bfloat16, enabled=self.bf16):
-            maps = self.trunk(images)  # (B, D, 7, 7)
-        maps = maps.float()
-        pooled = maps.mean(dim=(2, 3))  # (B, D): the avgpool of torchvision's ResNet
-        maps_hwc = maps.permute(0, 2, 3, 1).cpu().numpy() if return_maps else None  # (B, 7, 7, D)
-        return pooled.cpu().numpy(), maps_hwc
+    @property
+    def trunk(self) -> torch.nn.Module:
+        """The ResNet up to layer4 (without its pooling and classifier)."""
+        return self.module
+
+    def _feature_map(self, images: torch.Tensor) -> torch.Tensor:
+        return self.module(images)  # (B, D, 7, 7)
+
+    def _pool(self, maps: torch.Tensor) -> torch.Tensor:
+        return maps.mean(dim=(2, 3))  # (B, D): the avgpool of torchvision's ResNet
+
+    def _classify(self, pooled: torch.Tensor) -> torch.Tensor:
+        return self.classifier(pooled)  # (B, 1000)

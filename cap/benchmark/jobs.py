@@ -6,7 +6,8 @@ results/specs/evaluate/....json``), so that nothing is rebuilt as command-line s
 on the way and a job can be re-run by hand from its file. Each spec names its inputs
 and outputs; the rule declares the same paths, both taken from the plan.
 
-A spec file holds its own sha256 (``"sha256"``): one changed by hand afterwards is
+A spec file holds the fields that differ from their defaults (:func:`spec_data`) and its
+own sha256 (``"sha256"``): one changed by hand afterwards is
 refused, where the workflow plans (naming the field that differs from the plan) and
 where a job reads it, so that edited settings never mix into runs named for others.
 Each run of a spec carries its setting's content key (:func:`setting_key`), which a
@@ -37,6 +38,7 @@ class FetchJob:
 
     destination: str  # the file or folder to create
     local: tuple[str, ...] = ()  # candidate local copies, first found wins
+    package: str | None = None  # or: a file an installed package ships, "<module>/<path>"
     url: str | None = None  # public download URL
     torchvision: str | None = None  # or: let torchvision download this dataset
     instructions: str | None = None  # how to obtain it by hand, shown when it is missing
@@ -150,13 +152,36 @@ def setting_key(method: str, settings: dict[str, Any], bank: str) -> str:
 
 
 def spec_data(spec: Any) -> dict[str, Any]:
-    """A spec as plain data (dataclasses to dicts, tuples to lists), as its file holds it."""
-    return json.loads(json.dumps(dataclasses.asdict(spec)))
+    """A spec as plain data, as its file holds it: nested specs as objects, tuples as lists,
+    and only the fields that differ from their defaults, so that a field added to a spec
+    type later (with a default) leaves every spec written before as it was, and its job
+    does not run again."""
+    return json.loads(json.dumps(_explicit_fields(spec)))
+
+
+def _explicit_fields(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {
+            field.name: _explicit_fields(getattr(value, field.name))
+            for field in dataclasses.fields(value)
+            if not _is_default(field, getattr(value, field.name))
+        }
+    if isinstance(value, list | tuple):
+        return [_explicit_fields(item) for item in value]
+    return value
+
+
+def _is_default(field: dataclasses.Field, value: Any) -> bool:
+    if field.default is not dataclasses.MISSING:
+        return value == field.default and type(value) is type(field.default)
+    if field.default_factory is not dataclasses.MISSING:
+        return value == field.default_factory()
+    return False
 
 
 def write_spec(path: str | os.PathLike[str], spec: Any) -> None:
-    """Write a spec as JSON with its sha256, atomically."""
-    write_spec_data(path, dataclasses.asdict(spec))
+    """Write a spec (:func:`spec_data`) as JSON with its sha256, atomically."""
+    write_spec_data(path, spec_data(spec))
 
 
 def write_spec_data(path: str | os.PathLike[str], data: dict[str, Any]) -> None:

@@ -24,6 +24,7 @@ import pandas as pd
 
 from cap.utils.errors import DataError
 from cap.utils.io import atomic_path, write_json_atomic
+from cap.utils.metrics import METRICS
 
 #: Columns of a batch's score file.
 SCORE_COLUMNS: tuple[str, ...] = ("setting", "seed", "id", "label", "is_anomaly", "score")
@@ -33,7 +34,7 @@ IDENTITY_COLUMNS: tuple[str, ...] = (
     "dataset", "cls", "class_name", "variant", "setting", "method", "seed", "backbone",
     "preprocessing", "backbone_model", "weights", "n_train", "n_test", "n_anomalous", "chaotic",
 )  # fmt: skip
-MEASURE_COLUMNS: tuple[str, ...] = ("auroc", "fit_s", "score_s")
+MEASURE_COLUMNS: tuple[str, ...] = (*METRICS, "fit_s", "score_s")
 #: Order of the runs in every table.
 SORT_COLUMNS: tuple[str, ...] = ("dataset", "backbone", "cls", "variant", "seed")
 

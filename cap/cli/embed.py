@@ -20,7 +20,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> None:
     """Handler of ``cap embed``."""
-    from cap.backbones import build_backbone
+    from cap.backbones import backbone_options, build_backbone
     from cap.benchmark.embeddings import extract_embeddings
     from cap.cli import log_startup
     from cap.data import load_dataset
@@ -30,8 +30,10 @@ def run(args: argparse.Namespace) -> None:
         job.dataset, job.data_root, job.split, category=job.category, offline=job.offline or None
     )
     options = dict(job.options)
-    if job.backbone != "tflite":
-        options.update(offline=job.offline or None, bf16=job.bf16)
+    if "offline" in backbone_options(job.backbone):
+        options["offline"] = job.offline or None
+    if job.bf16:
+        options["bf16"] = True
     backbone = build_backbone(
         job.backbone,
         weights=job.weights,

@@ -37,6 +37,7 @@ def run(args: argparse.Namespace) -> None:
         job.torchvision or destination.name,
         destination,
         local_candidates=list(job.local),
+        package=job.package,
         url=job.url,
         offline=job.offline or None,
         instructions=job.instructions,

@@ -10,7 +10,7 @@ entries of :data:`PREPROCESSINGS` are the pipelines other numbers were made with
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -160,15 +160,27 @@ class Uint8Transform:
         return f"{self.preprocessing}: {summary}, uint8 RGB HWC"
 
 
-def normalise(images: torch.Tensor) -> torch.Tensor:
-    """uint8 images (B, H, W, 3) → ImageNet-normalised float32 (B, 3, H, W), on their device.
+def describe_normalisation(mean: Sequence[float], std: Sequence[float]) -> str:
+    """How inputs are normalised, in words (the ImageNet statistics by that name)."""
+    if (tuple(mean), tuple(std)) == (IMAGENET_MEAN, IMAGENET_STD):
+        return "ImageNet mean/std"
+    return f"mean {list(mean)} / std {list(std)}"
+
+
+def normalise(
+    images: torch.Tensor,
+    mean: Sequence[float] = IMAGENET_MEAN,
+    std: Sequence[float] = IMAGENET_STD,
+) -> torch.Tensor:
+    """uint8 images (B, H, W, 3) → normalised float32 (B, 3, H, W), on their device (by
+    default with the ImageNet mean/std).
 
     The same operations as torchvision's ``to_tensor`` then ``normalize``, in the same
     order and precision: on a CPU the result is bit-identical to theirs.
     """
     x = images.permute(0, 3, 1, 2).to(torch.float32).div(255)  # (B, 3, H, W) in [0, 1]
-    mean = torch.tensor(IMAGENET_MEAN, dtype=torch.float32, device=images.device)
-    std = torch.tensor(IMAGENET_STD, dtype=torch.float32, device=images.device)
+    mean = torch.tensor(mean, dtype=torch.float32, device=images.device)
+    std = torch.tensor(std, dtype=torch.float32, device=images.device)
     return x.sub_(mean[:, None, None]).div_(std[:, None, None])
 
 

@@ -16,8 +16,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from cap.detectors.base import KNNDetector, Monitor, TrainableDetector, check_is_fitted
-from cap.utils.errors import ConfigError, DataError, MissingResourceError
+from cap.utils.errors import ConfigError, DataError
 from cap.utils.io import atomic_path
+from cap.utils.torch_io import load_torch_file, resolve_device
 from cap.utils.validation import (
     check_bool,
     check_choice,
@@ -157,7 +158,7 @@ class CAPDetector(KNNDetector, TrainableDetector, name="cap"):
         from cap.detectors.search import knn_search
 
         self._check_params()
-        device = cap_training.resolve_device(self.device)
+        device = resolve_device(self.device)
         bank = self._check_bank(bank, exclude_self=True)
         if neighbors is None:
             train_index = knn_search(bank, k=self.k)[1]
@@ -268,7 +269,7 @@ class CAPDetector(KNNDetector, TrainableDetector, name="cap"):
 
         import torch
 
-        from cap.detectors.cap_training import read_out, resolve_device
+        from cap.detectors.cap_training import read_out
 
         index = self._test_neighbors(X, neighbors)  # (n, K)
         device = resolve_device(self.device)
@@ -320,17 +321,11 @@ class CAPDetector(KNNDetector, TrainableDetector, name="cap"):
         setting, unless it names a CUDA device this machine lacks (a model trained on
         a GPU box, read on a laptop): then ``"auto"``. Weights load on the CPU.
         """
-        import torch
 
         from cap.detectors.cap_model import CAPModel
 
         path = Path(path)
-        if not path.is_file():
-            raise MissingResourceError(f"no saved CAPDetector at {path}")
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as error:  # torch raises many types for a foreign file
-            raise DataError(f"{path} is not a saved CAPDetector: {error}") from error
+        state = load_torch_file(path, "saved CAPDetector", DataError)
         if not isinstance(state, dict) or state.get("format") != _FILE_FORMAT:
             raise DataError(f"{path} is not a saved CAPDetector (format {_FILE_FORMAT})")
         saved = state.get("provenance")

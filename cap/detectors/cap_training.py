@@ -35,7 +35,6 @@ from tqdm.auto import tqdm
 from cap.detectors.base import Monitor
 from cap.detectors.cap_model import CAPModel, ProjectedNeighbors, cap_objective, cosine_distance
 from cap.detectors.search import chunk_slices
-from cap.utils.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 
@@ -68,19 +67,6 @@ class BatchLayout:
     items: torch.Tensor  # (B,) bank rows of the batch
     rows: torch.Tensor  # (U,) distinct rows among the items and their neighbours
     position: torch.Tensor  # (B, 1+K) where each item (column 0) and neighbour sits in rows
-
-
-def resolve_device(name: str) -> torch.device:
-    """``"auto"`` → CUDA when available, else CPU; otherwise the named, available device."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except (RuntimeError, TypeError) as error:
-        raise ConfigError(f"unknown device {name!r}; valid: auto, cpu, cuda, cuda:N") from error
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"device {name!r} requested but CUDA is not available; use auto or cpu")
-    return device
 
 
 def train(

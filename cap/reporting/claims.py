@@ -139,10 +139,11 @@ def class_differences(runs: pd.DataFrame, higher: Side, lower: Side) -> pd.Serie
     return (side(*higher) - side(*lower)).dropna()
 
 
-def class_auroc(runs: pd.DataFrame, dataset: str, variant: str) -> pd.Series:
-    """A variant's AUROC (points) per class on a dataset, each the mean over its seeds."""
+def class_auroc(runs: pd.DataFrame, dataset: str, variant: str, metric: str = "auroc") -> pd.Series:
+    """A variant's AUROC (or another ``metric``; points) per class on a dataset, each the
+    mean over its seeds."""
     chosen = runs[(runs["dataset"] == dataset) & (runs["variant"] == variant)]
-    return chosen.groupby("cls")["auroc"].mean() * 100.0
+    return chosen.groupby("cls")[metric].mean() * 100.0
 
 
 def seeds_per_class(runs: pd.DataFrame, dataset: str, variant: str) -> int:

@@ -29,7 +29,7 @@ def compare_with_paper(
     rows = []
     for name, frame in cells.items():
         for cell in frame[frame["kind"] == "computed"].itertuples():
-            ours, theirs = cell.auroc_pct, cell.paper_pct
+            ours, theirs = cell.value_pct, cell.paper_pct
             used, expected = backbone_models.get(cell.dataset), paper_backbones.get(cell.dataset)
             difference = ours - theirs if not (pd.isna(ours) or pd.isna(theirs)) else np.nan
             compared = not pd.isna(difference) and used is not None and used == expected
@@ -41,8 +41,8 @@ def compare_with_paper(
                     "backbone": used,
                     "paper_backbone": expected,
                     "paper_pct": theirs,
-                    "auroc_pct": ours,
-                    "auroc_pct_std": cell.auroc_pct_std,
+                    "value_pct": ours,
+                    "value_pct_std": cell.value_pct_std,
                     "difference": difference,
                     "compared": compared,
                     "flagged": compared and abs(difference) > tolerance,
@@ -101,7 +101,7 @@ def backbone_frame(
 
 def comparison_frame(rows: pd.DataFrame, tolerance: float) -> pd.DataFrame:
     def verdict(row: Any) -> str:
-        if pd.isna(row.auroc_pct):
+        if pd.isna(row.value_pct):
             return "not run"
         if pd.isna(row.paper_pct):
             return "no paper value"
@@ -116,7 +116,7 @@ def comparison_frame(rows: pd.DataFrame, tolerance: float) -> pd.DataFrame:
             "paper": rows["paper_pct"].map(number),
             "ours": [
                 number(mean) + ("" if pd.isna(std) else f" ± {std:.1f}")
-                for mean, std in zip(rows["auroc_pct"], rows["auroc_pct_std"], strict=True)
+                for mean, std in zip(rows["value_pct"], rows["value_pct_std"], strict=True)
             ],
             "difference": rows["difference"].map(lambda d: "–" if pd.isna(d) else f"{d:+.1f}"),
             "flag": [verdict(row) for row in rows.itertuples()],

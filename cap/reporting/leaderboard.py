@@ -2,8 +2,9 @@
 and beside its cost.
 
 Per (method, dataset): the mean AUROC over classes (each class first averaged over
-seeds), its 95% Student-t interval over classes, the number of classes and seeds, the
-mean fit and score seconds per run, and a rank. The rank is 1 + the number of methods
+seeds), its 95% Student-t interval over classes, the same for AUPR and for the FPR at
+95% TPR, the number of classes and seeds, the mean fit and score seconds per run, and a
+rank (by AUROC). The rank is 1 + the number of methods
 that beat this one on the dataset, where A beats B when the 95% t-interval of their
 paired per-class differences (A − B) lies above 0 (:func:`cap.reporting.claims.paired_test`):
 methods the classes cannot tell apart share a rank.
@@ -15,6 +16,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from cap.reporting.claims import (
@@ -27,10 +29,16 @@ from cap.reporting.claims import (
 )
 from cap.reporting.markdown import markdown, number
 from cap.utils.io import atomic_path, write_text_atomic
+from cap.utils.metrics import METRICS
 
+#: The metrics beside AUROC, each with its interval: ``<metric>_pct``, ``<metric>_ci_low``,
+#: ``<metric>_ci_high`` (runs tables made before they were recorded leave them empty).
+OTHER_METRICS: tuple[str, ...] = tuple(metric for metric in METRICS if metric != "auroc")
+INTERVAL_SUFFIXES: tuple[str, ...] = ("_pct", "_ci_low", "_ci_high")
 #: Columns of the leaderboard CSV.
 LEADERBOARD_COLUMNS: tuple[str, ...] = (
     "dataset", "preprocessing", "entry", "variant", "rank", "auroc_pct", "ci_low", "ci_high",
+    *(f"{metric}{suffix}" for metric in OTHER_METRICS for suffix in INTERVAL_SUFFIXES),
     "n_classes", "n_seeds", "fit_s", "score_s",
 )  # fmt: skip
 
@@ -57,6 +65,11 @@ def build_leaderboard(runs: pd.DataFrame, spec: Mapping[str, Any]) -> pd.DataFra
                     "auroc_pct": float(values.mean()),
                     "ci_low": low,
                     "ci_high": high,
+                    **{
+                        column: value
+                        for metric in OTHER_METRICS
+                        for column, value in _summary(runs, dataset, variant, metric).items()
+                    },
                     "n_classes": chosen["cls"].nunique(),
                     "n_seeds": seeds_per_class(runs, dataset, variant),
                     "fit_s": chosen["fit_s"].mean(),
@@ -68,6 +81,19 @@ def build_leaderboard(runs: pd.DataFrame, spec: Mapping[str, Any]) -> pd.DataFra
             row["rank"] = ranks[row["entry"]]
         rows += sorted(on_dataset, key=lambda row: (row["rank"], -row["auroc_pct"]))
     return pd.DataFrame.from_records(rows, columns=list(LEADERBOARD_COLUMNS))
+
+
+def _summary(runs: pd.DataFrame, dataset: str, variant: str, metric: str) -> dict[str, float]:
+    """``metric``'s mean over classes (points) and its t-interval; NaN where not recorded."""
+    if metric not in runs or runs[metric].isna().all():
+        return {f"{metric}_pct": np.nan, f"{metric}_ci_low": np.nan, f"{metric}_ci_high": np.nan}
+    values = class_auroc(runs, dataset, variant, metric)
+    low, high = t_interval(values.to_numpy())
+    return {
+        f"{metric}_pct": float(values.mean()),
+        f"{metric}_ci_low": low,
+        f"{metric}_ci_high": high,
+    }
 
 
 def _ranks(per_class: Mapping[str, pd.Series]) -> dict[str, int]:
@@ -95,7 +121,9 @@ def leaderboard_markdown(frame: pd.DataFrame, title: str) -> str:
         f"AUROC (%): mean over classes (each class averaged over its seeds) with its "
         f"{CONFIDENCE:.0%} Student-t interval over classes. Rank: 1 + the number of methods "
         f"whose paired {CONFIDENCE:.0%} t-interval over classes lies above this one's, so "
-        "methods the classes cannot tell apart share a rank. Seconds: mean per run, of one "
+        "methods the classes cannot tell apart share a rank. AUPR (anomalies positive) and "
+        "FPR at 95% TPR (lower is better), in %: the same mean and interval over classes. "
+        "Seconds: mean per run, of one "
         "process on this machine (fit: training or storing the bank; score: the whole test "
         "split)."
     )
@@ -106,12 +134,13 @@ def leaderboard_markdown(frame: pd.DataFrame, title: str) -> str:
             {
                 "rank": rows["rank"].astype(int).astype(str),
                 "method": rows["entry"],
-                "AUROC": [
-                    f"{number(m)} [{number(lo)}, {number(hi)}]"
-                    for m, lo, hi in zip(
-                        rows["auroc_pct"], rows["ci_low"], rows["ci_high"], strict=True
-                    )
-                ],
+                "AUROC": _with_interval(rows["auroc_pct"], rows["ci_low"], rows["ci_high"]),
+                "AUPR": _with_interval(
+                    *(rows[f"aupr{s}"] for s in ("_pct", "_ci_low", "_ci_high"))
+                ),
+                "FPR@95%TPR": _with_interval(
+                    *(rows[f"fpr95{s}"] for s in ("_pct", "_ci_low", "_ci_high"))
+                ),
                 "classes × seeds": [
                     f"{c} × {s}" for c, s in zip(rows["n_classes"], rows["n_seeds"], strict=True)
                 ],
@@ -121,6 +150,13 @@ def leaderboard_markdown(frame: pd.DataFrame, title: str) -> str:
         )
         parts.append(markdown(shown))
     return "\n\n".join(parts)
+
+
+def _with_interval(means: pd.Series, lows: pd.Series, highs: pd.Series) -> list[str]:
+    return [
+        "–" if pd.isna(mean) else f"{number(mean)} [{number(low)}, {number(high)}]"
+        for mean, low, high in zip(means, lows, highs, strict=True)
+    ]
 
 
 def write_leaderboard(

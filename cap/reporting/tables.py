@@ -8,12 +8,14 @@ each cell::
      "datasets": ["cifar10", "mvtec"], "paper_key": "table3", "reported_rows": False,
      "entries": [{"label": "1", "variants": {"cifar10": "k1", "mvtec": "k1"}}, ...]}
 
-A cell is the mean over the dataset's classes of the AUROC of that variant; with
-several seeds the class mean is taken per seed, then reported as mean ± std
-(ddof=1) across seeds. The machine-readable CSV is tidy — one row per (entry,
-dataset), AUROC in percent, with the paper's value beside ours — while Markdown
-and LaTeX show the paper's layout with the best computed value per dataset in bold.
-The per-class CSV keeps every run: one row per (entry, dataset, class, seed).
+A cell is the mean over the dataset's classes of the table's metric (``spec["metric"]``:
+AUROC by default, or AUPR, or FPR at 95% TPR; :mod:`cap.utils.metrics`) of that
+variant; with several seeds the class mean is taken per seed, then reported as mean ±
+std (ddof=1) across seeds. The machine-readable CSV is tidy — one row per (entry,
+dataset), the metric in percent, with the paper's value beside ours — while Markdown
+and LaTeX show the paper's layout with the best computed value per dataset in bold (the
+lowest for a lower-is-better metric). The per-class CSV keeps every run: one row per
+(entry, dataset, class, seed).
 """
 
 from __future__ import annotations
@@ -32,12 +34,21 @@ from cap.benchmark.layout import TABLE_SUFFIXES
 from cap.reporting.paper import paper_rows, reported_rows
 from cap.utils.errors import ConfigError, DataError
 from cap.utils.io import atomic_path, write_text_atomic
+from cap.utils.metrics import LOWER_IS_BETTER, METRICS
 
 log = logging.getLogger(__name__)
 
 LAYOUTS: tuple[str, ...] = ("variants_as_rows", "variants_as_columns")
-#: Columns a run summary must have (``cap.benchmark.records.summarize_records``).
-SUMMARY_COLUMNS: tuple[str, ...] = ("dataset", "backbone", "cls", "variant", "seed", "auroc")
+#: Columns a run summary must have (``cap.benchmark.records.summarize_records``), beside
+#: the table's metric.
+SUMMARY_COLUMNS: tuple[str, ...] = ("dataset", "backbone", "cls", "variant", "seed")
+#: How each metric is named in a table's legend.
+METRIC_NAMES: dict[str, str] = {
+    "auroc": "AUROC",
+    "aupr": "AUPR (anomalies positive)",
+    "fpr95": "FPR at 95% TPR",
+}
+DEFAULT_METRIC = "auroc"
 #: Columns of the tidy table CSV: one row per (entry, dataset).
 CELL_COLUMNS: tuple[str, ...] = (
     "table",
@@ -46,8 +57,9 @@ CELL_COLUMNS: tuple[str, ...] = (
     "kind",
     "variant",
     "backbone",
-    "auroc_pct",
-    "auroc_pct_std",
+    "metric",
+    "value_pct",
+    "value_pct_std",
     "n_seeds",
     "n_classes",
     "paper_pct",
@@ -55,10 +67,13 @@ CELL_COLUMNS: tuple[str, ...] = (
 )
 #: Columns of the per-class CSV: one row per (entry, dataset, class, seed).
 PER_CLASS_COLUMNS: tuple[str, ...] = (
-    "table", "entry", "dataset", "variant", "backbone", "cls", "class_name", "seed", "auroc_pct",
+    "table", "entry", "dataset", "variant", "backbone", "cls", "class_name", "seed", "metric",
+    "value_pct",
 )  # fmt: skip
 #: Columns read back as text, so that labels such as "1" or "0.1" stay labels.
-TEXT_COLUMNS: tuple[str, ...] = ("table", "entry", "dataset", "kind", "variant", "backbone", "cls")
+TEXT_COLUMNS: tuple[str, ...] = (
+    "table", "entry", "dataset", "kind", "variant", "backbone", "cls", "metric",
+)  # fmt: skip
 #: Display names of the paper's datasets; others are shown as they are named.
 DATASET_NAMES: dict[str, str] = {
     "cifar10": "CIFAR-10",
@@ -89,8 +104,8 @@ def build_table(
     Parameters
     ----------
     summary : DataFrame
-        One row per run with :data:`SUMMARY_COLUMNS` (``auroc`` as a fraction);
-        ``class_name`` is used when present.
+        One row per run with :data:`SUMMARY_COLUMNS` and the table's metric (a
+        fraction); ``class_name`` is used when present.
     spec : mapping
         The resolved table spec (see the module docstring).
     paper : mapping or None
@@ -99,7 +114,8 @@ def build_table(
         "(reported)".
     """
     _check_spec(spec)
-    missing = [column for column in SUMMARY_COLUMNS if column not in summary]
+    metric = spec.get("metric", DEFAULT_METRIC)
+    missing = [column for column in (*SUMMARY_COLUMNS, metric) if column not in summary]
     if missing:
         raise DataError(f"run summary lacks column(s) {missing}; it has {list(summary.columns)}")
     name, datasets = str(spec["name"]), list(spec["datasets"])
@@ -121,10 +137,14 @@ def build_table(
                 else summary[(summary["dataset"] == dataset) & (summary["variant"] == variant)]
             )
             key = {"table": name, "entry": label, "dataset": dataset, "variant": variant}
-            cell = _aggregate_cell(runs, f"{name} {label!r} on {dataset}")
+            cell = _aggregate_cell(runs, metric, f"{name} {label!r} on {dataset}")
             paper_value = paper_values.get(label, {}).get(dataset)
-            cells.append({**key, "kind": "computed", **cell, "paper_pct": paper_value})
-            per_class.extend({**key, **row} for row in _per_class_rows(runs))
+            cells.append(
+                {**key, "kind": "computed", "metric": metric, **cell, "paper_pct": paper_value}
+            )
+            per_class.extend(
+                {**key, "metric": metric, **row} for row in _per_class_rows(runs, metric)
+            )
     if spec.get("reported_rows") and paper:
         for label, values in reported_rows(paper, spec["paper_key"]).items():
             for dataset in datasets:
@@ -134,20 +154,21 @@ def build_table(
                         "entry": label + REPORTED_SUFFIX,
                         "dataset": dataset,
                         "kind": "reported",
+                        "metric": metric,
                         "paper_pct": values.get(dataset),
                     }
                 )
     frame = pd.DataFrame.from_records(cells).reindex(columns=list(CELL_COLUMNS))
     frame = frame.astype(
         {
-            "auroc_pct": float,
-            "auroc_pct_std": float,
+            "value_pct": float,
+            "value_pct_std": float,
             "paper_pct": float,
             "n_seeds": "Int64",
             "n_classes": "Int64",
         }
     )
-    frame["best"] = _best_cells(frame)
+    frame["best"] = _best_cells(frame, lower_is_better=metric in LOWER_IS_BETTER)
     return Table(
         name=name,
         title=str(spec["title"]),
@@ -258,10 +279,14 @@ def _check_spec(spec: Mapping[str, Any]) -> None:
             )
     if spec.get("reported_rows") and not spec.get("paper_key"):
         raise ConfigError(f"table {spec['name']}: reported_rows needs a paper_key")
+    if spec.get("metric", DEFAULT_METRIC) not in METRICS:
+        raise ConfigError(
+            f"table {spec['name']}: unknown metric {spec['metric']!r}; valid: {list(METRICS)}"
+        )
 
 
-def _aggregate_cell(runs: pd.DataFrame, where: str) -> dict[str, object]:
-    """Class-mean AUROC (%) per seed, then mean and std across seeds."""
+def _aggregate_cell(runs: pd.DataFrame, metric: str, where: str) -> dict[str, object]:
+    """Class-mean ``metric`` (%) per seed, then mean and std across seeds."""
     if runs.empty:
         return {"n_seeds": 0, "n_classes": 0}
     backbones = sorted(runs["backbone"].astype(str).unique())
@@ -272,39 +297,39 @@ def _aggregate_cell(runs: pd.DataFrame, where: str) -> dict[str, object]:
         log.warning(
             "%s: seeds cover different numbers of classes: %s", where, classes_per_seed.to_dict()
         )
-    per_seed = runs.groupby("seed", dropna=False)["auroc"].mean() * 100.0  # (n_seeds,)
+    per_seed = runs.groupby("seed", dropna=False)[metric].mean() * 100.0  # (n_seeds,)
     return {
         "backbone": backbones[0],
-        "auroc_pct": float(per_seed.mean()),
-        "auroc_pct_std": float(per_seed.std(ddof=1)) if len(per_seed) > 1 else np.nan,
+        "value_pct": float(per_seed.mean()),
+        "value_pct_std": float(per_seed.std(ddof=1)) if len(per_seed) > 1 else np.nan,
         "n_seeds": len(per_seed),
         "n_classes": int(runs["cls"].nunique()),
     }
 
 
-def _per_class_rows(runs: pd.DataFrame) -> list[dict[str, object]]:
-    """Every run of one cell: its class, seed and AUROC (%)."""
-    columns = ["backbone", "cls", "class_name", "seed", "auroc"]
+def _per_class_rows(runs: pd.DataFrame, metric: str) -> list[dict[str, object]]:
+    """Every run of one cell: its class, seed and ``metric`` (%)."""
+    columns = ["backbone", "cls", "class_name", "seed", metric]
     frame = runs.reindex(columns=columns).assign(
-        cls=runs["cls"].astype(str), auroc_pct=runs["auroc"] * 100.0
+        cls=runs["cls"].astype(str), value_pct=runs[metric] * 100.0
     )
-    return frame.drop(columns="auroc").to_dict("records")
+    return frame.drop(columns=metric).to_dict("records")
 
 
-def _best_cells(cells: pd.DataFrame) -> pd.Series:
+def _best_cells(cells: pd.DataFrame, *, lower_is_better: bool = False) -> pd.Series:
     """True where a computed cell has the best value of its dataset, at display precision."""
-    shown = cells["auroc_pct"].where(cells["kind"] == "computed").astype(float).round(1)
-    best = shown.groupby(cells["dataset"]).transform("max")
+    shown = cells["value_pct"].where(cells["kind"] == "computed").astype(float).round(1)
+    best = shown.groupby(cells["dataset"]).transform("min" if lower_is_better else "max")
     return (shown == best) & shown.notna()
 
 
 def _cell_text(row: Any, bold: Callable[[str], str], plus_minus: str) -> str:
-    value = row.paper_pct if row.kind == "reported" else row.auroc_pct
+    value = row.paper_pct if row.kind == "reported" else row.value_pct
     if pd.isna(value):
         return MISSING
     text = f"{value:.1f}"
-    if row.kind == "computed" and not pd.isna(row.auroc_pct_std):
-        text += f"{plus_minus}{row.auroc_pct_std:.1f}"
+    if row.kind == "computed" and not pd.isna(row.value_pct_std):
+        text += f"{plus_minus}{row.value_pct_std:.1f}"
     return bold(text) if row.best else text
 
 
@@ -319,11 +344,13 @@ def _legend(table: Table) -> str:
     counts = ", ".join(f"{DATASET_NAMES.get(d, d)} {n}" for d, n in classes.items())
     seeds = sorted(set(computed["n_seeds"].dropna().astype(int)))
     per_cell = " or ".join(map(str, seeds))
+    metric = computed["metric"].iloc[0] if not computed.empty else DEFAULT_METRIC
+    lower = ", lower is better" if metric in LOWER_IS_BETTER else ""
     notes = [
-        f"AUROC (%), mean over the dataset's normal classes ({counts}).",
+        f"{METRIC_NAMES[metric]} (%{lower}), mean over the dataset's normal classes ({counts}).",
         f"± std over seeds where a variant ran several (seeds per cell: {per_cell}).",
-        "Bold: the highest mean per dataset at one decimal, not a significance test "
-        "(the report's claims give intervals).",
+        f"Bold: the {'lowest' if lower else 'highest'} mean per dataset at one decimal, not a "
+        "significance test (the report's claims give intervals).",
         f"{MISSING}: not run.",
     ]
     if max(seeds, default=1) <= 1:

@@ -10,6 +10,7 @@ the destination, the candidates tried and how to obtain the resource.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import logging
 import os
 import shutil
@@ -40,9 +41,30 @@ def expand(path: str | os.PathLike[str]) -> Path:
     return Path(os.path.expandvars(os.path.expanduser(os.fspath(path))))
 
 
-def first_existing(candidates: Sequence[str | os.PathLike[str]]) -> Path | None:
-    """The first of ``candidates`` (``~`` and ``$VARS`` expanded) that exists, or None."""
-    return next((path for path in map(expand, candidates) if path.exists()), None)
+def package_file(spec: str) -> Path | None:
+    """The file ``<import name>/<path inside it>`` that an installed Python package ships
+    (found through the package, never a site-packages path), or None where the package is
+    not installed."""
+    module, _, inside = spec.partition("/")
+    try:
+        found = importlib.util.find_spec(module)
+    except (ImportError, ValueError):
+        return None
+    if found is None or not found.submodule_search_locations:
+        return None
+    return Path(next(iter(found.submodule_search_locations))) / inside
+
+
+def first_existing(
+    candidates: Sequence[str | os.PathLike[str]], package: str | None = None
+) -> Path | None:
+    """The first of ``candidates`` (``~`` and ``$VARS`` expanded) that exists, else the
+    ``package`` file where that package is installed, or None."""
+    found = next((path for path in map(expand, candidates) if path.exists()), None)
+    if found is None and package is not None:
+        found = package_file(package)
+        found = found if found is not None and found.exists() else None
+    return found
 
 
 def tree_version(path: str | os.PathLike[str]) -> str:
@@ -126,6 +148,7 @@ def fetch_resource(
     destination: str | os.PathLike[str],
     *,
     local_candidates: Sequence[str | os.PathLike[str]] = (),
+    package: str | None = None,
     url: str | None = None,
     offline: bool | None = None,
     instructions: str | None = None,
@@ -147,6 +170,9 @@ def fetch_resource(
     destination : path
     local_candidates : sequence of paths
         Where a local copy may be (``~`` and ``$VARS`` expanded).
+    package : str, optional
+        A file an installed Python package ships, ``<import name>/<path inside it>``
+        (:func:`package_file`), tried after the local candidates.
     url : str, optional
         Source of a ``kind="url"`` resource.
     offline : bool, optional
@@ -167,12 +193,15 @@ def fetch_resource(
     if destination.exists() and not destination.is_symlink() and not empty_folder:
         log.info("%s is already present", destination)
         return destination
-    local = first_existing(local_candidates)
+    local = first_existing(local_candidates, package)
     if local is not None:
         link(local.resolve(), destination)
         log.info("linked %s -> %s", destination, local.resolve())
         return destination
-    tried = ", ".join(str(expand(candidate)) for candidate in local_candidates) or "none configured"
+    places = [str(expand(candidate)) for candidate in local_candidates]
+    if package is not None:
+        places.append(f"{package} in the installed Python packages")
+    tried = ", ".join(places) or "none configured"
     how = how_to_obtain(kind, name, destination, url, instructions)
     if kind == "manual" or is_offline(offline):
         reason = (

@@ -116,7 +116,7 @@ class Plan:
 
     def _read_resource_version(self, name: str) -> str:
         entry = self.config["resources"][name]
-        local = first_existing(entry["local"])
+        local = first_existing(entry["local"], entry["package"])
         source = entry["url"] or entry["torchvision"]
         if local is None and source is None and Path(self.resource_path(name)).exists():
             local = Path(self.resource_path(name))

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from cap.backbones import backbone_options
 from cap.data import DATASETS as DATASET_REGISTRY
 from cap.detectors import detector_class
 from cap.utils.errors import ConfigError
@@ -30,6 +31,7 @@ def check_references(config: Mapping[str, Any]) -> None:
     for name, backbone in config["backbones"].items():
         if backbone["resource"] is not None:
             _require(backbone["resource"], config["resources"], f"backbones.{name}.resource")
+        _check_backbone_options(name, backbone)
     _check_tables(config)
     _check_claims(config)
     _check_figures(config)
@@ -45,6 +47,18 @@ def _check_datasets(config: Mapping[str, Any]) -> None:
         _check_classes(name, dataset)
 
 
+def _check_backbone_options(name: str, backbone: Mapping[str, Any]) -> None:
+    """A backbone's options (and ``bf16``) must be ones its model takes."""
+    accepted = backbone_options(backbone["model"])
+    given = [*backbone["options"], *(["bf16"] if backbone["bf16"] else [])]
+    for option in given:
+        if option not in accepted:
+            raise ConfigReferenceError(
+                f"backbones.{name}: model {backbone['model']!r} has no option {option!r}; "
+                f"its options: {', '.join(sorted(accepted))}"
+            )
+
+
 def _check_tables(config: Mapping[str, Any]) -> None:
     datasets, variants = config["datasets"], config["variants"]
     for name, table in config["tables"].items():
@@ -53,6 +67,11 @@ def _check_tables(config: Mapping[str, Any]) -> None:
         for entry in table["entries"]:
             _require(entry["variant"], variants, f"tables.{name}.entries")
             _require_each(entry.get("datasets", []), table["datasets"], f"tables.{name}.entries")
+        if table.get("paper") is not None and table["metric"] != "auroc":
+            raise ConfigReferenceError(
+                f"tables.{name}: the paper's {table['paper']} reports AUROC, so a table tied "
+                f"to it (paper) shows AUROC, not {table['metric']}: drop paper or the metric"
+            )
         for dataset, classes in table.get("classes", {}).items():
             _require(dataset, table["datasets"], f"tables.{name}.classes")
             _require_each(classes, datasets[dataset]["classes"], f"tables.{name}.classes.{dataset}")

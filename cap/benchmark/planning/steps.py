@@ -37,6 +37,7 @@ class Steps:
         return FetchJob(
             destination=self.plan.resource_path(resource),
             local=tuple(entry["local"]),  # ~ and $VARS expanded where the job runs
+            package=entry["package"],
             url=entry["url"],
             torchvision=entry["torchvision"],
             instructions=" ".join(instructions.split()) if instructions else None,

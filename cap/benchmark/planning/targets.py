@@ -104,6 +104,7 @@ class Targets:
             "datasets": spec["datasets"],
             "paper_key": spec.get("paper"),
             "reported_rows": spec["reported_rows"],
+            "metric": spec["metric"],
             "entries": [
                 {
                     "label": entry["label"],
