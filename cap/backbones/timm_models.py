@@ -15,15 +15,16 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from cap.backbones.base import file_sha256
 from cap.backbones.torch_module import TorchBackbone, load_checkpoint
 from cap.data.transforms import DEFAULT_PREPROCESSING, get_preprocessing
 from cap.utils.errors import ConfigError, MissingResourceError
 from cap.utils.offline import is_offline
+
+if TYPE_CHECKING:
+    import torch
 
 #: How to install the optional dependency, for the error where it is missing.
 TIMM_INSTALL = "pip install timm"
@@ -121,6 +122,8 @@ class TimmBackbone(TorchBackbone):
         return self.module.forward_head(maps, pre_logits=True)  # (B, C)
 
     def _classify(self, pooled: torch.Tensor) -> torch.Tensor:
+        import torch
+
         classifier = self.module.get_classifier()
         if isinstance(classifier, torch.nn.Identity):
             return super()._classify(pooled)

@@ -10,9 +10,9 @@ from __future__ import annotations
 import abc
 import os
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from cap.backbones.base import Backbone
 from cap.data.transforms import (
@@ -24,6 +24,9 @@ from cap.data.transforms import (
 )
 from cap.utils.errors import ConfigError
 from cap.utils.torch_io import load_torch_file, resolve_device
+
+if TYPE_CHECKING:  # registering backbones (planning) does not import torch
+    import torch
 
 
 def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
@@ -68,6 +71,8 @@ class TorchBackbone(Backbone):
         """Freeze ``module`` on ``device`` (channels-last: on CPUs too, where oneDNN's
         depthwise and grouped convolutions run about twice as fast so), optionally
         compiled, and set the transform to ``side`` × ``side``."""
+        import torch
+
         self.device = str(resolve_device(device))
         self.module = module.eval().requires_grad_(False)
         self.module = self.module.to(self.device, memory_format=torch.channels_last)
@@ -93,6 +98,8 @@ class TorchBackbone(Backbone):
 
     def _maps(self, batch: torch.Tensor | np.ndarray) -> torch.Tensor:
         """Float32 last feature maps (B, C, h, w) of (B, S, S, 3) uint8 images."""
+        import torch
+
         images = normalise(
             torch.as_tensor(batch).to(self.device, non_blocking=True), self.mean, self.std
         ).contiguous(memory_format=torch.channels_last)
@@ -101,18 +108,22 @@ class TorchBackbone(Backbone):
             maps = self._forward(images)  # (B, C, h, w)
         return maps.float()
 
-    @torch.inference_mode()
     def embed(
         self, batch: torch.Tensor | np.ndarray, *, return_maps: bool = False
     ) -> tuple[np.ndarray, np.ndarray | None]:
         """Encode (B, S, S, 3) uint8 images (normalised here, on the device); see
         :meth:`Backbone.embed`."""
-        maps = self._maps(batch)  # (B, C, h, w)
-        pooled = self._pool(maps)  # (B, C)
-        maps_hwc = maps.permute(0, 2, 3, 1).cpu().numpy() if return_maps else None  # (B, h, w, C)
-        return pooled.cpu().numpy(), maps_hwc
+        import torch
 
-    @torch.inference_mode()
+        with torch.inference_mode():
+            maps = self._maps(batch)  # (B, C, h, w)
+            pooled = self._pool(maps)  # (B, C)
+            maps_hwc = maps.permute(0, 2, 3, 1).cpu().numpy() if return_maps else None
+        return pooled.cpu().numpy(), maps_hwc  # (B, C), (B, h, w, C)
+
     def logits(self, batch: torch.Tensor | np.ndarray) -> np.ndarray:
         """Class logits (B, n_classes) of (B, S, S, 3) uint8 images; see :meth:`Backbone.logits`."""
-        return self._classify(self._pool(self._maps(batch))).float().cpu().numpy()
+        import torch
+
+        with torch.inference_mode():
+            return self._classify(self._pool(self._maps(batch))).float().cpu().numpy()

@@ -9,9 +9,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-
-import torch
-import torchvision
+from typing import TYPE_CHECKING
 
 from cap.backbones.base import file_sha256
 from cap.backbones.torch_module import TorchBackbone, load_checkpoint
@@ -24,6 +22,9 @@ from cap.data.transforms import (
 )
 from cap.utils.errors import ConfigError, MissingResourceError
 from cap.utils.offline import is_offline
+
+if TYPE_CHECKING:
+    import torch
 
 #: ``weights`` value that skips loading (random initialisation), for speed benchmarks only.
 RANDOM_WEIGHTS = "random"
@@ -53,6 +54,9 @@ def load_state_dict(
     ``weights`` is a local checkpoint (:func:`load_checkpoint`); when None, the pinned
     torchvision weights come from the torch hub cache, downloaded there unless offline.
     """
+    import torch
+    import torchvision
+
     if weights == RANDOM_WEIGHTS:
         return None, "random-init"
     if weights is not None:
@@ -83,6 +87,9 @@ class TorchvisionBackbone(TorchBackbone):
         offline: bool | None = None,
         preprocessing: str = DEFAULT_PREPROCESSING,
     ) -> None:
+        import torch
+        import torchvision
+
         get_preprocessing(preprocessing)  # an unknown name fails before the weights load
         if name not in ARCHITECTURES:
             raise ConfigError(

@@ -12,14 +12,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 from PIL import Image
-from torchvision.transforms import InterpolationMode
-from torchvision.transforms import functional as F
 
 from cap.utils.errors import ConfigError
+
+if TYPE_CHECKING:  # planning reads the preprocessings' names without importing torch
+    import torch
 
 IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
 IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
@@ -57,15 +58,6 @@ def resize_and_crop(image: Image.Image, crop: int = CROP, resample: int = RESAMP
     return image.resize((crop, crop), resample, box=box)
 
 
-#: PIL filter → the torchvision name of the same PIL filter.
-_INTERPOLATION: dict[int, InterpolationMode] = {
-    Image.Resampling.NEAREST: InterpolationMode.NEAREST,
-    Image.Resampling.BILINEAR: InterpolationMode.BILINEAR,
-    Image.Resampling.BICUBIC: InterpolationMode.BICUBIC,
-    Image.Resampling.LANCZOS: InterpolationMode.LANCZOS,
-}
-
-
 def resize_shorter_and_crop(
     image: Image.Image, crop: int = CROP, resample: int = Image.Resampling.BILINEAR
 ) -> Image.Image:
@@ -75,7 +67,11 @@ def resize_shorter_and_crop(
     aspect ratio (truncated, as torchvision does); torchvision resizes PIL images
     with PIL's own antialiased filter, here bilinear.
     """
-    resized = F.resize(image, resize_side(crop), interpolation=_INTERPOLATION[resample])
+    from torchvision.transforms import InterpolationMode
+    from torchvision.transforms import functional as F
+
+    interpolation = InterpolationMode[Image.Resampling(resample).name]  # the same PIL filter
+    resized = F.resize(image, resize_side(crop), interpolation=interpolation)
     return F.center_crop(resized, [crop, crop])
 
 
@@ -178,6 +174,8 @@ def normalise(
     The same operations as torchvision's ``to_tensor`` then ``normalize``, in the same
     order and precision: on a CPU the result is bit-identical to theirs.
     """
+    import torch
+
     x = images.permute(0, 3, 1, 2).to(torch.float32).div(255)  # (B, 3, H, W) in [0, 1]
     mean = torch.tensor(mean, dtype=torch.float32, device=images.device)
     std = torch.tensor(std, dtype=torch.float32, device=images.device)
