@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -21,6 +22,7 @@ from cap import (
     make_detector,
 )
 from cap.detectors import KNNDetector, MahalanobisDetector, PyODDetector, TrainableDetector
+from cap.detectors.cap_training import TrainingSettings
 from cap.detectors.search import knn_search
 from cap.utils.errors import ConfigError, DataError, MissingResourceError, NotFittedError
 
@@ -280,6 +282,15 @@ def test_cap_monitor_summarises_test_scores_per_epoch(blobs, with_neighbors: boo
     np.testing.assert_array_equal(
         unmonitored.anomaly_score(blobs.test), scores
     )  # monitoring changes nothing
+
+
+def test_cap_training_settings_are_the_detectors_settings_of_the_same_names() -> None:
+    detector = CAPDetector(lr=1e-3, lr_decay=None, batch_size=16, seed=5, matmul_precision="bf16")
+    settings = TrainingSettings.from_params(detector.get_params())
+    assert dataclasses.asdict(settings) == {
+        field.name: getattr(detector, field.name) for field in dataclasses.fields(settings)
+    }
+    assert {field.name for field in dataclasses.fields(settings)} < set(detector.get_params())
 
 
 def test_cap_same_seed_gives_identical_scores(blobs) -> None:

@@ -1,10 +1,11 @@
-"""The detector interfaces (scikit-learn conventions) and the registry of detectors.
+"""The detector interfaces (scikit-learn estimators) and the registry of detectors.
 
 A detector is fitted on a memory bank of normal features and scores queries with
-``anomaly_score(X)``: **higher = more anomalous** (the opposite sign of
-scikit-learn's ``score_samples``). ``__init__`` only stores keyword-only settings;
-``fit`` validates them and the data, sets attributes ending in ``_`` and returns
-``self``; every scoring method first checks that the detector is fitted.
+``anomaly_score(X)``: **higher = more anomalous**; ``score_samples(X)`` is its negation,
+for scikit-learn's tools (lower = more abnormal, as scikit-learn's outlier detectors).
+``__init__`` only stores keyword-only settings; ``fit`` validates them and the data,
+sets attributes ending in ``_`` and returns ``self``; every scoring method first
+checks that the detector is fitted.
 
 Three contracts, each a class here:
 
@@ -26,6 +27,7 @@ from abc import ABC, abstractmethod
 from typing import Any, ClassVar
 
 import numpy as np
+from sklearn.base import BaseEstimator
 
 from cap.detectors.search import knn_search
 from cap.utils.errors import ConfigError, NotFittedError
@@ -46,12 +48,19 @@ DETECTORS: dict[str, type[BaseDetector]] = {}
 Monitor = tuple[np.ndarray, ...]
 
 
-class BaseDetector(ABC):
+class BaseDetector(BaseEstimator, ABC):
     """Anomaly detector on pretrained features; higher scores = more anomalous.
 
     Subclasses register under a method name with ``class X(BaseDetector, name="x")``,
     implement :meth:`fit` and :meth:`_anomaly_score`, and take their settings
     as keyword-only ``__init__`` arguments stored unchanged under the same names.
+
+    A scikit-learn estimator with the default tags of ``BaseEstimator``: unsupervised
+    (``fit`` ignores ``y``), dense 2-D input without NaN or inf, no estimator type. It is
+    deliberately not a scikit-learn *outlier detector*: those label items ±1 through a
+    ``contamination`` threshold (``predict``, ``fit_predict``), which the benchmark never
+    uses (it ranks items by score) and which would add a setting to every detector.
+    A ``Pipeline`` scores through :meth:`score_samples`, the negated anomaly score.
     """
 
     #: Method name in :data:`DETECTORS`.
@@ -79,12 +88,14 @@ class BaseDetector(ABC):
         return list(cls.default_params())
 
     def get_params(self, deep: bool = True) -> dict[str, Any]:
-        """The ``__init__`` settings, by name (``deep`` is accepted for scikit-learn's
-        ``clone``; no setting is itself an estimator)."""
+        """The ``__init__`` settings, by name, in ``__init__`` order (scikit-learn's sorts
+        them; run records list them in this order); ``deep`` changes nothing, as no setting
+        is itself an estimator."""
         return {name: getattr(self, name) for name in self._param_names()}
 
     def set_params(self, **params: Any) -> BaseDetector:
-        """Change settings (validated at the next ``fit``); returns ``self``."""
+        """Change settings (validated at the next ``fit``); returns ``self``. An unknown name
+        raises :class:`ConfigError` listing the valid ones (scikit-learn's: a bare ValueError)."""
         valid = self._param_names()
         for key, value in params.items():
             if key not in valid:
@@ -106,9 +117,12 @@ class BaseDetector(ABC):
         return f"{type(self).__name__}({settings})"
 
     @abstractmethod
-    def fit(self, bank: np.ndarray, *, neighbors: np.ndarray | None = None) -> BaseDetector:
-        """Fit on a memory bank (N, D) of normal features; returns ``self``.
+    def fit(
+        self, X: np.ndarray, y: object = None, *, neighbors: np.ndarray | None = None
+    ) -> BaseDetector:
+        """Fit on a memory bank ``X`` (N, D) of normal features; returns ``self``.
 
+        ``y`` is ignored (scikit-learn's signature, so that a ``Pipeline`` can fit).
         ``neighbors`` (N, >=k), optional: precomputed training neighbours of each
         bank item (self excluded, by decreasing cosine similarity).
         """
@@ -124,6 +138,11 @@ class BaseDetector(ABC):
         check_is_fitted(self)
         X = self._check_queries(X)
         return self._anomaly_score(X, neighbors)
+
+    def score_samples(self, X: np.ndarray) -> np.ndarray:
+        """Negated anomaly scores of shape (n,), ``-anomaly_score(X)``: **lower = more
+        anomalous**, scikit-learn's sign, for a ``Pipeline`` (neighbours are searched)."""
+        return -self.anomaly_score(X)
 
     @abstractmethod
     def _anomaly_score(self, X: np.ndarray, neighbors: np.ndarray | None) -> np.ndarray:
@@ -174,7 +193,7 @@ class TrainableDetector(BaseDetector):
 
     What a new trainable method implements, besides :class:`BaseDetector`'s part:
 
-    - ``fit(bank, *, neighbors=None, monitor=None)``: with ``monitor`` (see
+    - ``fit(X, y=None, *, neighbors=None, monitor=None)``: with ``monitor`` (see
       :data:`Monitor`), score the test set after every epoch into ``history_``;
     - ``history_``: one JSON-serialisable dict per epoch, with at least ``epoch``
       and ``loss`` (and, when monitored, ``score_normal_mean`` and
@@ -189,12 +208,13 @@ class TrainableDetector(BaseDetector):
     @abstractmethod
     def fit(
         self,
-        bank: np.ndarray,
+        X: np.ndarray,
+        y: object = None,
         *,
         neighbors: np.ndarray | None = None,
         monitor: Monitor | None = None,
     ) -> TrainableDetector:
-        """Train on the bank (N, D); ``monitor`` records test scores per epoch."""
+        """Train on the bank ``X`` (N, D); ``monitor`` records test scores per epoch."""
 
     @abstractmethod
     def save(

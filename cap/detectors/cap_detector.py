@@ -129,17 +129,20 @@ class CAPDetector(KNNDetector, TrainableDetector, name="cap"):
 
     def fit(
         self,
-        bank: np.ndarray,
+        X: np.ndarray,
+        y: object = None,
         *,
         neighbors: np.ndarray | None = None,
         monitor: Monitor | None = None,
     ) -> CAPDetector:
-        """Train the projection head and attention on the bank (N, D) of normal features.
+        """Train the projection head and attention on the bank ``X`` (N, D) of normal features.
 
         Parameters
         ----------
-        bank : array of shape (N, D)
-            Pretrained features of the normal training images.
+        X : array of shape (N, D)
+            The bank: pretrained features of the normal training images.
+        y : object
+            Ignored (scikit-learn's signature, so that a ``Pipeline`` can fit).
         neighbors : int array of shape (N, >=k), optional
             Each item's nearest *other* bank items by decreasing cosine similarity;
             the first k columns are used. Searched once when omitted.
@@ -159,7 +162,7 @@ class CAPDetector(KNNDetector, TrainableDetector, name="cap"):
 
         self._check_params()
         device = resolve_device(self.device)
-        bank = self._check_bank(bank, exclude_self=True)
+        bank = self._check_bank(X, exclude_self=True)
         if neighbors is None:
             train_index = knn_search(bank, k=self.k)[1]
         else:
@@ -174,16 +177,7 @@ class CAPDetector(KNNDetector, TrainableDetector, name="cap"):
 
         torch.manual_seed(self.seed)
         model = CAPModel(bank.shape[1], self.head, self.attention, self.init).to(device)
-        settings = cap_training.TrainingSettings(
-            epochs=self.epochs,
-            lr=self.lr,
-            lr_decay=self.lr_decay,
-            batch_size=self.batch_size,
-            lam=self.lam,
-            constraint=self.constraint,
-            seed=self.seed,
-            matmul_precision=self.matmul_precision,
-        )
+        settings = cap_training.TrainingSettings.from_params(self.get_params())
         bank_tensor = torch.from_numpy(bank).to(device)
         history = cap_training.train(model, bank_tensor, train_index, settings, monitor)
 

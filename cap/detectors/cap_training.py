@@ -24,9 +24,10 @@ always run in float32.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from typing import Any
 
 import numpy as np
 import torch
@@ -58,6 +59,12 @@ class TrainingSettings:
     constraint: str  # distance term of Ω: "mse" or "sq_l2"
     seed: int  # seeds the batch order (the model's init is seeded by the caller)
     matmul_precision: str = "highest"  # a MATMUL_PRECISIONS entry
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any]) -> TrainingSettings:
+        """The fields, by name, from a detector's settings (``CAPDetector.get_params()``);
+        the other settings are ignored."""
+        return cls(**{field.name: params[field.name] for field in fields(cls)})
 
 
 @dataclass(frozen=True)

@@ -44,11 +44,13 @@ class MahalanobisDetector(BaseDetector, name="mahalanobis"):
     def __init__(self) -> None:
         pass
 
-    def fit(self, bank: np.ndarray, *, neighbors: np.ndarray | None = None) -> MahalanobisDetector:
-        """Estimate μ and Σ⁻¹ from the bank (N, D); ``neighbors`` are ignored."""
+    def fit(
+        self, X: np.ndarray, y: object = None, *, neighbors: np.ndarray | None = None
+    ) -> MahalanobisDetector:
+        """Estimate μ and Σ⁻¹ from the bank ``X`` (N, D); ``y`` and ``neighbors`` are ignored."""
         from sklearn.covariance import LedoitWolf
 
-        bank = check_features(bank, "bank")
+        bank = check_features(X, "bank")
         check_not_constant(bank, "bank")
         gaussian = LedoitWolf(store_precision=True).fit(bank.astype(np.float64))
         self.bank_ = bank

@@ -15,9 +15,11 @@ from cap.utils.validation import check_bool
 class _MemoryBankDetector(KNNDetector):
     """A detector whose fitting is storing the bank: scoring is a lookup in it."""
 
-    def fit(self, bank: np.ndarray, *, neighbors: np.ndarray | None = None) -> _MemoryBankDetector:
-        """Store the bank (N, D); training ``neighbors`` are not needed and are ignored."""
-        self.bank_ = self._check_bank(bank, exclude_self=False)
+    def fit(
+        self, X: np.ndarray, y: object = None, *, neighbors: np.ndarray | None = None
+    ) -> _MemoryBankDetector:
+        """Store the bank ``X`` (N, D); ``y`` and training ``neighbors`` are ignored."""
+        self.bank_ = self._check_bank(X, exclude_self=False)
         self.n_features_in_ = self.bank_.shape[1]
         return self
 
@@ -80,11 +82,13 @@ class DN2Detector(_MemoryBankDetector, name="dn2"):
         self.k = k
         self.normalize = normalize
 
-    def fit(self, bank: np.ndarray, *, neighbors: np.ndarray | None = None) -> DN2Detector:
-        """Store the bank (N, D), normalised once when ``normalize``; ``neighbors`` are
-        ignored."""
+    def fit(
+        self, X: np.ndarray, y: object = None, *, neighbors: np.ndarray | None = None
+    ) -> DN2Detector:
+        """Store the bank ``X`` (N, D), normalised once when ``normalize``; ``y`` and
+        ``neighbors`` are ignored."""
         check_bool(self.normalize, "normalize")
-        super().fit(bank)
+        super().fit(X)
         self.search_bank_ = l2_normalize(self.bank_) if self.normalize else self.bank_
         return self
 

@@ -99,8 +99,11 @@ class PyODDetector(BaseDetector, name="pyod"):
         self.options = options
         self.seed = seed
 
-    def fit(self, bank: np.ndarray, *, neighbors: np.ndarray | None = None) -> PyODDetector:
-        """Fit the PyOD detector on the bank (N, D); ``neighbors`` are ignored."""
+    def fit(
+        self, X: np.ndarray, y: object = None, *, neighbors: np.ndarray | None = None
+    ) -> PyODDetector:
+        """Fit the PyOD detector on the bank ``X`` (N, D); ``y`` and ``neighbors`` are
+        ignored."""
         if not isinstance(self.model, str):
             raise ConfigError(f"model must be a PyOD class name; got {self.model!r}")
         options = {} if self.options is None else self.options
@@ -127,7 +130,7 @@ class PyODDetector(BaseDetector, name="pyod"):
         kwargs = dict(options)
         if "random_state" in parameters:
             kwargs["random_state"] = self.seed
-        bank = check_features(bank, "bank")
+        bank = check_features(X, "bank")
         check_not_constant(bank, "bank")
         if "n_features" in parameters:
             kwargs.setdefault("n_features", bank.shape[1])

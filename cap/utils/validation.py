@@ -18,9 +18,14 @@ from cap.utils.errors import ConfigError, DataError
 def check_features(X: object, name: str) -> np.ndarray:
     """Return ``X`` as a C-contiguous float32 array of shape (n_samples, n_features).
 
-    Rejects anything that is not 2-D, empty, or holds NaN/inf (also values that
-    overflow float32). No copy is made when ``X`` already fits.
+    Rejects a sparse matrix, complex numbers (whose imaginary part a cast would drop),
+    anything that is not 2-D, empty, or holds NaN/inf (also values that overflow
+    float32). No copy is made when ``X`` already fits.
     """
+    if hasattr(X, "toarray") and hasattr(X, "nnz"):  # scipy.sparse, without importing it
+        raise DataError(f"{name} is a sparse matrix: pass a dense array (X.toarray())")
+    if np.iscomplexobj(X):
+        raise DataError(f"Complex data not supported: {name} must hold real features")
     try:
         with np.errstate(over="ignore"):
             array = np.asarray(X, dtype=np.float32)
@@ -28,8 +33,12 @@ def check_features(X: object, name: str) -> np.ndarray:
         raise DataError(f"{name} is not a numeric array: {error}") from error
     if array.ndim != 2:
         raise DataError(f"{name} must be 2-D (n_samples, n_features); got shape {array.shape}")
-    if array.shape[0] == 0 or array.shape[1] == 0:
+    if array.shape[0] == 0:
         raise DataError(f"{name} is empty: shape {array.shape}")
+    if array.shape[1] == 0:
+        raise DataError(
+            f"{name} has 0 feature(s) (shape={array.shape}) while a minimum of 1 is required."
+        )
     bad_rows = ~np.isfinite(array).all(axis=1)
     if bad_rows.any():
         raise DataError(

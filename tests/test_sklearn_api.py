@@ -1,0 +1,124 @@
+"""scikit-learn's estimator checks on every registered detector, and a detector in a Pipeline.
+
+The checks call ``score_samples`` (= −``anomaly_score``), the one scikit-learn scoring
+method the detectors have; each check a detector fails is listed below with why.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from assets import needs_pyod
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from cap.detectors import DETECTORS, BaseDetector, DN2Detector, make_detector
+from cap.utils.errors import DataError, NotFittedError
+
+pytestmark = pytest.mark.usefixtures("single_thread_math")
+
+#: Settings small enough for scikit-learn's check data (1 to 60 items, 1 to 10 features).
+CHECK_SETTINGS = {
+    "cap": {"k": 1, "epochs": 1, "batch_size": 8, "device": "cpu"},
+    "no_adaptation": {"k": 1},
+    "dn2": {"k": 1},
+    "mahalanobis": {},
+    "pyod": {"model": "IForest", "options": {"n_estimators": 10}},
+}
+
+#: What every detector fails: the type of cap.utils.validation's error for a bad array.
+COMMON_FAILURES = {
+    "check_dtype_object": (
+        "an object array holding a dict raises DataError, a ValueError like every bad array "
+        "(the CLI reports it without a traceback), with numpy's message but not numpy's "
+        "TypeError"
+    ),
+}
+_ZERO_ROW = (
+    "the check's integer copy of its data truncates a row to all zeros, and kNN detectors "
+    "refuse all-zero bank rows with a DataError: their cosine similarity is undefined (a "
+    "broken backbone)"
+)
+_NO_SPREAD = (
+    "one item has no spread to model: refused as a bank of identical rows (DataError), "
+    "without the check's words ('1 sample')"
+)
+#: What one method fails besides, by method name.
+METHOD_FAILURES = {
+    "cap": {
+        "check_estimators_dtypes": _ZERO_ROW,
+        "check_fit2d_1sample": (
+            "training excludes each item from its own k >= 1 neighbours, so CAP needs "
+            "k + 1 >= 2 items: the DataError says so without the check's words ('1 sample')"
+        ),
+    },
+    "no_adaptation": {"check_estimators_dtypes": _ZERO_ROW},
+    "dn2": {"check_estimators_dtypes": _ZERO_ROW},
+    "mahalanobis": {"check_fit2d_1sample": _NO_SPREAD},
+    "pyod": {"check_fit2d_1sample": _NO_SPREAD},
+}
+
+
+def expected_failures(detector: BaseDetector) -> dict[str, str]:
+    """The checks ``detector`` fails, each with its reason."""
+    return {**COMMON_FAILURES, **METHOD_FAILURES[detector.name]}
+
+
+def detectors(*, pyod: bool) -> list[BaseDetector]:
+    """An instance of every registered method but pyod, or of pyod alone (optional)."""
+    return [
+        make_detector(method, **CHECK_SETTINGS[method])
+        for method in sorted(DETECTORS)
+        if (method == "pyod") == pyod
+    ]
+
+
+#: Every registered method, as test parameters: fitting pyod needs the optional package.
+METHODS = [pytest.param(m, marks=[needs_pyod] if m == "pyod" else []) for m in sorted(DETECTORS)]
+
+
+def test_every_registered_detector_is_checked() -> None:
+    assert set(CHECK_SETTINGS) == set(METHOD_FAILURES) == set(DETECTORS)
+
+
+# Strict: a listed check that starts to pass fails the test, so that the list stays exact.
+@parametrize_with_checks(
+    detectors(pyod=False), expected_failed_checks=expected_failures, xfail_strict=True
+)
+def test_scikit_learn_checks(estimator: BaseDetector, check) -> None:
+    check(estimator)
+
+
+@needs_pyod
+@parametrize_with_checks(
+    detectors(pyod=True), expected_failed_checks=expected_failures, xfail_strict=True
+)
+def test_scikit_learn_checks_on_pyod(estimator: BaseDetector, check) -> None:
+    check(estimator)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_a_detector_scores_in_a_pipeline_after_a_scaler(method: str, blobs) -> None:
+    pipeline = make_pipeline(StandardScaler(), make_detector(method, **CHECK_SETTINGS[method]))
+    pipeline.fit(blobs.bank)
+    scaler = StandardScaler().fit(blobs.bank)
+    bank, test = scaler.transform(blobs.bank), scaler.transform(blobs.test)
+    expected = make_detector(method, **CHECK_SETTINGS[method]).fit(bank).anomaly_score(test)
+    np.testing.assert_array_equal(pipeline[-1].anomaly_score(test), expected)
+    np.testing.assert_array_equal(pipeline.score_samples(blobs.test), -expected)
+
+
+def test_score_samples_is_the_negated_anomaly_score(blobs) -> None:
+    """What scikit-learn's checks try on predict and decision_function only."""
+    detector = DN2Detector(k=3)
+    with pytest.raises(NotFittedError, match="not fitted yet"):
+        detector.score_samples(blobs.test)
+    detector.fit(blobs.bank)
+    np.testing.assert_array_equal(
+        detector.score_samples(blobs.test), -detector.anomaly_score(blobs.test)
+    )
+    with pytest.raises(DataError, match="X has 15 features per row but the bank has 16"):
+        detector.score_samples(blobs.test[:, :15])
+    with pytest.raises(DataError, match="must be 2-D"):
+        detector.score_samples(blobs.test[0])
