@@ -389,7 +389,7 @@ def paper_work(config: Path) -> PaperWork:
     images = 0
     for path in files:
         dataset, _, subset, split = Path(path).with_suffix("").parts[-4:]
-        source = plan.datasets[dataset]["source"]
+        source = plan.datasets[dataset].source
         counts = MVTEC_IMAGES[subset] if source == "mvtec" else SPLIT_IMAGES[source]
         images += counts[0 if split == "train" else 1]
     return PaperWork(fits, images, len(files), len(plan.batches) + len(files))
@@ -451,95 +451,123 @@ def main(argv: list[str] | None = None, out: Callable[[str], None] = print) -> N
         f"torch {torch.__version__}, {os.cpu_count()} cores"
     )
     start = time.perf_counter()
-
-    embedding: list[EmbeddingResult] = []
-    if "embedding" in parts:
-        out(
-            f"[A] embedding: random-init ResNet-152, {shape.images:,} synthetic 32x32 JPEGs at "
-            f"{shape.crop}x{shape.crop}, batch {shape.embed_batch}; bare forward on "
-            f"{shape.bare_images:,} pre-made inputs"
-        )
-        embedding = bench_embedding(shape, device, args.num_workers)
-        for e in embedding:
-            out(
-                f"  embed {e.precision}: pipeline {e.pipeline:,.1f} img/s, bare {e.bare:,.1f} "
-                f"img/s, ratio {e.pipeline / e.bare:.2f}, pipeline's {e.busy}"
-            )
-
-    fits: list[FitResult] = []
-    if "fits" in parts:
-        distinct, fits = bench_fits(shape, device)
-        out(
-            f"[B] CAP fits: N={shape.bank:,} D={shape.dim:,} K={shape.k} batch {shape.batch}, "
-            f"{shape.epochs} epoch(s), U = {distinct:,.0f} distinct rows per step (mean)"
-        )
-        out(
-            f"  FLOP per fit = epochs × ⌈N/B⌉ × 16·U·D² = {shape.epochs} × "
-            f"{math.ceil(shape.bank / shape.batch)} × 16 × {distinct:,.0f} × {shape.dim:,}² "
-            f"= {fits[0].flop / 1e12:.4g} TFLOP"
-        )
-        for f in fits:
-            out(
-                f"  fit {f.precision}: {f.seconds:.3f} s/fit, achieved {_rate(f.achieved)}, "
-                f"matmul {_rate(f.matmul_rate)}, share {f.achieved / f.matmul_rate:.2f}, {f.busy}"
-            )
-
-    startup: list[float] = []
-    if "startup" in parts:
-        startup, busy = bench_startup(device, shape.startup_repeats)
-        out(
-            f"[start-up] python -c \"import torch; torch.zeros(1, device='{device}')\": "
-            f"{min(startup):.2f} s best, {np.mean(startup):.2f} s mean of {len(startup)}, {busy}"
-        )
-
-    runs: RunsResult | None = None
-    if "runs" in parts:
-        shape_runs = TINY_RUNS if tiny else PAPER_RUNS
-        runs = bench_runs(shape_runs, args.classes, args.cores, device, [0] if tiny else None)
-        out(
-            f"[C] the paper's CIFAR-10 runs (Tables 1-4) through the workflow: {args.classes} "
-            f"classes, N={shape_runs.per_class:,} D={shape_runs.dim:,}, "
-            f"snakemake --cores {args.cores}; {runs.fits} CAP fits"
-        )
-        for line in runs.lines:
-            out(f"  {line}")
-        out(f"  CAP fit in the jobs: {runs.fit_seconds:.3f} s mean per fit; {runs.busy}")
-
+    embedding = part_embedding(shape, device, args.num_workers, out) if "embedding" in parts else []
+    fits = part_fits(shape, device, out) if "fits" in parts else []
+    startup = part_startup(shape, device, out) if "startup" in parts else []
+    runs = part_runs(args, tiny, device, out) if "runs" in parts else None
     out(f"[summary] benchmark wall time {time.perf_counter() - start:.1f} s")
     if embedding and fits and (startup or runs):
-        work = paper_work(args.config)
+        summarise(args.config, embedding, fits, startup, runs, tiny, out)
+
+
+def part_embedding(
+    shape: Shape, device: torch.device, workers: int | None, out: Callable[[str], None]
+) -> list[EmbeddingResult]:
+    """[A] the embedding pipeline against the bare forward, per precision."""
+    out(
+        f"[A] embedding: random-init ResNet-152, {shape.images:,} synthetic 32x32 JPEGs at "
+        f"{shape.crop}x{shape.crop}, batch {shape.embed_batch}; bare forward on "
+        f"{shape.bare_images:,} pre-made inputs"
+    )
+    embedding = bench_embedding(shape, device, workers)
+    for e in embedding:
         out(
-            f"  paper work: F = {work.fits:,} CAP fits, I = {work.images:,} images in "
-            f"{work.files} embedding files, J = {work.jobs} jobs ({work.jobs - work.files} "
-            f"evaluate + {work.files} embed), one at a time"
+            f"  embed {e.precision}: pipeline {e.pipeline:,.1f} img/s, bare {e.bare:,.1f} "
+            f"img/s, ratio {e.pipeline / e.bare:.2f}, pipeline's {e.busy}"
         )
-        fp32 = next(e for e in embedding if e.precision == "fp32")
-        configured = next(f for f in fits if f.precision == "highest")
-        best_fit = min(fits, key=lambda f: f.seconds)
-        best_embed = max(embedding, key=lambda e: e.pipeline)
-        start_up = runs.startup if runs else float(np.mean(startup))
-        choices = [
-            ("as configured (fp32 embedding, matmul_precision highest)", configured.seconds, fp32),
-            (
-                f"fastest measured ({best_embed.precision} embedding, matmul_precision "
-                f"{best_fit.precision})",
-                best_fit.seconds,
-                best_embed,
-            ),
-        ]
-        if runs:
-            choices.append(("the workflow's own fits (part C)", runs.fit_seconds, fp32))
-        for label, fit_seconds, embed in choices:
-            _, formula = project_paper(work, fit_seconds, embed.pipeline, start_up)
-            out(f"  projected whole paper, {label}: {formula}")
-        if tiny:
-            out("  (tiny shapes: the projection applies the tiny figures to the paper's work)")
+    return embedding
+
+
+def part_fits(shape: Shape, device: torch.device, out: Callable[[str], None]) -> list[FitResult]:
+    """[B] paper-size CAP fits per matmul precision, against the matmul rate."""
+    distinct, fits = bench_fits(shape, device)
+    out(
+        f"[B] CAP fits: N={shape.bank:,} D={shape.dim:,} K={shape.k} batch {shape.batch}, "
+        f"{shape.epochs} epoch(s), U = {distinct:,.0f} distinct rows per step (mean)"
+    )
+    out(
+        f"  FLOP per fit = epochs × ⌈N/B⌉ × 16·U·D² = {shape.epochs} × "
+        f"{math.ceil(shape.bank / shape.batch)} × 16 × {distinct:,.0f} × {shape.dim:,}² "
+        f"= {fits[0].flop / 1e12:.4g} TFLOP"
+    )
+    for f in fits:
         out(
-            "  formula: T = F·t_fit + I/r_embed + J·t_start (t_fit at the paper's CIFAR-10 "
-            "bank, an upper bound for CIFAR-100's half-size banks and MVTec's tiny ones; "
-            "MVTec's WRN-50-2 images at ResNet-152's rate; t_start from part C's jobs where "
-            "it ran)"
+            f"  fit {f.precision}: {f.seconds:.3f} s/fit, achieved {_rate(f.achieved)}, "
+            f"matmul {_rate(f.matmul_rate)}, share {f.achieved / f.matmul_rate:.2f}, {f.busy}"
         )
+    return fits
+
+
+def part_startup(shape: Shape, device: torch.device, out: Callable[[str], None]) -> list[float]:
+    """The start-up of a process that touches the device."""
+    startup, busy = bench_startup(device, shape.startup_repeats)
+    out(
+        f"[start-up] python -c \"import torch; torch.zeros(1, device='{device}')\": "
+        f"{min(startup):.2f} s best, {np.mean(startup):.2f} s mean of {len(startup)}, {busy}"
+    )
+    return startup
+
+
+def part_runs(
+    args: argparse.Namespace, tiny: bool, device: torch.device, out: Callable[[str], None]
+) -> RunsResult:
+    """[C] the paper's CIFAR-10 runs of Tables 1-4 through the workflow."""
+    shape = TINY_RUNS if tiny else PAPER_RUNS
+    runs = bench_runs(shape, args.classes, args.cores, device, [0] if tiny else None)
+    out(
+        f"[C] the paper's CIFAR-10 runs (Tables 1-4) through the workflow: {args.classes} "
+        f"classes, N={shape.per_class:,} D={shape.dim:,}, "
+        f"snakemake --cores {args.cores}; {runs.fits} CAP fits"
+    )
+    for line in runs.lines:
+        out(f"  {line}")
+    out(f"  CAP fit in the jobs: {runs.fit_seconds:.3f} s mean per fit; {runs.busy}")
+    return runs
+
+
+def summarise(
+    config: Path,
+    embedding: list[EmbeddingResult],
+    fits: list[FitResult],
+    startup: list[float],
+    runs: RunsResult | None,
+    tiny: bool,
+    out: Callable[[str], None],
+) -> None:
+    """The whole paper projected from the parts' figures, as configured and at its fastest."""
+    work = paper_work(config)
+    out(
+        f"  paper work: F = {work.fits:,} CAP fits, I = {work.images:,} images in "
+        f"{work.files} embedding files, J = {work.jobs} jobs ({work.jobs - work.files} "
+        f"evaluate + {work.files} embed), one at a time"
+    )
+    fp32 = next(e for e in embedding if e.precision == "fp32")
+    configured = next(f for f in fits if f.precision == "highest")
+    best_fit = min(fits, key=lambda f: f.seconds)
+    best_embed = max(embedding, key=lambda e: e.pipeline)
+    start_up = runs.startup if runs else float(np.mean(startup))
+    choices = [
+        ("as configured (fp32 embedding, matmul_precision highest)", configured.seconds, fp32),
+        (
+            f"fastest measured ({best_embed.precision} embedding, matmul_precision "
+            f"{best_fit.precision})",
+            best_fit.seconds,
+            best_embed,
+        ),
+    ]
+    if runs:
+        choices.append(("the workflow's own fits (part C)", runs.fit_seconds, fp32))
+    for label, fit_seconds, embed in choices:
+        _, formula = project_paper(work, fit_seconds, embed.pipeline, start_up)
+        out(f"  projected whole paper, {label}: {formula}")
+    if tiny:
+        out("  (tiny shapes: the projection applies the tiny figures to the paper's work)")
+    out(
+        "  formula: T = F·t_fit + I/r_embed + J·t_start (t_fit at the paper's CIFAR-10 "
+        "bank, an upper bound for CIFAR-100's half-size banks and MVTec's tiny ones; "
+        "MVTec's WRN-50-2 images at ResNet-152's rate; t_start from part C's jobs where "
+        "it ran)"
+    )
 
 
 if __name__ == "__main__":

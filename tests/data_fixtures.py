@@ -86,7 +86,7 @@ class MeanColourBackbone(Backbone):
         self.name = name
         self.dim = 3
         self.weights_id = "none"
-        self.preprocessing = "resize 14x14, [0, 1] CHW"
+        self.input_description = "resize 14x14, [0, 1] CHW"
         self.device = "cpu"
         self.transform = _to_small_tensor
 

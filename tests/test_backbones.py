@@ -60,7 +60,8 @@ def test_tflite_mobilenet_pooled_feature_is_the_mean_of_its_map():
         and backbone.weights_id == MOBILENET_SHA256
         and backbone.device == "cpu"
     )
-    assert "uint8" in backbone.preprocessing and "no mean/std" in backbone.preprocessing
+    assert "uint8" in backbone.input_description
+    assert "no mean/std" in backbone.input_description
     batch = _uint8_batch(3)
     pooled, maps = backbone.embed(torch.from_numpy(batch), return_maps=True)
     assert pooled.shape == (3, 1280) and pooled.dtype == np.float32
@@ -101,7 +102,8 @@ def test_local_checkpoint_is_loaded_not_reinitialised(random_resnet152):
     batch = torch.randint(0, 256, (2, 224, 224, 3), dtype=torch.uint8)  # the transform's output
     first = build_backbone("resnet152", weights=random_resnet152, device="cpu")
     assert first.dim == 2048 and first.weights_id == file_sha256(random_resnet152)
-    assert "resize 256x256" in first.preprocessing and "ImageNet mean/std" in first.preprocessing
+    assert "resize 256x256" in first.input_description
+    assert "ImageNet mean/std" in first.input_description
     pooled, maps = first.embed(batch, return_maps=True)
     assert (
         pooled.shape == (2, 2048) and maps.shape == (2, 7, 7, 2048) and pooled.dtype == np.float32

@@ -10,13 +10,13 @@ import pandas as pd
 import pytest
 from scipy import stats
 
+from cap.benchmark.jobs import ClaimSpec
 from cap.reporting.claims import (
     FAILS,
     HOLDS,
     INCONCLUSIVE,
     NOT_RUN,
     class_differences,
-    config_claim_specs,
     judge_claims,
     paired_test,
     paper_claim_specs,
@@ -118,11 +118,11 @@ def test_a_configs_own_claim_may_compare_gaps_across_bank_sizes():
         "entry": ["CAP 200", "NA 200", "CAP 5000", "NA 5000"], "dataset": ["cifar10"] * 4,
         "kind": ["computed"] * 4, "variant": ["cap200", "na200", "cap5000", "na5000"],
     })  # fmt: skip
-    claim = {
-        "text": "the gap CAP − no adaptation shrinks from N = 200 to 5,000", "table": "sizes",
-        "higher": ["CAP 5000", "NA 5000"], "lower": ["CAP 200", "NA 200"], "datasets": ["cifar10"],
-    }  # fmt: skip
-    (row,) = judge_claims(runs, {"sizes": cells}, config_claim_specs([claim])).itertuples()
+    claim = ClaimSpec(
+        "the gap CAP − no adaptation shrinks from N = 200 to 5,000", ("sizes",),
+        higher=("CAP 5000", "NA 5000"), lower=("CAP 200", "NA 200"), datasets=("cifar10",),
+    )  # fmt: skip
+    (row,) = judge_claims(runs, {"sizes": cells}, [claim]).itertuples()
     assert row.verdict == HOLDS and row.difference == pytest.approx(4.15)
     assert row.scale.startswith("ours 200–5,000 / 2,000")
 
@@ -136,9 +136,7 @@ def test_a_claim_on_a_table_with_a_class_subset_is_judged_on_those_classes():
         "entry": ["CAP", "NA"], "dataset": ["cifar10"] * 2, "kind": ["computed"] * 2,
         "variant": ["cap", "na"],
     })  # fmt: skip
-    claim = {"text": "CAP > NA", "table": "sizes", "higher": "CAP", "lower": "NA",
-             "datasets": ["cifar10"]}  # fmt: skip
-    specs = config_claim_specs([claim])
+    specs = [ClaimSpec("CAP > NA", ("sizes",), ("CAP",), ("NA",), ("cifar10",))]
     (every,) = judge_claims(runs_frame(values), {"sizes": cells}, specs).itertuples()
     assert every.n_classes == 10 and every.verdict == FAILS
     subset = {"sizes": {"cifar10": [0, 1, 2, 3]}}
@@ -170,12 +168,13 @@ def test_a_claim_may_set_one_dataset_against_another_class_by_class():
         "kind": ["computed"] * 4, "variant": ["dn2", "cap"] * 2,
     })  # fmt: skip
     claims = [
-        {"text": "bilinear helps DN2", "table": "t", "higher": "DN2", "lower": "DN2",
-         "datasets": ["cifar10_tv"], "versus": ["cifar10"]},
-        {"text": "the gap depends on it", "table": "t", "higher": ["CAP", "DN2"],
-         "lower": ["CAP", "DN2"], "datasets": ["cifar10"], "versus": ["cifar10_tv"]},
+        ClaimSpec("bilinear helps DN2", ("t",), ("DN2",), ("DN2",), ("cifar10_tv",), ("cifar10",)),
+        ClaimSpec(
+            "the gap depends on it", ("t",), ("CAP", "DN2"), ("CAP", "DN2"), ("cifar10",),
+            ("cifar10_tv",),
+        ),
     ]  # fmt: skip
-    effect, gap = judge_claims(runs, {"t": cells}, config_claim_specs(claims)).itertuples()
+    effect, gap = judge_claims(runs, {"t": cells}, claims).itertuples()
     assert effect.dataset == "cifar10_tv vs cifar10" and effect.verdict == HOLDS
     assert effect.difference == pytest.approx(3.4) and effect.n_classes == 5
     assert effect.n_seeds == "1 vs 1" and effect.scale.startswith("ours 200 / 1,000–2,000 / 40")
@@ -190,12 +189,6 @@ def test_a_claim_between_untrained_methods_has_no_training_steps():
         "entry": ["DN2", "NA"], "dataset": ["cifar10"] * 2, "kind": ["computed"] * 2,
         "variant": ["dn2", "no_adaptation"],
     })  # fmt: skip
-    claim = {
-        "text": "DN2 > NA",
-        "table": "t",
-        "higher": "DN2",
-        "lower": "NA",
-        "datasets": ["cifar10"],
-    }
-    (row,) = judge_claims(runs, {"t": cells}, config_claim_specs([claim])).itertuples()
+    claim = ClaimSpec("DN2 > NA", ("t",), ("DN2",), ("NA",), ("cifar10",))
+    (row,) = judge_claims(runs, {"t": cells}, [claim]).itertuples()
     assert row.verdict == HOLDS and row.scale == "ours 200 / 2,000 / –; paper –"

@@ -56,7 +56,7 @@ def test_store_layout_attributes_and_round_trip(folder, tmp_path):
         and attrs["backbone"] == "fake"
     )
     assert attrs["image_count"] == 12 and attrs["dim"] == 3 and attrs["skipped_count"] == 0
-    assert attrs["weights"] == "none" and attrs["preprocessing"] == backbone.preprocessing
+    assert attrs["weights"] == "none" and attrs["input_description"] == backbone.input_description
     assert attrs["package_version"] and json.loads(attrs["class_names"]) == ["ant", "bee", "cat"]
     loaded = load_embeddings(out, expect_backbone="fake")
     assert loaded.ids == dataset.ids and loaded.labels.tolist() == dataset.labels.tolist()

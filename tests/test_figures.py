@@ -325,7 +325,7 @@ def test_anomaly_map_images_and_masks_follow_the_embeddings_preprocessing(run, p
         defect_type=None,
         labels=run.task.test_labels,
         class_names=["good", "x", "defect"],
-        attrs={"preprocessing_name": preprocessing},
+        attrs={"preprocessing": preprocessing},
     )
     images = FakeImages([f"test{i}" for i in range(10)], with_masks=True)
     (example,) = anomaly_map_examples(
@@ -351,7 +351,7 @@ def test_anomaly_map_examples_fill_from_the_other_group(run):
         defect_type=None,
         labels=run.task.test_labels,
         class_names=["good", "x", "defect"],
-        attrs={"preprocessing_name": "paper"},
+        attrs={"preprocessing": "paper"},
     )
     examples = anomaly_map_examples(
         run.detector,

@@ -15,6 +15,7 @@ from workflow_helpers import SCHEMA, validated
 from cap.benchmark import jobs, layout
 from cap.benchmark.planning import Batch, ConfigReferenceError, Plan, Run, Steps
 from cap.benchmark.planning.variants import detector_defaults
+from cap.utils.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -315,7 +316,7 @@ def test_an_evaluate_spec_carries_every_run_with_its_settings(paper_plan):
     steps = Steps(paper_plan)
     job = steps.evaluate_job(Batch("mvtec", "wide_resnet50_2", "bottle", "all"))
     assert job.task.normal_class is None and job.task.backbone == "wide_resnet50_2"
-    assert job.identity == jobs.Identity("mvtec", "wide_resnet50_2", "bottle", "paper")
+    assert job.identity == jobs.Identity("mvtec", "wide_resnet50_2", "bottle")
     assert job.clip_k and job.cache == layout.RUN_CACHE
     caps = [spec for spec in job.runs if spec.setting == key(paper_plan, "mvtec", "cap")]
     assert [spec.seed for spec in caps] == [0, 1, 2]
@@ -428,14 +429,23 @@ def test_image_folder_classes_pass_planning_for_the_split_to_check():
     assert Plan(config).class_ids("cifar10") == ["0", "1", "2", "12"]  # its folders are unknown yet
 
 
-@pytest.mark.parametrize("name", ["runs", "claims", "all", "table", "report", "embed", "fig_x"])
+@pytest.mark.parametrize(
+    "name",
+    ["runs", "claims", "leaderboard", "all", "table", "report", "embed", "spec_train", "fig_x"],
+)
 def test_a_table_may_not_take_the_name_of_an_output_or_a_rule(paper_config, name):
-    from snakemake.exceptions import WorkflowError
-
     config = copy.deepcopy(paper_config)
     config["tables"][name] = config["tables"]["table1"]
-    with pytest.raises(WorkflowError, match=f"'{name}'"):
-        validated(config)
+    with pytest.raises(ConfigError, match=f"tables.{name}: '{name}' is taken by the workflow"):
+        Plan(config)
+
+
+def test_the_reserved_names_follow_the_rules():
+    """Derived from the registry: every rule (and its spec writer), and the files the
+    once-rules write under results/tables/."""
+    reserved = layout.reserved_table_names()
+    assert {rule.name for rule in layout.RULES} <= reserved
+    assert {"all", "runs", "claims", "leaderboard", "spec_evaluate"} <= reserved
 
 
 def test_schema_enums_are_the_registries():
@@ -487,3 +497,29 @@ def test_every_schema_property_is_described():
 
     walk(schema, "")
     assert not undescribed, undescribed
+
+
+def test_the_schemas_defaults_are_the_specs_and_the_code():
+    """A default stated in the schema and in a job spec's field of the same name (or the
+    code's constant) is one fact: the two must agree."""
+    from cap.data.transforms import DEFAULT_PREPROCESSING
+
+    schema = yaml.safe_load(SCHEMA.read_text())["properties"]
+    entries = {
+        jobs.EmbedJob: [
+            schema["datasets"]["additionalProperties"]["properties"],
+            schema["backbones"]["additionalProperties"]["properties"],
+        ],
+        jobs.NeighborsJob: [schema["datasets"]["additionalProperties"]["properties"]],
+        jobs.FetchJob: [schema["resources"]["additionalProperties"]["properties"], schema],
+    }
+    compared = 0
+    for spec, sections in entries.items():
+        defaults = {f.name: f.default for f in dataclasses.fields(spec)}
+        for section in sections:
+            for name, prop in section.items():
+                if name in defaults and not isinstance(prop.get("default", []), list | dict):
+                    assert prop["default"] == defaults[name], (spec.__name__, name)
+                    compared += 1
+    assert compared >= 8
+    assert jobs.EmbedJob.preprocessing == DEFAULT_PREPROCESSING

@@ -139,25 +139,34 @@ def test_masks_follow_the_image_geometry_nearest_neighbour(name):
         np.testing.assert_array_equal(aligned, np.asarray(nearest(as_image))[..., 0] > 127)
 
 
-def test_files_without_a_recorded_name_load_as_paper(tmp_path):
+def test_files_of_earlier_versions_are_read_in_todays_names(tmp_path):
     folder = make_image_folder(tmp_path / "images", {"train": {"a": 1, "b": 1}})
     dataset = load_dataset("imagefolder", folder, "train")
     out = extract_embeddings(dataset, MeanColourBackbone(), tmp_path / "x.h5", num_workers=0)
-    assert load_embeddings(out).attrs["preprocessing_name"] == "custom"  # the Backbone default
+    attrs = load_embeddings(out).attrs
+    assert attrs["preprocessing"] == "custom"  # the Backbone default
+    description = attrs["input_description"]
+    with h5py.File(out, "a") as store:  # as written while the key was preprocessing_name
+        store.attrs["preprocessing_name"] = "direct"
+        store.attrs["preprocessing"] = description
+        del store.attrs["input_description"]
+    attrs = load_embeddings(out).attrs
+    assert (attrs["preprocessing"], attrs["input_description"]) == ("direct", description)
     with h5py.File(out, "a") as store:  # as written before the name was recorded
         del store.attrs["preprocessing_name"]
-    assert load_embeddings(out).attrs["preprocessing_name"] == "paper"
+    attrs = load_embeddings(out).attrs
+    assert (attrs["preprocessing"], attrs["input_description"]) == ("paper", description)
 
 
 @needs_mobilenet
 def test_tflite_option_reaches_the_transform_the_cli_and_the_embedding_file(tmp_path):
     backbone = build_backbone("tflite", weights=MOBILENET, preprocessing="torchvision")
-    assert backbone.preprocessing_name == "torchvision"
-    assert backbone.preprocessing.startswith("torchvision: resize the shorter side to 256")
+    assert backbone.preprocessing == "torchvision"
+    assert backbone.input_description.startswith("torchvision: resize the shorter side to 256")
     image = IMAGES["portrait"]
     expected = np.asarray(T.Compose([T.Resize(256), T.CenterCrop(224)])(image))
     np.testing.assert_array_equal(backbone.transform(image), expected)
-    assert build_backbone("tflite", weights=MOBILENET).preprocessing_name == "paper"
+    assert build_backbone("tflite", weights=MOBILENET).preprocessing == "paper"
 
     folder = make_image_folder(tmp_path / "images", {"test": {"a": 2, "b": 1}})
     out = tmp_path / "test.h5"
@@ -167,8 +176,8 @@ def test_tflite_option_reaches_the_transform_the_cli_and_the_embedding_file(tmp_
     )  # fmt: skip
     run_step("embed", job, tmp_path, "--num-workers", "0")
     loaded = load_embeddings(out)
-    assert loaded.attrs["preprocessing_name"] == "torchvision"
-    assert loaded.attrs["preprocessing"] == backbone.preprocessing
+    assert loaded.attrs["preprocessing"] == "torchvision"
+    assert loaded.attrs["input_description"] == backbone.input_description
     dataset = load_dataset("imagefolder", folder, "test")
     first, _ = backbone.embed(backbone.transform(dataset.image(0))[None])
     np.testing.assert_array_equal(loaded.features[0], first[0])  # embedded with that transform
@@ -178,8 +187,6 @@ def test_torchvision_backbone_takes_the_option():
     backbone = build_backbone(
         "resnet152", weights="random", device="cpu", preprocessing="direct"
     )  # random weights: nothing to download
-    assert backbone.preprocessing_name == "direct" and backbone.transform.preprocessing == "direct"
-    assert (
-        backbone.preprocessing.startswith("direct: resize 224x224")
-        and "ImageNet" in backbone.preprocessing
-    )
+    assert backbone.preprocessing == "direct" and backbone.transform.preprocessing == "direct"
+    assert backbone.input_description.startswith("direct: resize 224x224")
+    assert "ImageNet" in backbone.input_description

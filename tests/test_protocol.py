@@ -320,6 +320,7 @@ def write_store(path, emb: Embeddings, backbone: str = "fake") -> str:
         store["features"], store["labels"] = emb.features, emb.labels
         store["ids"] = np.array(emb.ids, dtype=h5py.string_dtype())
         store.attrs["backbone"] = backbone
+        store.attrs["preprocessing"] = "direct"
         store.attrs["class_names"] = json.dumps(emb.class_names)
     return str(path)
 
@@ -355,7 +356,7 @@ def test_cli_from_embeddings_to_the_runs_table(three_classes, tmp_path):
     assert cached["source"] == "cache" and cached["settings"]["k"] == 29  # fitted by `train`
     assert len(cached["history"]) == 1 and cached["fit_s"] > 0
     assert (cached["class_name"], cached["cls"], cached["n_train"]) == ("a", "0", 30)
-    assert dn2["auroc"] > 0.9 and dn2["history"] is None and dn2["preprocessing"] == "paper"
+    assert dn2["auroc"] > 0.9 and dn2["history"] is None and dn2["preprocessing"] == "direct"
     assert dn2["dataset"] == "off"  # read as text, not YAML's False
     # without the cache the kept model is loaded, and it refuses another class's bank
     uncached = dataclasses.replace(evaluate, cache=None)

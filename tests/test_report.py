@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from cap.benchmark.jobs import ClaimsJob
 from cap.reporting.claims import judge_report_claims
 from cap.reporting.comparison import compare_with_paper
 from cap.reporting.paper import load_paper_results
@@ -170,7 +171,8 @@ def render(report_inputs: dict, model: str, **extra) -> str:
     inputs = dict(report_inputs)
     out = inputs.pop("out")
     cells = {name: read_table(path) for name, path in inputs["tables"].items()}
-    claims = judge_report_claims(inputs["runs"], cells, inputs["paper"], {"table1": "table1"})
+    job = ClaimsJob("paper.yaml", paper_tables={"table1": "table1"}, table_classes={})
+    claims = judge_report_claims(inputs["runs"], cells, inputs["paper"], job)
     backbones = {"cifar10": ("my_backbone", model)}
     write_report(out, ReportInputs(backbones=backbones, claims=claims, **inputs, **extra))
     return out.read_text()

@@ -90,6 +90,10 @@ def job_counts(output: str) -> dict[str, int]:
         (lambda c: c["variants"]["cap"].update(epoch=3), "epoch"),
         (lambda c: c["tables"]["table1"]["datasets"].append("imagenet"), "tables.table1.datasets"),
         (lambda c: c["datasets"]["fmnist"].update(backbone="vit"), "datasets.fmnist.backbone"),
+        (
+            lambda c: c["tables"].update(leaderboard=c["tables"]["table1"]),
+            "tables.leaderboard: 'leaderboard' is taken by the workflow",
+        ),
     ],
     ids=[
         "unknown-dataset",
@@ -99,6 +103,7 @@ def job_counts(output: str) -> dict[str, int]:
         "unknown-key",
         "table-unknown-dataset",
         "unknown-backbone",
+        "table-named-like-a-rule",
     ],
 )
 def test_invalid_config_fails_before_any_job_naming_the_key(tmp_path, edit, named):

@@ -31,12 +31,13 @@ class Backbone(abc.ABC):
     weights_id : str
         What the weights are: a torchvision tag (``"IMAGENET1K_V1"``) or the sha256
         of the checkpoint file, so that two embedding files can be told apart.
-    preprocessing_name : str
+    preprocessing : str
         Key of :data:`cap.data.transforms.PREPROCESSINGS` that :attr:`transform` applies
         (``"paper"``, ``"torchvision"``, ``"direct"``), stored in the embedding file;
         ``"custom"`` for a backbone whose transform is none of them.
-    preprocessing : str
-        Human-readable description of :attr:`transform`, stored in the embedding file.
+    input_description : str
+        What :attr:`transform` and the model's input normalisation do, in words, stored in
+        the embedding file.
     transform : callable
         PIL RGB image → one input of :meth:`embed` (picklable, for DataLoader workers).
     device : str
@@ -46,8 +47,8 @@ class Backbone(abc.ABC):
     name: str
     dim: int
     weights_id: str
-    preprocessing_name: str = "custom"
-    preprocessing: str
+    preprocessing: str = "custom"
+    input_description: str
     transform: Callable[[Image.Image], Any]
     device: str
 

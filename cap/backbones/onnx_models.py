@@ -112,9 +112,9 @@ class OnnxBackbone(Backbone):
         self.device = "cpu"
         self.weights_id = file_sha256(path)
         self.transform = Uint8Transform(side, preprocessing)
-        self.preprocessing_name = preprocessing
+        self.preprocessing = preprocessing
         normalisation = describe_normalisation(mean, std)
-        self.preprocessing = f"{self.transform.describe()}, {normalisation}, {input_layout}"
+        self.input_description = f"{self.transform.describe()}, {normalisation}, {input_layout}"
         self.dim = int(self._run(np.zeros((1, side, side, 3), np.uint8), [pooled_tensor])[0].size)
 
     def _inputs(self, images: np.ndarray) -> np.ndarray:

@@ -96,8 +96,10 @@ class TFLiteBackbone(Backbone):
         self.weights_id = file_sha256(model)
         self.device = "cpu"
         self.transform = Uint8Transform(int(height), preprocessing)
-        self.preprocessing_name = preprocessing
-        self.preprocessing = f"{self.transform.describe()}, no mean/std (the model's quantisation)"
+        self.preprocessing = preprocessing
+        self.input_description = (
+            f"{self.transform.describe()}, no mean/std (the model's quantisation)"
+        )
 
     def logits(self, batch: Any) -> np.ndarray:
         """The model's own output (B, n_classes), dequantised, where it is a classifier (not

@@ -80,9 +80,9 @@ class TorchBackbone(Backbone):
         self._forward = torch.compile(self._feature_map) if compile else self._feature_map
         self.mean, self.std = tuple(mean), tuple(std)
         self.transform = Uint8Transform(side, preprocessing)
-        self.preprocessing_name = preprocessing
+        self.preprocessing = preprocessing
         normalisation = describe_normalisation(mean, std)
-        self.preprocessing = f"{self.transform.describe()}, {normalisation} on the device"
+        self.input_description = f"{self.transform.describe()}, {normalisation} on the device"
 
     @abc.abstractmethod
     def _feature_map(self, images: torch.Tensor) -> torch.Tensor:

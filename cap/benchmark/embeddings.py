@@ -12,10 +12,12 @@ Extracted once and shared by every normal class and every ablation. Layout:
 - ``skipped_ids`` (s,) str — corrupt images skipped on request
 
 Attributes: ``dataset``, ``split``, ``category``, ``backbone``, ``weights``,
-``preprocessing_name`` (a key of ``cap.data.transforms.PREPROCESSINGS``: ``paper``,
-``torchvision``, ``direct``), ``preprocessing`` (its human-readable description),
-``image_count``, ``dim``, ``package_version``, ``class_names`` (JSON list),
-``limit_per_class`` (0 = all), ``skipped_count``.
+``preprocessing`` (a key of ``cap.data.transforms.PREPROCESSINGS``: ``paper``,
+``torchvision``, ``direct``), ``input_description`` (the backbone's transform and input
+normalisation in words), ``image_count``, ``dim``, ``package_version``, ``class_names``
+(JSON list), ``limit_per_class`` (0 = all), ``skipped_count``, ``inputs_version`` (of the
+images and weights, where the workflow embedded them). This provenance, not the config,
+is what every later step reads about how the features were made.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from cap import __version__
+from cap.data.transforms import DEFAULT_PREPROCESSING, PREPROCESSINGS
 from cap.utils.errors import ConfigError, DataError, MissingResourceError
 from cap.utils.io import atomic_path
 
@@ -222,8 +225,6 @@ def extract_embeddings(
     limit_per_class: int | None = None,
     feature_maps_per_class: int = 0,
     skip_corrupt: bool = False,
-    dataset_name: str | None = None,
-    split: str | None = None,
     attrs: dict[str, Any] | None = None,
     progress: bool = True,
 ) -> Path:
@@ -247,10 +248,9 @@ def extract_embeddings(
     skip_corrupt : bool
         Skip unreadable images (counted in ``skipped_count``) instead of raising DataError
         (the config's ``datasets.<name>.skip_corrupt``).
-    dataset_name, split : str, optional
-        Recorded attributes; default to ``dataset.name`` and ``dataset.split``.
     attrs : dict, optional
-        More attributes to record (the workflow's ``inputs_version`` of images and weights).
+        Attributes to record beside the provenance of :func:`provenance` (the workflow's
+        dataset name, and the ``inputs_version`` of the images and weights).
     progress : bool
         Show a tqdm bar with images/s.
 
@@ -259,7 +259,6 @@ def extract_embeddings(
     Path of the written file.
     """
     import h5py
-    import torch
     from tqdm.auto import tqdm
 
     _check_settings(batch_size, limit_per_class, feature_maps_per_class)
@@ -269,54 +268,86 @@ def extract_embeddings(
     with_maps = np.zeros(len(selection), dtype=bool)  # (M,) store this row's feature map
     if feature_maps_per_class:
         with_maps[first_per_class(dataset.labels[selection], feature_maps_per_class)] = True
-    loader = torch.utils.data.DataLoader(
+    attrs = {**provenance(dataset, backbone, limit_per_class), **(attrs or {})}
+    loader = _loader(dataset, backbone, selection, batch_size, num_workers)
+    out = Path(out)
+    with atomic_path(out) as temporary, h5py.File(temporary, "w") as store:
+        writer = _StoreWriter(store, len(selection), backbone.dim, int(with_maps.sum()))
+        description = f"embed {attrs['dataset']}/{attrs['split']} {backbone.name}"
+        with tqdm(total=len(selection), unit="img", desc=description, disable=not progress) as bar:
+            skipped = _embed_batches(loader, backbone, writer, with_maps, skip_corrupt, bar)
+        skipped_ids = [dataset.ids[selection[position]] for position in skipped]
+        if not writer.kept:
+            raise DataError(f"no readable image in {dataset!r}: all {len(skipped)} were skipped")
+        writer.finish(dataset, selection, skipped_ids, attrs)
+    log.info("wrote %d embeddings (%d skipped) to %s", len(writer.kept), len(skipped), out)
+    return out
+
+
+def provenance(
+    dataset: ImageDataset, backbone: Backbone, limit_per_class: int | None
+) -> dict[str, Any]:
+    """What an embedding file records of how its features were made (module docstring)."""
+    return {
+        "dataset": dataset.name,
+        "split": dataset.split,
+        "category": dataset.category or "",
+        "backbone": backbone.name,
+        "weights": backbone.weights_id,
+        "preprocessing": backbone.preprocessing,
+        "input_description": backbone.input_description,
+        "dim": backbone.dim,
+        "package_version": __version__,
+        "class_names": json.dumps(dataset.class_names),
+        "limit_per_class": limit_per_class or 0,
+    }
+
+
+def _loader(
+    dataset: ImageDataset,
+    backbone: Backbone,
+    selection: np.ndarray,
+    batch_size: int,
+    num_workers: int | None,
+) -> Any:
+    """Batches of the selected images, decoded and transformed in worker processes."""
+    import torch
+
+    return torch.utils.data.DataLoader(
         _BackboneInputs(dataset, backbone, selection),
         batch_size=batch_size,
         num_workers=default_num_workers() if num_workers is None else num_workers,
         collate_fn=_collate,
         pin_memory=backbone.device.startswith("cuda"),
     )
-    attrs = {
-        "dataset": dataset_name or dataset.name,
-        "split": split or dataset.split,
-        "category": dataset.category or "",
-        "backbone": backbone.name,
-        "weights": backbone.weights_id,
-        "preprocessing_name": backbone.preprocessing_name,
-        "preprocessing": backbone.preprocessing,
-        "dim": backbone.dim,
-        "package_version": __version__,
-        "class_names": json.dumps(dataset.class_names),
-        "limit_per_class": limit_per_class or 0,
-        **(attrs or {}),
-    }
-    skipped: list[str] = []
-    out = Path(out)
-    with atomic_path(out) as temporary, h5py.File(temporary, "w") as store:
-        writer = _StoreWriter(store, len(selection), backbone.dim, int(with_maps.sum()))
-        description = f"embed {attrs['dataset']}/{attrs['split']} {backbone.name}"
-        with tqdm(total=len(selection), unit="img", desc=description, disable=not progress) as bar:
-            for positions, inputs, failed in loader:
-                for position, message in failed:
-                    if not skip_corrupt:
-                        raise DataError(
-                            f"{message}: remove or replace the file, or set `skip_corrupt: "
-                            "true` on the dataset in the config to skip unreadable images"
-                        )
-                    log.warning("skipping %s", message)
-                    skipped.append(dataset.ids[selection[position]])
-                if positions:
-                    wanted = with_maps[positions]  # (B,)
-                    pooled, maps = backbone.embed(
-                        inputs, return_maps=bool(wanted.any())
-                    )  # (B, D), (B, 7, 7, D)
-                    writer.add(positions, pooled, maps, wanted)
-                bar.update(len(positions) + len(failed))
-        if not writer.kept:
-            raise DataError(f"no readable image in {dataset!r}: all {len(skipped)} were skipped")
-        writer.finish(dataset, selection, skipped, attrs)
-    log.info("wrote %d embeddings (%d skipped) to %s", len(writer.kept), len(skipped), out)
-    return out
+
+
+def _embed_batches(
+    loader: Any,
+    backbone: Backbone,
+    writer: _StoreWriter,
+    with_maps: np.ndarray,
+    skip_corrupt: bool,
+    bar: Any,
+) -> list[int]:
+    """Embed every batch into ``writer``; the positions of the unreadable images skipped
+    (an unreadable image raises DataError unless ``skip_corrupt``)."""
+    skipped = []
+    for positions, inputs, failed in loader:
+        for position, message in failed:
+            if not skip_corrupt:
+                raise DataError(
+                    f"{message}: remove or replace the file, or set `skip_corrupt: true` on "
+                    "the dataset in the config to skip unreadable images"
+                )
+            log.warning("skipping %s", message)
+            skipped.append(position)
+        if positions:
+            wanted = with_maps[positions]  # (B,)
+            pooled, maps = backbone.embed(inputs, return_maps=bool(wanted.any()))
+            writer.add(positions, pooled, maps, wanted)  # (B, D), (B, 7, 7, D)
+        bar.update(len(positions) + len(failed))
+    return skipped
 
 
 def save_embeddings(path: str | os.PathLike[str], embeddings: Embeddings) -> Path:
@@ -360,8 +391,8 @@ def load_embeddings(
     """Read an embedding file written by :func:`extract_embeddings`.
 
     ``expect_backbone`` guards against mixing: a file from another backbone than
-    the config names raises ConfigError. ``attrs["preprocessing_name"]`` says how the
-    images were preprocessed (``"paper"`` for files written before it was recorded).
+    the config names raises ConfigError. ``attrs["preprocessing"]`` says how the images
+    were preprocessed (files of earlier versions are read in today's names).
     ``label`` reads only the rows of that class
     (a normal bank: a tenth of CIFAR-10's training file), and ``feature_maps=False``
     leaves the feature maps on disk, so that a job holds only what it uses.
@@ -387,8 +418,7 @@ def load_embeddings(
             key: value.item() if isinstance(value, np.generic) else value
             for key, value in store.attrs.items()
         }
-        if "preprocessing" in attrs:  # extracted before it was a setting: always the paper's
-            attrs.setdefault("preprocessing_name", "paper")
+        _current_names(attrs)
         if expect_backbone is not None and attrs.get("backbone") != expect_backbone:
             raise ConfigError(
                 f"{path} holds {attrs.get('backbone')!r} features but the config says backbone "
@@ -407,6 +437,19 @@ def load_embeddings(
             feature_map_ids=(_strings(store, "feature_map_ids") or []) if with_maps else [],
             defect_type=_select(_strings(store, "defect_type"), keep),
         )
+
+
+def _current_names(attrs: dict[str, Any]) -> None:
+    """Read the provenance of earlier files in today's names: the key was once
+    ``preprocessing_name`` beside the description in ``preprocessing``, and before the key
+    was recorded every file was made with the paper's preprocessing (its description then
+    stood in ``preprocessing``)."""
+    if "preprocessing_name" in attrs:
+        attrs["input_description"] = attrs.get("preprocessing", "")
+        attrs["preprocessing"] = attrs.pop("preprocessing_name")
+    elif attrs.get("preprocessing", "custom") not in {*PREPROCESSINGS, "custom"}:
+        attrs["input_description"] = attrs["preprocessing"]
+        attrs["preprocessing"] = DEFAULT_PREPROCESSING
 
 
 def _read_rows(dataset: Any, keep: np.ndarray, block: int = 8192) -> np.ndarray:

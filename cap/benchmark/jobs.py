@@ -22,10 +22,12 @@ import json
 import os
 import types
 import typing
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from cap.data.transforms import DEFAULT_PREPROCESSING
 from cap.utils.errors import ConfigError
 from cap.utils.io import write_json_atomic
 
@@ -56,7 +58,7 @@ class EmbedJob:
     out: str  # the .h5 file to write
     weights: str | None = None  # local checkpoint (tflite: the model file)
     category: str | None = None  # MVTec AD category
-    preprocessing: str = "paper"  # resize and crop before the backbone
+    preprocessing: str = DEFAULT_PREPROCESSING  # resize and crop before the backbone
     limit_per_class: int | None = None  # the first N images of each class
     feature_maps_per_class: int = 0  # also store the maps of the first N images per class
     batch_size: int = 64  # images per forward pass
@@ -108,7 +110,6 @@ class Identity:
     dataset: str  # the config's dataset name
     backbone: str  # the config's backbone name
     cls: str  # class id, or MVTec category
-    preprocessing: str = "paper"  # how images were resized and cropped
 
 
 @dataclass(frozen=True)
@@ -135,6 +136,61 @@ class EvaluateJob:
     scores: str  # the scores file to write (gzipped CSV)
     cache: str | None = None  # run cache folder (None: no cache)
     clip_k: bool = False  # lower K to the neighbours available
+
+
+@dataclass(frozen=True)
+class ClaimSpec:
+    """A claim on rows of our tables: row ``higher`` scores above row ``lower``."""
+
+    text: str  # the claim as stated, with its source
+    tables: tuple[str, ...]  # our tables whose rows it compares
+    higher: tuple[str, ...]  # a row label, or two: the first minus the second
+    lower: tuple[str, ...]
+    datasets: tuple[str, ...]  # where it is made
+    versus: tuple[str, ...] = ()  # per dataset, where the lower side is read (default: there)
+
+    def pairs(self) -> list[tuple[str, str]]:
+        """(dataset of the higher side, dataset of the lower side), one per judgement."""
+        return list(zip(self.datasets, self.versus or self.datasets, strict=True))
+
+
+@dataclass(frozen=True)
+class ClaimsJob:
+    """Judge the paper's claims on our tables that reproduce its tables, and the config's."""
+
+    paper_results: str  # the paper's numbers and claims (YAML)
+    paper_tables: dict[str, str | None]  # our table → the paper's table it reproduces
+    table_classes: dict[str, dict[str, list[int | str]]]  # table → dataset → its classes
+    claims: tuple[ClaimSpec, ...] = ()  # the config's own
+
+
+@dataclass(frozen=True)
+class ReportJob:
+    """Write the reproduction report of one config's run."""
+
+    paper_results: str  # the paper's numbers (YAML)
+    tolerance: float  # AUROC points beyond which a cell is flagged against the paper
+    backbones: dict[str, list[str]]  # dataset → [the config's backbone name, its model]
+    classes: dict[str, list[str]]  # dataset → its class ids (this config's jobs' files ...
+    tables: list[str]  # ... under results/ are those of its datasets, classes, tables ...
+    resources: list[str]  # ... and resources; other configs' files there are not its)
+    config: dict[str, Any]  # the config as given, shown in the report
+
+    def owns(self, wildcards: Mapping[str, str]) -> bool:
+        """Whether the job behind a log's or benchmark file's ``wildcards`` is this
+        config's: its dataset (with its backbone), class, table or resource."""
+        dataset = wildcards.get("dataset")
+        if dataset is not None:
+            if dataset not in self.backbones or wildcards.get("backbone") not in (
+                None,
+                self.backbones[dataset][0],
+            ):
+                return False
+            if "cls" in wildcards and wildcards["cls"] not in self.classes[dataset]:
+                return False
+        if "table" in wildcards and wildcards["table"] not in self.tables:
+            return False
+        return "resource" not in wildcards or wildcards["resource"] in self.resources
 
 
 #: The field of a spec file holding the sha256 of the rest, as the workflow wrote it.

@@ -1,4 +1,5 @@
-"""Where the workflow writes everything: one path pattern per kind of output.
+"""Where the workflow writes everything, and which rule writes it: one path pattern per
+kind of output, and :data:`RULES`, the table of the workflow's rules.
 
 The Snakemake rules, the planning module and the writers all take their paths
 from here, so that a file's place is stated once. Patterns use the workflow's
@@ -6,13 +7,21 @@ wildcards: ``dataset``, ``backbone``, ``cls`` (class id or MVTec category), ``ba
 (``all`` or the bank size N), ``setting`` (a setting's content key, e.g.
 ``cap-1f3a9c02b7``), ``seed``, ``variant`` (a figure's variant label), ``subset``,
 ``split`` (train or test), ``resource``, ``table``, ``name``.
+
+Every list of rules elsewhere is derived from :data:`RULES`: the jobs' logs and
+benchmark files, the ``cap`` steps and their spec writers, the ``cap`` command's
+sub-commands, each rule's threads, GPU slot and local or cluster placement, the
+targets of ``all`` that no config decides, and the names a table may not take.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
+
+from cap.benchmark import jobs
 
 RESULTS = "results"
 #: A run: one setting and seed on one class's bank.
@@ -59,30 +68,82 @@ FIGURES: dict[str, str] = {
 }
 FIGURE_FORMATS: tuple[str, ...] = ("png", "pdf")
 
-#: The ``cap`` steps: each job of theirs reads one spec file (:mod:`cap.benchmark.jobs`).
-SPEC_STEPS: tuple[str, ...] = ("fetch", "embed", "neighbors", "train", "evaluate")
+#: Where a table's files and the once-rules' tables go.
+TABLES_FOLDER = f"{RESULTS}/tables"
 
 
+@dataclass(frozen=True)
+class Rule:
+    """One rule of the workflow, as every place that lists rules reads it."""
+
+    name: str  # the rule's name; its logs and benchmarks are filed under it
+    job: str | None  # the wildcards naming one of its jobs (a pattern); None: it runs once
+    spec: type | None = None  # a `cap` step: the spec its command reads; None: a script rule
+    local: bool = False  # runs where Snakemake runs, never submitted to a cluster
+    gpu: bool = False  # takes a GPU slot where a GPU is visible
+    threads: int = 1  # CPUs of a job (capped by --cores)
+    mem_mb: int = 4000  # memory a cluster job asks for
+    runtime: int = 60  # minutes a cluster job asks for
+    outputs: Mapping[str, str] = field(default_factory=dict)  # a once-rule's named outputs
+    final: str | None = None  # a once-rule's outputs are targets of `all`: "always", or
+    #  while this config key (dotted, of cap.benchmark.planning.config.Config) is set
+
+
+#: The workflow's rules, in the order of its steps.
+RULES: tuple[Rule, ...] = (
+    Rule("fetch", "{resource}", jobs.FetchJob, local=True),
+    Rule(
+        "embed",
+        "{dataset}/{backbone}/{subset}/{split}",
+        jobs.EmbedJob,
+        gpu=True,
+        threads=8,
+        mem_mb=16000,
+        runtime=240,
+    ),
+    Rule("neighbors", BATCH, jobs.NeighborsJob),
+    Rule("train", RUN, jobs.TrainJob, gpu=True, mem_mb=8000),
+    Rule("evaluate", BATCH, jobs.EvaluateJob, gpu=True, mem_mb=8000),
+    Rule("aggregate", None, local=True, outputs={"runs": RUNS_TABLE}, final="always"),
+    Rule("table", "{table}", local=True),
+    Rule("claims", None, local=True, outputs={"claims": CLAIMS}, final="always"),
+    Rule("leaderboard", None, local=True, outputs=LEADERBOARD, final="report.leaderboard"),
+    Rule("figure_attention", "{dataset}/{backbone}/{cls}/{variant}"),
+    Rule("figure_score_curves", "{dataset}/{backbone}/{cls}", local=True),
+    Rule("figure_anomaly_maps", "{dataset}/{backbone}/{cls}/{variant}"),
+    Rule("figure_bank_curves", "{dataset}/{backbone}/{name}", local=True),
+    Rule("report", None, local=True, outputs={"md": REPORT}, final="always"),
+)
+#: Each rule by name.
+RULE: dict[str, Rule] = {rule.name: rule for rule in RULES}
+#: The ``cap`` steps: each job of theirs reads one spec file (:mod:`cap.benchmark.jobs`),
+#: written by the rule ``spec_<step>``; its command is ``cap <step>`` (``cap.cli.<step>``).
+SPEC_STEPS: tuple[str, ...] = tuple(rule.name for rule in RULES if rule.spec is not None)
 #: Each rule's job identity: its log is ``logs/<rule>/<id>.log`` and its benchmark
-#: ``benchmarks/<rule>/<id>.tsv`` (``logs/<rule>.log`` for rules that run once).
+#: ``benchmarks/<rule>/<id>.tsv`` (``logs/<rule>.log`` for rules that run once); the spec
+#: writers log where their step's jobs do.
 JOB_IDS: dict[str, str | None] = {
-    "fetch": "{resource}",
-    "embed": "{dataset}/{backbone}/{subset}/{split}",
-    "neighbors": "{dataset}/{backbone}/{cls}/{bank}",
-    "train": RUN,
-    "evaluate": BATCH,
-    "aggregate": None,
-    "claims": None,
-    "leaderboard": None,
-    "table": "{table}",
-    "figure_attention": "{dataset}/{backbone}/{cls}/{variant}",
-    "figure_score_curves": "{dataset}/{backbone}/{cls}",
-    "figure_anomaly_maps": "{dataset}/{backbone}/{cls}/{variant}",
-    "figure_bank_curves": "{dataset}/{backbone}/{name}",
-    "report": None,
+    **{rule.name: rule.job for rule in RULES},
+    **{f"spec_{step}": RULE[step].job for step in SPEC_STEPS},
 }
-#: The rules writing each ``cap`` step's spec files log where that step's jobs do.
-JOB_IDS.update({f"spec_{step}": JOB_IDS[step] for step in SPEC_STEPS})
+
+
+#: The prefix of the figure kinds' targets (``fig_attention``): no table's name.
+FIGURE_TARGET_PREFIX = "fig_"
+
+
+def reserved_table_names() -> set[str]:
+    """Names a table may not take: a table names its target and its files under
+    ``results/tables/``, so not a rule's name, ``all``, or the name of a file another
+    rule writes there (``runs``, ``claims``, ``leaderboard``); nor may it start with
+    :data:`FIGURE_TARGET_PREFIX`."""
+    written = {
+        Path(path).name.split(".")[0]
+        for rule in RULES
+        for path in rule.outputs.values()
+        if Path(path).parent.as_posix() == TABLES_FOLDER
+    }
+    return {"all", *JOB_IDS, *written}
 
 
 def spec_path(rule: str) -> str:

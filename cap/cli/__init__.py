@@ -1,8 +1,10 @@
-"""The ``cap`` command line: one sub-command per workflow step.
+"""The ``cap`` command line: one sub-command per `cap` step of the workflow, and ``verify``.
 
-Each sub-command lives in its own module under ``cap.cli`` and exposes
-``register(subparsers)``; the Snakemake rules call these sub-commands, so the
-workflow stays a thin layer over the library.
+The steps are those of :data:`cap.benchmark.layout.RULES` that read a spec; each lives in
+its own module ``cap.cli.<step>``, which gives its ``SUMMARY`` line, its ``run(args)``
+handler and, where it has options beside its spec file, ``add_arguments(parser)``. The
+Snakemake rules call these sub-commands, so the workflow stays a thin layer over the
+library.
 """
 
 from __future__ import annotations
@@ -13,11 +15,16 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
+from cap.benchmark.layout import RULE, SPEC_STEPS
 from cap.utils.errors import CapError
 
-#: Modules under ``cap.cli`` that each contribute sub-commands.
-COMMAND_MODULES: tuple[str, ...] = ("fetch", "embed", "evaluate", "verify")
+if TYPE_CHECKING:
+    from cap.benchmark.cache import RunCache
+
+#: Modules under ``cap.cli`` that each contribute a sub-command: the `cap` steps, ``verify``.
+COMMAND_MODULES: tuple[str, ...] = (*SPEC_STEPS, "verify")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -27,8 +34,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     subparsers = parser.add_subparsers(dest="command", required=True)
-    for name in COMMAND_MODULES:
-        importlib.import_module(f"cap.cli.{name}").register(subparsers)
+    for step in SPEC_STEPS:
+        module = importlib.import_module(f"cap.cli.{step}")
+        command = add_spec_command(subparsers, step, RULE[step].spec, module.SUMMARY, module.run)
+        getattr(module, "add_arguments", lambda parser: None)(command)
+    importlib.import_module("cap.cli.verify").register(subparsers)
     return parser
 
 
@@ -52,6 +62,25 @@ def add_spec_command(
     parser.add_argument("spec", type=Path, help=f"the job's {kind.__name__} (JSON)")
     parser.set_defaults(handler=handler)
     return parser
+
+
+def open_cache(folder: str | None) -> RunCache | None:
+    """The run cache of a job's spec (None: no cache)."""
+    from cap.benchmark.cache import RunCache
+
+    return None if folder is None else RunCache(folder)
+
+
+def warm_up(specs: Sequence[Any]) -> None:
+    """Where a method trains, import torch, and the compiler stack that its optimisers
+    import at their first step (about a second), before the first fit: the start-up
+    then includes them, and each run's fit seconds are its own."""
+    from cap.detectors import detector_class
+
+    if any(detector_class(spec.method).trainable for spec in specs):
+        import torch
+
+        torch.optim.Adam([torch.zeros(1, requires_grad=True)]).step()
 
 
 def log_startup() -> float:

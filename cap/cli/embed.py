@@ -5,14 +5,12 @@ from __future__ import annotations
 import argparse
 
 from cap.benchmark.jobs import EmbedJob, read_spec
-from cap.cli import add_spec_command
+
+SUMMARY = "extract backbone features of one dataset split to HDF5"
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add the ``embed`` sub-command."""
-    parser = add_spec_command(
-        subparsers, "embed", EmbedJob, "extract backbone features of one dataset split to HDF5", run
-    )
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``cap embed`` beside its spec."""
     parser.add_argument(
         "--num-workers", type=int, help="DataLoader workers (default: cores - 1, at most 4)"
     )
@@ -51,7 +49,5 @@ def run(args: argparse.Namespace) -> None:
         limit_per_class=job.limit_per_class,
         feature_maps_per_class=job.feature_maps_per_class,
         skip_corrupt=job.skip_corrupt,
-        dataset_name=job.dataset,
-        split=job.split,
-        attrs={"inputs_version": job.inputs_version},
+        attrs={"dataset": job.dataset, "inputs_version": job.inputs_version},
     )

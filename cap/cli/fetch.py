@@ -5,18 +5,8 @@ from __future__ import annotations
 import argparse
 
 from cap.benchmark.jobs import FetchJob, read_spec
-from cap.cli import add_spec_command
 
-
-def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add the ``fetch`` sub-command."""
-    add_spec_command(
-        subparsers,
-        "fetch",
-        FetchJob,
-        "link a local dataset/weight file into resources/, else download it",
-        run,
-    )
+SUMMARY = "link a local dataset/weight file into resources/, else download it"
 
 
 def run(args: argparse.Namespace) -> None:

@@ -102,7 +102,7 @@ class Preprocessing:
         return self.summary.format(side=resize_side(crop), crop=crop)
 
 
-#: name → preprocessing; the name is recorded in embedding files (``preprocessing_name``).
+#: name → preprocessing; the name is recorded in embedding files (``preprocessing``).
 PREPROCESSINGS: dict[str, Preprocessing] = {
     "paper": Preprocessing(
         resize_and_crop,

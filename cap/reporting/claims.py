@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from cap.benchmark.jobs import ClaimsJob, ClaimSpec
 from cap.utils.io import atomic_path
 
 HOLDS, FAILS, INCONCLUSIVE, NOT_RUN = "holds", "does not hold", "inconclusive", "not run"
@@ -76,22 +77,6 @@ def t_interval(values: np.ndarray, confidence: float = CONFIDENCE) -> tuple[floa
     return float(low), float(high)
 
 
-@dataclass(frozen=True)
-class ClaimSpec:
-    """A claim on rows of our tables, ready to judge."""
-
-    text: str  # the claim as stated, with its source
-    tables: tuple[str, ...]  # our tables whose rows it compares
-    higher: tuple[str, ...]  # a row label, or two: the first minus the second
-    lower: tuple[str, ...]
-    datasets: tuple[str, ...]  # where it is made
-    versus: tuple[str, ...] = ()  # per dataset, where the lower side is read (default: there)
-
-    def pairs(self) -> list[tuple[str, str]]:
-        """(dataset of the higher side, dataset of the lower side), one per judgement."""
-        return list(zip(self.datasets, self.versus or self.datasets, strict=True))
-
-
 def paper_claim_specs(
     paper: Mapping[str, Any], paper_tables: Mapping[str, str | None]
 ) -> list[ClaimSpec]:
@@ -105,21 +90,6 @@ def paper_claim_specs(
                 ClaimSpec(claim.text, tables, (claim.higher,), (claim.lower,), claim.datasets)
             )
     return specs
-
-
-def config_claim_specs(claims: Sequence[Mapping[str, Any]]) -> list[ClaimSpec]:
-    """A config's own claims (``report.claims``): ``higher``/``lower`` a row label or two."""
-    return [
-        ClaimSpec(
-            text=claim["text"],
-            tables=(claim["table"],),
-            higher=_side(claim["higher"]),
-            lower=_side(claim["lower"]),
-            datasets=tuple(claim["datasets"]),
-            versus=tuple(claim.get("versus", ())),
-        )
-        for claim in claims
-    ]
 
 
 #: One side of a claim: a dataset and one variant (or two: the first minus the second).
@@ -200,17 +170,12 @@ def judge_claims(
 
 
 def judge_report_claims(
-    runs: pd.DataFrame,
-    cells: Mapping[str, pd.DataFrame],
-    paper: Mapping[str, Any],
-    paper_tables: Mapping[str, str | None],
-    own: Sequence[Mapping[str, Any]] = (),
-    table_classes: Mapping[str, Mapping[str, Sequence[int | str]]] | None = None,
+    runs: pd.DataFrame, cells: Mapping[str, pd.DataFrame], paper: Mapping[str, Any], job: ClaimsJob
 ) -> pd.DataFrame:
     """The report's claims: the paper's, on our tables that reproduce its tables (``paper``
-    from :func:`cap.reporting.paper.load_paper_results`), then the config's ``own``."""
-    specs = paper_claim_specs(paper, paper_tables) + config_claim_specs(own)
-    return judge_claims(runs, cells, specs, paper["scale"], table_classes)
+    from :func:`cap.reporting.paper.load_paper_results`), then the config's own."""
+    specs = paper_claim_specs(paper, job.paper_tables) + list(job.claims)
+    return judge_claims(runs, cells, specs, paper["scale"], job.table_classes)
 
 
 def write_claims(path: str | os.PathLike[str], claims: pd.DataFrame) -> None:
@@ -238,10 +203,6 @@ def _table_runs(
             on_dataset = kept["dataset"] == dataset
             kept = kept[~on_dataset | kept["cls"].astype(str).isin([str(c) for c in classes])]
     return kept
-
-
-def _side(value: str | Sequence[str]) -> tuple[str, ...]:
-    return (value,) if isinstance(value, str) else tuple(value)
 
 
 def _entry_variants(

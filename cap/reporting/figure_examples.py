@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from cap.data.transforms import DEFAULT_PREPROCESSING
 from cap.reporting.figures import AnomalyMapExample, AttentionExample, anomaly_map
 from cap.utils.errors import DataError
 
@@ -56,6 +57,17 @@ def load_trained_run(
         task=inputs.task,
         neighbors=inputs.neighbors,
         test_embeddings=test_embeddings,
+    )
+
+
+def load_figure_run(inputs: Any, params: Any) -> TrainedRun:
+    """The trained run a model figure's job draws, from the job's Snakemake ``inputs``
+    (:data:`RUN_INPUTS`) and its ``params.task`` (a :class:`TaskSpec` as plain data)."""
+    from cap.benchmark.jobs import TaskSpec, from_dict
+
+    return load_trained_run(
+        **{key: getattr(inputs, key) for key in RUN_INPUTS},
+        task=from_dict(TaskSpec, params.task, where="params.task"),
     )
 
 
@@ -131,7 +143,7 @@ def anomaly_map_examples(
     """
     from cap.data.transforms import get_preprocessing, transform_mask
 
-    preprocessing = test_embeddings.attrs.get("preprocessing_name", "paper")
+    preprocessing = test_embeddings.attrs.get("preprocessing", DEFAULT_PREPROCESSING)
     show = get_preprocessing(preprocessing)  # the pixels the backbone saw
 
     if test_embeddings.feature_maps is None or not test_embeddings.feature_map_ids:

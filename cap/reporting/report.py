@@ -37,7 +37,8 @@ class ReportInputs:
     backbones: Mapping[str, tuple[str, str]]  # dataset → (config's backbone name, model)
     config: Mapping[str, Any]  # the workflow config, shown verbatim
     tolerance: float = 1.0  # AUROC points beyond which a difference from the paper is flagged
-    leaderboard: str | os.PathLike[str] | None = None  # its Markdown, when the config has one
+    sections: Mapping[str, str | os.PathLike[str]] = field(default_factory=dict)  # once-rule
+    #  → its Markdown, shown under the rule's name (the leaderboard, where there is one)
     figures: Sequence[str | os.PathLike[str]] = ()  # PNGs, linked relative to the report
     benchmarks: Sequence[Benchmark] = ()  # this run's jobs' (rule, benchmark file)
     environment: Mapping[str, str] = field(default_factory=dict)  # extra provenance
@@ -60,8 +61,8 @@ def write_report(out_md: str | os.PathLike[str], inputs: ReportInputs) -> None:
         "## Claims: the paper's and the config's own",
         claims_section(inputs.claims),
     ]
-    if inputs.leaderboard is not None:
-        sections += ["## Leaderboard", Path(inputs.leaderboard).read_text().strip()]
+    for name, path in inputs.sections.items():
+        sections += [f"## {name.replace('_', ' ').capitalize()}", Path(path).read_text().strip()]
     sections += [
         "## Figures",
         _figures_section(inputs.figures, out_md.parent),

@@ -1,9 +1,9 @@
 # Config validation, wildcard constraints and the input functions of the workflow.
-# Every decision is made by cap.benchmark.planning (unit-tested); these wrappers only
-# hand it the wildcards.
+# Every decision is made by cap.benchmark.planning (unit-tested) from the config typed
+# once (Plan(config)); every rule's placement, threads and GPU slot come from the table
+# of rules, cap.benchmark.layout.RULES. These wrappers only hand the plan the wildcards.
 import dataclasses
 import os
-import re
 import shlex
 import shutil
 import sys
@@ -12,7 +12,8 @@ from snakemake.utils import validate
 from snakemake_interface_executor_plugins.settings import DeploymentMethod
 
 from cap.benchmark import layout
-from cap.benchmark.jobs import KEY_PATTERN, check_unedited, spec_data
+from cap.benchmark.jobs import check_unedited, spec_data
+from cap.benchmark.layout import RULE
 from cap.benchmark.planning import Plan, Steps
 
 validate(config, schema="../schemas/config.schema.yaml")
@@ -35,18 +36,12 @@ GPU_SLOTS = 1 if shutil.which("nvidia-smi") else 0
 
 
 wildcard_constraints:
-    dataset="|".join(map(re.escape, PLAN.datasets)),
-    backbone="|".join(map(re.escape, config["backbones"])),
-    variant="|".join(map(re.escape, PLAN.variants.names)),
-    setting=KEY_PATTERN,
-    cls="|".join(sorted({re.escape(c) for d in PLAN.datasets for c in PLAN.class_ids(d)})),
-    resource="|".join(map(re.escape, config["resources"])),
-    table="|".join(map(re.escape, config["tables"])),
-    split="train|test",
-    seed=r"\d+",
-    name="|".join(map(re.escape, (f["name"] for f in config["figures"].get("bank_curves", []))))
-    or "-",
-    bank=r"all|\d+",
+    **PLAN.wildcard_constraints(),
+
+
+def gpu_slots(name):
+    """The GPU slots a job of rule ``name`` takes (layout.RULES says which may use one)."""
+    return GPU_SLOTS if RULE[name].gpu else 0
 
 
 def as_data(get_spec):
@@ -55,56 +50,38 @@ def as_data(get_spec):
     return lambda wildcards: dataclasses.asdict(get_spec(wildcards))
 
 
-def planned_spec(step, get_job):
-    """The params of a spec writer: the planned spec as plain data, once the file written
-    before is checked to be unedited (a hand-edited spec stops the run, naming its field)."""
+def planned_spec(step):
+    """The params of a spec writer: the planned spec of a `cap` step's job as plain data,
+    once the file written before is checked to be unedited (a hand-edited spec stops the
+    run, naming its field)."""
 
     def get(wildcards):
-        planned = spec_data(get_job(wildcards))
-        check_unedited(layout.spec_path(step).format(**wildcards), planned)
+        fields = dict(wildcards.items())
+        planned = spec_data(STEPS.spec(step, fields))
+        check_unedited(layout.spec_path(step).format(**fields), planned)
         return planned
 
     return get
-
-
-def get_fetch_job(wildcards):
-    return STEPS.fetch_job(wildcards.resource)
 
 
 def get_embed_inputs(wildcards):
     return STEPS.embed_inputs(wildcards.dataset, wildcards.backbone)
 
 
-def get_embed_job(wildcards):
-    return STEPS.embed_job(wildcards.dataset, wildcards.backbone, wildcards.subset, wildcards.split)
-
-
 def get_split_inputs(wildcards):
     return STEPS.split_inputs(wildcards.dataset, wildcards.backbone, wildcards.cls)
-
-
-def get_neighbors_job(wildcards):
-    return STEPS.neighbors_job(PLAN.find_batch(wildcards))
 
 
 def get_train_inputs(wildcards):
     return STEPS.class_inputs(PLAN.find_batch(wildcards))
 
 
-def get_train_job(wildcards):
-    return STEPS.train_job(STEPS.train_run(wildcards))
-
-
 def get_evaluate_inputs(wildcards):
     return STEPS.evaluate_inputs(PLAN.find_batch(wildcards))
 
 
-def get_evaluate_job(wildcards):
-    return STEPS.evaluate_job(PLAN.find_batch(wildcards))
-
-
 def get_evaluate_gpu_slots(wildcards):
-    return GPU_SLOTS if PLAN.batch_trains(PLAN.find_batch(wildcards)) else 0
+    return gpu_slots("evaluate") if PLAN.batch_trains(PLAN.find_batch(wildcards)) else 0
 
 
 def get_table_records(wildcards):
@@ -119,13 +96,13 @@ def get_table_spec(wildcards):
     return PLAN.targets.table_spec(wildcards.table)
 
 
-def get_leaderboard_spec(wildcards):
-    return PLAN.targets.table_spec(config["report"]["leaderboard"])
-
-
-def get_leaderboard_inputs():
-    """The leaderboard's Markdown for the report, where the config ranks a table."""
-    return {"leaderboard": layout.LEADERBOARD["md"]} if PLAN.leaderboard_outputs() else {}
+def get_report_sections():
+    """The Markdown of the once-rules that are targets (the leaderboard) for the report."""
+    return {
+        once.name: once.outputs["md"]
+        for once in PLAN.final_rules()
+        if "md" in once.outputs and once.name != "report"
+    }
 
 
 def get_figure_inputs(kind):
@@ -133,7 +110,7 @@ def get_figure_inputs(kind):
 
 
 def get_figure(kind):
-    return lambda wildcards: dict(sorted(PLAN.targets.find_figure(kind, wildcards).items()))
+    return lambda wildcards: dataclasses.asdict(PLAN.targets.find_figure(kind, wildcards))
 
 
 def get_figure_records(kind):

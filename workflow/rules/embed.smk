@@ -10,10 +10,11 @@ rule embed:
         layout.log_path("embed"),
     benchmark:
         layout.benchmark_path("embed")
+    localrule: RULE["embed"].local
     conda:
         CONDA_ENV
-    threads: 8  # capped by --cores: the DataLoader workers
+    threads: RULE["embed"].threads  # capped by --cores: the DataLoader workers
     resources:
-        gpu=GPU_SLOTS,
+        gpu=gpu_slots("embed"),
     shell:
         "cap embed {input.spec:q} --num-workers {threads} > {log:q} 2>&1"

@@ -12,9 +12,10 @@ rule evaluate:
         layout.log_path("evaluate"),
     benchmark:
         layout.benchmark_path("evaluate")
+    localrule: RULE["evaluate"].local
     conda:
         CONDA_ENV
-    threads: 1
+    threads: RULE["evaluate"].threads
     resources:
         gpu=get_evaluate_gpu_slots,
     shell:
@@ -26,12 +27,12 @@ rule aggregate:
     input:
         records=PLAN.record_files(PLAN.all_runs),
     output:
-        layout.RUNS_TABLE,
+        **RULE["aggregate"].outputs,
     log:
         layout.log_path("aggregate"),
     benchmark:
         layout.benchmark_path("aggregate")
-    localrule: True
+    localrule: RULE["aggregate"].local
     conda:
         CONDA_ENV
     params:

@@ -8,7 +8,7 @@ rule fetch:
         layout.log_path("fetch"),
     benchmark:
         layout.benchmark_path("fetch")
-    localrule: True
+    localrule: RULE["fetch"].local
     conda:
         CONDA_ENV
     shell:

@@ -14,6 +14,7 @@ rule figure_attention:
         layout.log_path("figure_attention"),
     benchmark:
         layout.benchmark_path("figure_attention")
+    localrule: RULE["figure_attention"].local
     conda:
         CONDA_ENV
     params:
@@ -40,7 +41,7 @@ rule figure_score_curves:
         layout.log_path("figure_score_curves"),
     benchmark:
         layout.benchmark_path("figure_score_curves")
-    localrule: True
+    localrule: RULE["figure_score_curves"].local
     conda:
         CONDA_ENV
     params:
@@ -66,6 +67,7 @@ rule figure_anomaly_maps:
         layout.log_path("figure_anomaly_maps"),
     benchmark:
         layout.benchmark_path("figure_anomaly_maps")
+    localrule: RULE["figure_anomaly_maps"].local
     conda:
         CONDA_ENV
     params:
@@ -92,7 +94,7 @@ rule figure_bank_curves:
         layout.log_path("figure_bank_curves"),
     benchmark:
         layout.benchmark_path("figure_bank_curves")
-    localrule: True
+    localrule: RULE["figure_bank_curves"].local
     conda:
         CONDA_ENV
     params:

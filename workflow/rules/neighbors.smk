@@ -10,8 +10,9 @@ rule neighbors:
         layout.log_path("neighbors"),
     benchmark:
         layout.benchmark_path("neighbors")
+    localrule: RULE["neighbors"].local
     conda:
         CONDA_ENV
-    threads: 1
+    threads: RULE["neighbors"].threads
     shell:
         "cap neighbors {input.spec:q} > {log:q} 2>&1"

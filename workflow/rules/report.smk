@@ -3,21 +3,19 @@ rule claims:
     differences, t-interval, Wilcoxon, verdict."""
     input:
         runs=layout.RUNS_TABLE,
-        tables=[layout.table_files(table)["csv"] for table in config["tables"]],
-        paper=config["report"]["paper_results"],
+        tables=[layout.table_files(table)["csv"] for table in PLAN.targets.tables],
+        paper=PLAN.config.report.paper_results,
     output:
-        layout.CLAIMS,
+        **RULE["claims"].outputs,
     log:
         layout.log_path("claims"),
     benchmark:
         layout.benchmark_path("claims")
-    localrule: True
+    localrule: RULE["claims"].local
     conda:
         CONDA_ENV
     params:
-        paper_tables={name: table["paper"] for name, table in config["tables"].items()},
-        table_classes={name: table["classes"] for name, table in config["tables"].items()},
-        claims=config["report"]["claims"],
+        job=dataclasses.asdict(PLAN.claims_job()),
     script:
         "../scripts/claims.py"
 
@@ -28,35 +26,35 @@ rule leaderboard:
     input:
         runs=layout.RUNS_TABLE,
     output:
-        **layout.LEADERBOARD,
+        **RULE["leaderboard"].outputs,
     log:
         layout.log_path("leaderboard"),
     benchmark:
         layout.benchmark_path("leaderboard")
-    localrule: True
+    localrule: RULE["leaderboard"].local
     conda:
         CONDA_ENV
     params:
-        spec=get_leaderboard_spec,
+        spec=lambda wildcards: PLAN.leaderboard_spec(),
     script:
         "../scripts/leaderboard.py"
 
 
 rule report:
-    """The reproduction report: our numbers beside the paper's, claims, environment,
-    runtimes and the config used."""
+    """The reproduction report: our numbers beside the paper's, claims, the other
+    once-rules' sections (the leaderboard), environment, runtimes and the config used."""
     input:
-        **get_leaderboard_inputs(),
+        unpack(lambda wildcards: get_report_sections()),
         runs=layout.RUNS_TABLE,
         claims=layout.CLAIMS,
-        tables=[layout.table_files(table)["csv"] for table in config["tables"]],
-        rendered=[layout.table_files(table)["md"] for table in config["tables"]],
+        tables=[layout.table_files(table)["csv"] for table in PLAN.targets.tables],
+        rendered=[layout.table_files(table)["md"] for table in PLAN.targets.tables],
         figures=[path for path in PLAN.targets.all_figures() if path.endswith(".png")],
-        paper=config["report"]["paper_results"],
+        paper=PLAN.config.report.paper_results,
         embeddings=PLAN.embedding_files(),
     output:
         md=report(
-            layout.REPORT,
+            RULE["report"].outputs["md"],
             caption="../report/reproduction.rst",
             category="Report",
         ),
@@ -64,15 +62,11 @@ rule report:
         layout.log_path("report"),
     benchmark:
         layout.benchmark_path("report")
-    localrule: True
+    localrule: RULE["report"].local
     conda:
         CONDA_ENV
     params:
-        backbones={
-            dataset: (PLAN.backbone_of(dataset), PLAN.backbone_model(PLAN.backbone_of(dataset)))
-            for dataset in PLAN.datasets
-        },
-        tolerance=config["report"]["tolerance"],
-        config=config,
+        job=dataclasses.asdict(PLAN.report_job()),
+        sections=list(get_report_sections()),
     script:
         "../scripts/report.py"

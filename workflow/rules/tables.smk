@@ -2,7 +2,7 @@ rule table:
     """One paper table (CSV, Markdown, LaTeX, per-class CSV) from its runs' AUROCs."""
     input:
         records=get_table_records,
-        paper=config["report"]["paper_results"],
+        paper=PLAN.config.report.paper_results,
     output:
         csv=layout.table_files("{table}")["csv"],
         md=report(
@@ -17,7 +17,7 @@ rule table:
         layout.log_path("table"),
     benchmark:
         layout.benchmark_path("table")
-    localrule: True
+    localrule: RULE["table"].local
     conda:
         CONDA_ENV
     params:

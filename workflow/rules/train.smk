@@ -10,10 +10,11 @@ rule train:
         layout.log_path("train"),
     benchmark:
         layout.benchmark_path("train")
+    localrule: RULE["train"].local
     conda:
         CONDA_ENV
-    threads: 1
+    threads: RULE["train"].threads
     resources:
-        gpu=GPU_SLOTS,
+        gpu=gpu_slots("train"),
     shell:
         "OMP_NUM_THREADS={threads} cap train {input.spec:q} > {log:q} 2>&1"

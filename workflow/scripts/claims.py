@@ -3,6 +3,7 @@
 import logging
 from pathlib import Path
 
+from cap.benchmark.jobs import ClaimsJob, from_dict
 from cap.benchmark.records import read_runs_table
 from cap.reporting.claims import judge_report_claims, write_claims
 from cap.reporting.paper import load_paper_results
@@ -10,15 +11,13 @@ from cap.reporting.tables import read_table
 
 logging.basicConfig(filename=snakemake.log[0], level=logging.INFO)
 
-inputs, params = snakemake.input, snakemake.params
+inputs = snakemake.input
 write_claims(
     snakemake.output[0],
     judge_report_claims(
         read_runs_table(inputs.runs),
         {Path(path).stem: read_table(path) for path in inputs.tables},
         load_paper_results(inputs.paper),
-        params.paper_tables,
-        params.claims,
-        params.table_classes,
+        from_dict(ClaimsJob, snakemake.params.job, where="params.job"),
     ),
 )

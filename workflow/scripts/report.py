@@ -4,7 +4,7 @@ import logging
 from pathlib import Path
 
 from cap.benchmark import layout
-from cap.benchmark.planning import Plan
+from cap.benchmark.jobs import ReportJob, from_dict
 from cap.benchmark.records import read_runs_table
 from cap.reporting.claims import read_claims
 from cap.reporting.paper import load_paper_results
@@ -14,12 +14,12 @@ from cap.reporting.report import ReportInputs, write_report
 logging.basicConfig(filename=snakemake.log[0], level=logging.INFO)
 
 inputs, params = snakemake.input, snakemake.params
-plan = Plan(params.config)
+job = from_dict(ReportJob, params.job, where="params.job")
 # this config's jobs, found under results/ (a missing one is no input: nothing reruns)
 benchmarks = [
     (rule, path)
     for rule, wildcards, path in layout.find_job_files("benchmarks")
-    if rule != "report" and plan.owns(rule, wildcards)
+    if rule != "report" and job.owns(wildcards)
 ]
 write_report(
     snakemake.output.md,
@@ -28,10 +28,10 @@ write_report(
         tables={Path(path).stem: path for path in inputs.tables},
         claims=read_claims(inputs.claims),
         paper=load_paper_results(inputs.paper),
-        backbones=params.backbones,
-        config=params.config,
-        tolerance=params.tolerance,
-        leaderboard=getattr(inputs, "leaderboard", None),
+        backbones={dataset: tuple(names) for dataset, names in job.backbones.items()},
+        config=job.config,
+        tolerance=job.tolerance,
+        sections={name: getattr(inputs, name) for name in params.sections},
         figures=list(inputs.figures),
         benchmarks=benchmarks,
         environment=backbone_weights(list(inputs.embeddings)),

@@ -11,9 +11,10 @@ a shell command as well (``{input.spec:q}``).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
-from typing import Any
+from collections.abc import Iterator
 
+from cap.benchmark import layout
+from cap.benchmark.planning.config import Config
 from cap.utils.errors import ConfigError
 
 #: Letters, digits, ``_``, ``-`` and ``.``; not starting with ``.``, no ``..``: one path
@@ -27,36 +28,41 @@ class UnsafeNameError(ConfigError):
     """A config name that would become an unsafe path or shell word."""
 
 
-def check_names(config: Mapping[str, Any]) -> None:
+def check_names(config: Config) -> None:
     """Raise :class:`UnsafeNameError` on the first name of ``config`` that is not a
-    :data:`SAFE_NAME`, naming the key, the name and where it would have gone."""
+    :data:`SAFE_NAME`, naming the key, the name and where it would have gone; and
+    :class:`ConfigError` on a table named like a rule or another output."""
     for where, name, use in _names(config):
         if not isinstance(name, str) or not SAFE_NAME.fullmatch(name):
             raise UnsafeNameError(
                 f"{where}: {name!r} is not a safe name ({SAFE_NAME_RULE}): it becomes {use}. "
                 "Rename it in the config"
             )
+    reserved = layout.reserved_table_names()
+    for name in config.tables:
+        if name in reserved or name.startswith(layout.FIGURE_TARGET_PREFIX):
+            raise ConfigError(
+                f"tables.{name}: {name!r} is taken by the workflow (a rule, a target or a file "
+                f"of results/tables/: {', '.join(sorted(reserved))}, "
+                f"{layout.FIGURE_TARGET_PREFIX}<kind>): rename the table"
+            )
 
 
-def _names(config: Mapping[str, Any]) -> Iterator[tuple[str, object, str]]:
+def _names(config: Config) -> Iterator[tuple[str, object, str]]:
     """(config key, name, what the name becomes) of every name that reaches a path."""
-    for name, resource in config["resources"].items():
+    for name, resource in config.resources.items():
         yield f"resources.{name}", name, "the folder resources/<name>/ and the fetch job's files"
-        yield f"resources.{name}.file", resource["file"], "the path resources/<name>/<file>"
-    for name in config["backbones"]:
+        yield f"resources.{name}.file", resource.file, "the path resources/<name>/<file>"
+    for name in config.backbones:
         yield f"backbones.{name}", name, "a folder of every result path (results/<step>/…)"
-    for name, dataset in config["datasets"].items():
+    for name, dataset in config.datasets.items():
         yield f"datasets.{name}", name, "a folder of every result path (results/<step>/…)"
-        for cls in dataset["classes"]:
+        for cls in dataset.classes:
             if not isinstance(cls, int):  # class ids are integers; categories are names
                 yield f"datasets.{name}.classes", cls, "a folder of its runs' paths"
-    for name in config["variants"]:
+    for name in config.variants:
         yield f"variants.{name}", name, "the file name of the figures that draw it"
-    for name in config["tables"]:
+    for name in config.tables:
         yield f"tables.{name}", name, "the files results/tables/<name>.* and a target rule"
-    for index, figure in enumerate(config["figures"].get("bank_curves", [])):
-        yield (
-            f"figures.bank_curves[{index}].name",
-            figure["name"],
-            "the figure's file name",
-        )
+    for index, figure in enumerate(config.figures.get("bank_curves", ())):
+        yield f"figures.bank_curves[{index}].name", figure.name, "the figure's file name"

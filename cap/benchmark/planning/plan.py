@@ -16,6 +16,7 @@ which find every other run in the run cache (:mod:`cap.benchmark.cache`).
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import cached_property
@@ -23,6 +24,9 @@ from pathlib import Path
 from typing import Any
 
 from cap.benchmark import layout
+from cap.benchmark.jobs import KEY_PATTERN, ClaimsJob, ReportJob
+from cap.benchmark.planning.config import Config
+from cap.benchmark.planning.config import Dataset as DatasetConfig
 from cap.benchmark.planning.names import check_names
 from cap.benchmark.planning.references import MODEL_FIGURES, check_references
 from cap.benchmark.planning.targets import Run, Targets
@@ -54,16 +58,17 @@ class Plan:
 
     Parameters
     ----------
-    config : mapping
+    config : mapping or Config
         The workflow config, validated against ``workflow/schemas/config.schema.yaml``
-        (defaults filled in).
+        (defaults filled in); typed here (:class:`Config`) unless it already is.
     """
 
-    def __init__(self, config: Mapping[str, Any]) -> None:
+    def __init__(self, config: Mapping[str, Any] | Config) -> None:
+        config = config if isinstance(config, Config) else Config.from_dict(config)
         check_names(config)
         check_references(config)
         self.config = config
-        self.datasets: Mapping[str, Any] = config["datasets"]
+        self.datasets: Mapping[str, DatasetConfig] = config.datasets
         self.variants = Variants(config)
         self.targets = Targets(config, self.variants)
         self._resource_versions: dict[str, str] = {}
@@ -73,18 +78,18 @@ class Plan:
 
     def class_ids(self, dataset: str) -> list[str]:
         """The normal classes of ``dataset`` as wildcard values."""
-        return [str(c) for c in self.datasets[dataset]["classes"]]
+        return [str(c) for c in self.datasets[dataset].classes]
 
     def backbone_of(self, dataset: str) -> str:
-        return self.datasets[dataset]["backbone"]
+        return self.datasets[dataset].backbone
 
     def backbone_model(self, backbone: str) -> str:
         """The registry model behind a configured backbone name (``tflite``, ``resnet152``)."""
-        return self.config["backbones"][backbone]["model"]
+        return self.config.backbones[backbone].model
 
     def is_per_category(self, dataset: str) -> bool:
         """Whether each class is a category with its own train/test folders (MVTec AD)."""
-        return DATASET_REGISTRY[self.datasets[dataset]["source"]].per_category
+        return DATASET_REGISTRY[self.datasets[dataset].source].per_category
 
     def embedding_subset(self, dataset: str, cls: str) -> str:
         """Embeddings are shared by all classes, except per-category datasets (MVTec)."""
@@ -97,7 +102,7 @@ class Plan:
 
     def resource_path(self, name: str) -> str:
         """Where the ``fetch`` rule puts resource ``name``'s file."""
-        return f"{layout.RESOURCE.format(resource=name)}/{self.config['resources'][name]['file']}"
+        return f"{layout.RESOURCE.format(resource=name)}/{self.config.resources[name].file}"
 
     def inputs_version(self, *resources: str | None) -> str:
         """The version of what an embedding job reads (its images and weights): a digest of
@@ -115,9 +120,9 @@ class Plan:
         return self._resource_versions[name]
 
     def _read_resource_version(self, name: str) -> str:
-        entry = self.config["resources"][name]
-        local = first_existing(entry["local"], entry["package"])
-        source = entry["url"] or entry["torchvision"]
+        entry = self.config.resources[name]
+        local = first_existing(entry.local, entry.package)
+        source = entry.url or entry.torchvision
         if local is None and source is None and Path(self.resource_path(name)).exists():
             local = Path(self.resource_path(name))
         return tree_version(local) if local is not None else f"download {source}"
@@ -170,20 +175,19 @@ class Plan:
     def kept_runs(self) -> set[Run]:
         """Runs whose trained model is kept: the first seed of those a model figure draws, or
         every trainable run with ``keep_models``."""
-        if self.config["keep_models"]:
+        if self.config.keep_models:
             return {run for run in self.all_runs if self.setting_of(run).trainable}
-        figures = self.config["figures"]
         drawn = [
             self.targets.figure_runs(kind, figure)
             for kind in MODEL_FIGURES
-            for figure in figures.get(kind, [])
+            for figure in self.config.figures.get(kind, ())
         ]
         return {runs[0] for runs in drawn if runs}
 
     @cached_property
     def monitored_runs(self) -> set[Run]:
         """Runs whose test scores are recorded after every epoch: those the score curves draw."""
-        if "score_curves" not in self.config["figures"]:
+        if "score_curves" not in self.config.figures:
             return set()
         return set(self.targets.runs("fig_score_curves"))
 
@@ -214,7 +218,7 @@ class Plan:
             entry = self.datasets[dataset]
             runs = [run for run in self.all_runs if (run.dataset, run.bank) == (dataset, bank)]
             with_k = [self.setting_of(run) for run in runs if "k" in self.setting_of(run).settings]
-            if entry["clip_k"] or not with_k:
+            if entry.clip_k or not with_k:
                 continue
             largest = max(with_k, key=lambda setting: setting.settings["k"])
             k = largest.settings["k"]
@@ -222,7 +226,7 @@ class Plan:
             if bank != "all":
                 size, where = int(bank), f"variants.{variant}.bank_size"
             else:
-                size = entry["limit_per_class"].get("train")
+                size = entry.limit_per_class.get("train")
                 where = f"datasets.{dataset}.limit_per_class.train"
             if size is not None and size <= k:
                 raise ConfigError(
@@ -235,25 +239,35 @@ class Plan:
     # ------------------------------------------------------------------- outputs
 
     def final_outputs(self) -> list[str]:
-        """What ``snakemake all`` builds: tables, figures, the runs and claims tables, the
-        leaderboard where there is one, the report, and every batch's scores (no later
-        step reads them, so that a deleted scores file is made again)."""
+        """What ``snakemake all`` builds: the tables and figures, the outputs of the
+        once-rules that are targets (:data:`cap.benchmark.layout.RULES`: the runs and
+        claims tables, the report, the leaderboard where the config ranks a table), and
+        every batch's scores (no later step reads them, so that a deleted scores file is
+        made again)."""
         tables = [
             path for table in self.targets.tables for path in self.targets.table_outputs(table)
         ]
         return [
             *tables,
             *self.targets.all_figures(),
-            layout.RUNS_TABLE,
-            layout.CLAIMS,
-            *self.leaderboard_outputs(),
-            layout.REPORT,
+            *(path for rule in self.final_rules() for path in rule.outputs.values()),
             *(batch.path(layout.SCORES) for batch in self.batches),
         ]
 
-    def leaderboard_outputs(self) -> list[str]:
-        """The leaderboard's files, where the config ranks a table's methods."""
-        return list(layout.LEADERBOARD.values()) if self.config["report"]["leaderboard"] else []
+    def final_rules(self) -> list[layout.Rule]:
+        """The once-rules whose outputs ``all`` builds with this config: those always
+        built, and those whose config key (``report.leaderboard``) is set."""
+        return [
+            rule
+            for rule in layout.RULES
+            if rule.final == "always" or (rule.final is not None and self._set(rule.final))
+        ]
+
+    def _set(self, key: str) -> bool:
+        value: Any = self.config
+        for part in key.split("."):
+            value = getattr(value, part)
+        return bool(value)
 
     def embedding_files(self) -> list[str]:
         """The embedding files of this config's runs."""
@@ -270,16 +284,56 @@ class Plan:
             }
         )
 
-    def owns(self, rule: str, wildcards: Mapping[str, str]) -> bool:
-        """Whether a job file (log, benchmark) under ``results/`` is one of this config's
-        jobs: its dataset, backbone, class, table or resource is this config's."""
-        datasets = self.datasets
-        if "dataset" in wildcards:
-            dataset = wildcards["dataset"]
-            if dataset not in datasets or wildcards.get("backbone") != self.backbone_of(dataset):
-                return False
-            if "cls" in wildcards and wildcards["cls"] not in self.class_ids(dataset):
-                return False
-        if "table" in wildcards and wildcards["table"] not in self.targets.tables:
-            return False
-        return "resource" not in wildcards or wildcards["resource"] in self.config["resources"]
+    # --------------------------------------------------------- the script rules' jobs
+
+    def claims_job(self) -> ClaimsJob:
+        """What the ``claims`` rule judges: the paper's claims on our tables that reproduce
+        the paper's, and the config's own."""
+        return ClaimsJob(
+            paper_results=self.config.report.paper_results,
+            paper_tables={name: table.paper for name, table in self.config.tables.items()},
+            table_classes={
+                name: {dataset: list(ids) for dataset, ids in table.classes.items()}
+                for name, table in self.config.tables.items()
+            },
+            claims=self.config.report.claims,
+        )
+
+    def leaderboard_spec(self) -> dict[str, Any]:
+        """The table whose methods the leaderboard ranks, as the tables read it."""
+        return self.targets.table_spec(self.config.report.leaderboard)
+
+    def report_job(self) -> ReportJob:
+        """What the report sets side by side, and how it tells this config's jobs."""
+        return ReportJob(
+            paper_results=self.config.report.paper_results,
+            tolerance=self.config.report.tolerance,
+            backbones={
+                dataset: [entry.backbone, self.backbone_model(entry.backbone)]
+                for dataset, entry in self.datasets.items()
+            },
+            classes={dataset: self.class_ids(dataset) for dataset in self.datasets},
+            tables=list(self.config.tables),
+            resources=list(self.config.resources),
+            config=dict(self.config.raw),
+        )
+
+    def wildcard_constraints(self) -> dict[str, str]:
+        """Each wildcard's values in this config, as Snakemake's global constraints."""
+
+        def one_of(values: Iterable[object]) -> str:
+            return "|".join(sorted({re.escape(str(value)) for value in values})) or "-"
+
+        return {
+            "dataset": one_of(self.datasets),
+            "backbone": one_of(self.config.backbones),
+            "variant": one_of(self.variants.names),
+            "setting": KEY_PATTERN,
+            "cls": one_of(cls for dataset in self.datasets for cls in self.class_ids(dataset)),
+            "resource": one_of(self.config.resources),
+            "table": one_of(self.config.tables),
+            "split": "train|test",
+            "seed": r"\d+",
+            "name": one_of(figure.name for figure in self.config.figures.get("bank_curves", ())),
+            "bank": r"all|\d+",
+        }

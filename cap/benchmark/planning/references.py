@@ -8,9 +8,9 @@ asks for something its variant has (a model, a training history).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any
 
 from cap.backbones import backbone_options
+from cap.benchmark.planning.config import Backbone, Config, Dataset, Variant
 from cap.data import DATASETS as DATASET_REGISTRY
 from cap.detectors import detector_class
 from cap.utils.errors import ConfigError
@@ -25,109 +25,99 @@ class ConfigReferenceError(ConfigError):
     """A config entry naming something the config (or the dataset) does not define."""
 
 
-def check_references(config: Mapping[str, Any]) -> None:
+def check_references(config: Config) -> None:
     """Raise :class:`ConfigReferenceError` on the first entry naming something undefined."""
     _check_datasets(config)
-    for name, backbone in config["backbones"].items():
-        if backbone["resource"] is not None:
-            _require(backbone["resource"], config["resources"], f"backbones.{name}.resource")
+    for name, backbone in config.backbones.items():
+        if backbone.resource is not None:
+            _require(backbone.resource, config.resources, f"backbones.{name}.resource")
         _check_backbone_options(name, backbone)
     _check_tables(config)
     _check_claims(config)
     _check_figures(config)
 
 
-def _check_datasets(config: Mapping[str, Any]) -> None:
-    _require_each(config["only"].get("datasets", []), config["datasets"], "only.datasets")
-    methods = {variant["method"] for variant in config["variants"].values()}
-    _require_each(config["only"].get("methods", []), methods, "only.methods")
-    for name, dataset in config["datasets"].items():
-        _require(dataset["resource"], config["resources"], f"datasets.{name}.resource")
-        _require(dataset["backbone"], config["backbones"], f"datasets.{name}.backbone")
+def _check_datasets(config: Config) -> None:
+    _require_each(config.only.datasets or (), config.datasets, "only.datasets")
+    methods = {variant.method for variant in config.variants.values()}
+    _require_each(config.only.methods or (), methods, "only.methods")
+    for name, dataset in config.datasets.items():
+        _require(dataset.resource, config.resources, f"datasets.{name}.resource")
+        _require(dataset.backbone, config.backbones, f"datasets.{name}.backbone")
         _check_classes(name, dataset)
 
 
-def _check_backbone_options(name: str, backbone: Mapping[str, Any]) -> None:
+def _check_backbone_options(name: str, backbone: Backbone) -> None:
     """A backbone's options (and ``bf16``) must be ones its model takes."""
-    accepted = backbone_options(backbone["model"])
-    given = [*backbone["options"], *(["bf16"] if backbone["bf16"] else [])]
+    accepted = backbone_options(backbone.model)
+    given = [*backbone.options, *(["bf16"] if backbone.bf16 else [])]
     for option in given:
         if option not in accepted:
             raise ConfigReferenceError(
-                f"backbones.{name}: model {backbone['model']!r} has no option {option!r}; "
+                f"backbones.{name}: model {backbone.model!r} has no option {option!r}; "
                 f"its options: {', '.join(sorted(accepted))}"
             )
 
 
-def _check_tables(config: Mapping[str, Any]) -> None:
-    datasets, variants = config["datasets"], config["variants"]
-    for name, table in config["tables"].items():
-        for dataset in table["datasets"]:
-            _require(dataset, datasets, f"tables.{name}.datasets")
-        for entry in table["entries"]:
-            _require(entry["variant"], variants, f"tables.{name}.entries")
-            _require_each(entry.get("datasets", []), table["datasets"], f"tables.{name}.entries")
-        if table.get("paper") is not None and table["metric"] != "auroc":
+def _check_tables(config: Config) -> None:
+    for name, table in config.tables.items():
+        _require_each(table.datasets, config.datasets, f"tables.{name}.datasets")
+        for entry in table.entries:
+            _require(entry.variant, config.variants, f"tables.{name}.entries")
+            _require_each(entry.datasets or (), table.datasets, f"tables.{name}.entries")
+        if table.paper is not None and table.metric != "auroc":
             raise ConfigReferenceError(
-                f"tables.{name}: the paper's {table['paper']} reports AUROC, so a table tied "
-                f"to it (paper) shows AUROC, not {table['metric']}: drop paper or the metric"
+                f"tables.{name}: the paper's {table.paper} reports AUROC, so a table tied "
+                f"to it (paper) shows AUROC, not {table.metric}: drop paper or the metric"
             )
-        for dataset, classes in table.get("classes", {}).items():
-            _require(dataset, table["datasets"], f"tables.{name}.classes")
-            _require_each(classes, datasets[dataset]["classes"], f"tables.{name}.classes.{dataset}")
+        for dataset, classes in table.classes.items():
+            _require(dataset, table.datasets, f"tables.{name}.classes")
+            known = config.datasets[dataset].classes
+            _require_each(classes, known, f"tables.{name}.classes.{dataset}")
 
 
-def _check_claims(config: Mapping[str, Any]) -> None:
-    leaderboard = config["report"].get("leaderboard")
-    if leaderboard is not None:
-        _require(leaderboard, config["tables"], "report.leaderboard")
-    for index, claim in enumerate(config["report"].get("claims", [])):
+def _check_claims(config: Config) -> None:
+    if config.report.leaderboard is not None:
+        _require(config.report.leaderboard, config.tables, "report.leaderboard")
+    for index, claim in enumerate(config.report.claims):
         where = f"report.claims[{index}]"
-        _require(claim["table"], config["tables"], f"{where}.table")
-        table = config["tables"][claim["table"]]
-        labels = [entry["label"] for entry in table["entries"]]
-        for side in ("higher", "lower"):
-            rows = [claim[side]] if isinstance(claim[side], str) else claim[side]
-            _require_each(rows, labels, f"{where}.{side}")
-        _require_each(claim["datasets"], table["datasets"], f"{where}.datasets")
-        versus = claim.get("versus")
-        if versus is not None:
-            _require_each(versus, table["datasets"], f"{where}.versus")
-            if len(versus) != len(claim["datasets"]):
+        (name,) = claim.tables
+        _require(name, config.tables, f"{where}.table")
+        table = config.tables[name]
+        labels = [entry.label for entry in table.entries]
+        _require_each(claim.higher, labels, f"{where}.higher")
+        _require_each(claim.lower, labels, f"{where}.lower")
+        _require_each(claim.datasets, table.datasets, f"{where}.datasets")
+        if claim.versus:
+            _require_each(claim.versus, table.datasets, f"{where}.versus")
+            if len(claim.versus) != len(claim.datasets):
                 raise ConfigReferenceError(
-                    f"{where}.versus names {len(versus)} dataset(s) for "
-                    f"{len(claim['datasets'])} in datasets: give one per dataset"
+                    f"{where}.versus names {len(claim.versus)} dataset(s) for "
+                    f"{len(claim.datasets)} in datasets: give one per dataset"
                 )
 
 
-def _check_figures(config: Mapping[str, Any]) -> None:
-    datasets, variants = config["datasets"], config["variants"]
-    for kind, figures in config["figures"].items():
+def _check_figures(config: Config) -> None:
+    for kind, figures in config.figures.items():
         for index, figure in enumerate(figures):
             where = f"figures.{kind}[{index}]"
-            _require(figure["dataset"], datasets, f"{where}.dataset")
-            classes = datasets[figure["dataset"]]["classes"]
-            _require_each(
-                [figure["cls"]] if "cls" in figure else figure.get("classes", []),
-                classes,
-                f"{where}.cls",
-            )
-            curves = figure.get("curves", [])
-            named = [figure.get("variant"), *(c.get("variant") for c in curves)]
-            named += [v for c in curves for v in c.get("variants", [])]
-            named = [v for v in named if v is not None]
-            _require_each(named, variants, f"{where}.variant")
+            _require(figure.dataset, config.datasets, f"{where}.dataset")
+            drawn = [figure.cls] if figure.cls is not None else (figure.classes or ())
+            _require_each(drawn, config.datasets[figure.dataset].classes, f"{where}.cls")
+            named = [figure.variant] if figure.variant is not None else []
+            named += [variant for curve in figure.curves for variant in curve.variants]
+            _require_each(named, config.variants, f"{where}.variant")
             if kind in TRAINED_FIGURES:
-                _require_trainable(named, variants, where, kind)
+                _require_trainable(named, config.variants, where, kind)
 
 
 def _require_trainable(
-    names: Iterable[str], variants: Mapping[str, Any], where: str, kind: str
+    names: Iterable[str], variants: Mapping[str, Variant], where: str, kind: str
 ) -> None:
     """A model or score-curve figure draws what training leaves: a model, a history."""
     drawn = "a trained model" if kind in MODEL_FIGURES else "a training history"
     for name in names:
-        method = variants[name]["method"]
+        method = variants[name].method
         if not detector_class(method).trainable:
             raise ConfigReferenceError(
                 f"{where} draws {drawn} of variant {name!r}, whose method {method!r} learns "
@@ -135,18 +125,18 @@ def _require_trainable(
             )
 
 
-def _check_classes(name: str, dataset: Mapping[str, Any]) -> None:
+def _check_classes(name: str, dataset: Dataset) -> None:
     """Normal classes must exist in the dataset: ids in range, or known categories."""
-    entry = DATASET_REGISTRY[dataset["source"]]
+    entry = DATASET_REGISTRY[dataset.source]
     where = f"datasets.{name}.classes"
     if entry.per_category:
-        _require_each(dataset["classes"], entry.classes(None, None), where)
+        _require_each(dataset.classes, entry.classes(None, None), where)
         return
-    not_ids = [c for c in dataset["classes"] if not isinstance(c, int) or c < 0]
+    not_ids = [c for c in dataset.classes if not isinstance(c, int) or c < 0]
     if not_ids:
         raise ConfigReferenceError(f"{where}: {not_ids} are not class ids (integers ≥ 0)")
     if entry.fixed_classes:  # an image folder's classes are known only once it is fetched
-        _require_each(dataset["classes"], range(len(entry.classes(None, None))), where)
+        _require_each(dataset.classes, range(len(entry.classes(None, None))), where)
 
 
 def _require_each(names: Iterable[object], known: Iterable[object], where: str) -> None:

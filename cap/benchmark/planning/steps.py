@@ -31,51 +31,62 @@ class Steps:
 
     # ------------------------------------------------------------ fetch and embed
 
+    def spec(self, step: str, wildcards: Mapping[str, str]) -> Any:
+        """The spec of the ``step`` job behind ``wildcards`` (a spec writer's job)."""
+        batch = self.plan.find_batch(wildcards) if "bank" in wildcards else None
+        specs = {
+            "fetch": lambda: self.fetch_job(wildcards["resource"]),
+            "embed": lambda: self.embed_job(
+                wildcards["dataset"], wildcards["backbone"], wildcards["subset"], wildcards["split"]
+            ),
+            "neighbors": lambda: self.neighbors_job(batch),
+            "train": lambda: self.train_job(self.train_run(wildcards)),
+            "evaluate": lambda: self.evaluate_job(batch),
+        }
+        return specs[step]()
+
     def fetch_job(self, resource: str) -> FetchJob:
-        entry = self.config["resources"][resource]
-        instructions = entry["instructions"]
+        entry = self.config.resources[resource]
         return FetchJob(
             destination=self.plan.resource_path(resource),
-            local=tuple(entry["local"]),  # ~ and $VARS expanded where the job runs
-            package=entry["package"],
-            url=entry["url"],
-            torchvision=entry["torchvision"],
-            instructions=" ".join(instructions.split()) if instructions else None,
-            offline=self.config["offline"],
+            local=entry.local,  # ~ and $VARS expanded where the job runs
+            package=entry.package,
+            url=entry.url,
+            torchvision=entry.torchvision,
+            instructions=" ".join(entry.instructions.split()) if entry.instructions else None,
+            offline=self.config.offline,
         )
 
     def embed_inputs(self, dataset: str, backbone: str) -> dict[str, str]:
         """The fetched images, and the weights where the backbone has a resource."""
-        inputs = {"data": layout.RESOURCE.format(resource=self.plan.datasets[dataset]["resource"])}
-        weights = self.config["backbones"][backbone]["resource"]
+        inputs = {"data": layout.RESOURCE.format(resource=self.plan.datasets[dataset].resource)}
+        weights = self.config.backbones[backbone].resource
         if weights is not None:
             inputs["weights"] = layout.RESOURCE.format(resource=weights)
         return inputs
 
     def embed_job(self, dataset: str, backbone: str, subset: str, split: str) -> EmbedJob:
         entry = self.plan.datasets[dataset]
-        model = self.config["backbones"][backbone]
+        model = self.config.backbones[backbone]
         return EmbedJob(
-            dataset=entry["source"],
-            data_root=self.plan.resource_path(entry["resource"]),
+            dataset=entry.source,
+            data_root=self.plan.resource_path(entry.resource),
             split=split,
-            backbone=model["model"],
+            backbone=model.model,
             out=layout.EMBEDDINGS.format(
                 dataset=dataset, backbone=backbone, subset=subset, split=split
             ),
-            weights=(
-                None if model["resource"] is None else self.plan.resource_path(model["resource"])
-            ),
+            weights=None if model.resource is None else self.plan.resource_path(model.resource),
             category=subset if self.plan.is_per_category(dataset) else None,
-            preprocessing=entry["preprocessing"],
-            limit_per_class=entry["limit_per_class"].get(split),
-            feature_maps_per_class=entry["feature_maps_per_class"] if split == "test" else 0,
-            batch_size=model["batch_size"],
-            bf16=model["bf16"],
-            options=dict(model["options"]),
-            skip_corrupt=entry["skip_corrupt"],
-            inputs_version=self.plan.inputs_version(entry["resource"], model["resource"]),
-            offline=self.config["offline"],
+            preprocessing=entry.preprocessing,
+            limit_per_class=entry.limit_per_class.get(split),
+            feature_maps_per_class=entry.feature_maps_per_class if split == "test" else 0,
+            batch_size=model.batch_size,
+            bf16=model.bf16,
+            options=dict(model.options),
+            skip_corrupt=entry.skip_corrupt,
+            inputs_version=self.plan.inputs_version(entry.resource, model.resource),
+            offline=self.config.offline,
         )
 
     # ---------------------------------------------------------- a class's runs
@@ -111,7 +122,7 @@ class Steps:
             task=self.task(batch),
             k_max=self.plan.k_max(batch.dataset, batch.bank),
             out=batch.path(layout.NEIGHBORS),
-            clip_k=self.plan.datasets[batch.dataset]["clip_k"],
+            clip_k=self.plan.datasets[batch.dataset].clip_k,
         )
 
     def run_spec(self, run: Run) -> RunSpec:
@@ -140,7 +151,7 @@ class Steps:
             run=replace(self.run_spec(run), model=None),
             model=run.path(layout.MODEL),
             cache=self._cache(),
-            clip_k=self.plan.datasets[run.dataset]["clip_k"],
+            clip_k=self.plan.datasets[run.dataset].clip_k,
         )
 
     def evaluate_inputs(self, batch: Batch) -> dict[str, Any]:
@@ -160,16 +171,11 @@ class Steps:
             task=self.task(batch),
             neighbors=batch.path(layout.NEIGHBORS),
             runs=tuple(self.run_spec(run) for run in self.plan.batch_runs(batch)),
-            identity=Identity(
-                dataset=dataset,
-                backbone=batch.backbone,
-                cls=batch.cls,
-                preprocessing=self.plan.datasets[dataset]["preprocessing"],
-            ),
+            identity=Identity(dataset=dataset, backbone=batch.backbone, cls=batch.cls),
             records=batch.path(layout.RECORDS),
             scores=batch.path(layout.SCORES),
             cache=self._cache(),
-            clip_k=self.plan.datasets[dataset]["clip_k"],
+            clip_k=self.plan.datasets[dataset].clip_k,
         )
 
     # -------------------------------------------------------------------- figures
@@ -188,10 +194,10 @@ class Steps:
         """How a figure reloads the run's images (``cap.reporting.figure_examples.load_images``)."""
         entry = self.plan.datasets[dataset]
         return {
-            "source": entry["source"],
-            "root": self.plan.resource_path(entry["resource"]),
+            "source": entry.source,
+            "root": self.plan.resource_path(entry.resource),
             "category": cls if self.plan.is_per_category(dataset) else None,
         }
 
     def _cache(self) -> str | None:
-        return layout.RUN_CACHE if self.config["cache"] else None
+        return layout.RUN_CACHE if self.config.cache else None

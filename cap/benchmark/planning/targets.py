@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from cap.benchmark import layout
+from cap.benchmark.planning.config import ClassId, Config, Figure, Table
 from cap.benchmark.planning.references import MODEL_FIGURES, ConfigReferenceError
 from cap.benchmark.planning.variants import Variants
 
@@ -35,11 +36,11 @@ class Run:
 class Targets:
     """The config's tables and figures, and the runs each reads."""
 
-    def __init__(self, config: Mapping[str, Any], variants: Variants) -> None:
+    def __init__(self, config: Config, variants: Variants) -> None:
         self.config = config
         self.variants = variants
-        self.tables: Mapping[str, Any] = config["tables"]
-        self.figures: Mapping[str, list[Mapping[str, Any]]] = config["figures"]
+        self.tables: Mapping[str, Table] = config.tables
+        self.figures: Mapping[str, tuple[Figure, ...]] = config.figures
 
     def names(self) -> list[str]:
         """The named targets: one per table, one per figure kind (``fig_<kind>``)."""
@@ -55,27 +56,19 @@ class Targets:
         )
 
     def variant_runs(
-        self, dataset: str, variant: str, classes: Iterable[str | int] | None = None
+        self, dataset: str, variant: str, classes: Iterable[ClassId] | None = None
     ) -> list[Run]:
         """The runs of ``variant`` on ``dataset``: every class (or ``classes``) and seed;
         none outside the config's ``only`` selection."""
         setting = self.variants.setting(dataset, variant)
-        if not self.selected(dataset, setting.method):
+        if not self.config.only.keeps(dataset, setting.method):
             return []
-        backbone = self.config["datasets"][dataset]["backbone"]
-        every = self.config["datasets"][dataset]["classes"]
+        entry = self.config.datasets[dataset]
         return [
-            Run(dataset, backbone, str(cls), setting.bank, setting.key, seed)
-            for cls in (every if classes is None else classes)
+            Run(dataset, entry.backbone, str(cls), setting.bank, setting.key, seed)
+            for cls in (entry.classes if classes is None else classes)
             for seed in self.variants.seeds_of(dataset, setting.key)
         ]
-
-    def selected(self, dataset: str, method: str) -> bool:
-        """Whether the config's ``only`` selection keeps runs of ``method`` on ``dataset``."""
-        only = self.config["only"]
-        return dataset in only.get("datasets", [dataset]) and method in only.get(
-            "methods", [method]
-        )
 
     # ------------------------------------------------------------------- tables
 
@@ -83,13 +76,12 @@ class Targets:
         """Every seed of the table's variants on its datasets' classes (or the ``classes``
         it names for a dataset); an entry runs on the ``datasets`` it names, if any."""
         spec = self.tables[table]
-        classes = spec["classes"]
         return sorted(
             {
                 run
-                for entry in spec["entries"]
-                for dataset in entry.get("datasets", spec["datasets"])
-                for run in self.variant_runs(dataset, entry["variant"], classes.get(dataset))
+                for entry in spec.entries
+                for dataset in spec.entry_datasets(entry)
+                for run in self.variant_runs(dataset, entry.variant, spec.classes.get(dataset))
             }
         )
 
@@ -99,21 +91,20 @@ class Targets:
         spec = self.tables[table]
         return {
             "name": table,
-            "title": spec["title"],
-            "layout": spec["layout"],
-            "datasets": spec["datasets"],
-            "paper_key": spec.get("paper"),
-            "reported_rows": spec["reported_rows"],
-            "metric": spec["metric"],
+            "title": spec.title,
+            "layout": spec.layout,
+            "datasets": list(spec.datasets),
+            "paper_key": spec.paper,
+            "reported_rows": spec.reported_rows,
+            "metric": spec.metric,
             "entries": [
                 {
-                    "label": entry["label"],
+                    "label": entry.label,
                     "variants": {
-                        d: self.label(d, entry["variant"])
-                        for d in entry.get("datasets", spec["datasets"])
+                        d: self.label(d, entry.variant) for d in spec.entry_datasets(entry)
                     },
                 }
-                for entry in spec["entries"]
+                for entry in spec.entries
             ],
         }
 
@@ -133,35 +124,29 @@ class Targets:
 
     # ------------------------------------------------------------------ figures
 
-    def figure_runs(self, kind: str, figure: Mapping[str, Any]) -> list[Run]:
+    def figure_runs(self, kind: str, figure: Figure) -> list[Run]:
         """Every seed of the variants a figure draws on its classes: a model figure shows
         the first seed's model, the curves the mean over the seeds."""
-        dataset = figure["dataset"]
-        if kind == "bank_curves":
-            variants = [v for curve in figure["curves"] for v in curve["variants"]]
-            classes = figure.get("classes")
+        if kind in MODEL_FIGURES:
+            variants = [figure.variant]
         else:
-            variants = (
-                [figure["variant"]]
-                if kind in MODEL_FIGURES
-                else [c["variant"] for c in figure["curves"]]
-            )
-            classes = [figure["cls"]]
-        return [run for v in variants for run in self.variant_runs(dataset, v, classes)]
+            variants = [variant for curve in figure.curves for variant in curve.variants]
+        classes = figure.classes if kind == "bank_curves" else [figure.cls]
+        return [run for v in variants for run in self.variant_runs(figure.dataset, v, classes)]
 
-    def figure_wildcards(self, kind: str, figure: Mapping[str, Any]) -> dict[str, str]:
+    def figure_wildcards(self, kind: str, figure: Figure) -> dict[str, str]:
         """The figure job's wildcards: its dataset and backbone, and its class and (model
         figures) variant label, or (bank curves) its name."""
-        dataset = figure["dataset"]
-        wildcards = {"dataset": dataset, "backbone": self.config["datasets"][dataset]["backbone"]}
+        dataset = figure.dataset
+        wildcards = {"dataset": dataset, "backbone": self.config.datasets[dataset].backbone}
         if kind == "bank_curves":
-            return {**wildcards, "name": figure["name"]}
-        wildcards["cls"] = str(figure["cls"])
+            return {**wildcards, "name": figure.name}
+        wildcards["cls"] = str(figure.cls)
         if kind in MODEL_FIGURES:
-            wildcards["variant"] = self.label(dataset, figure["variant"])
+            wildcards["variant"] = self.label(dataset, figure.variant)
         return wildcards
 
-    def find_figure(self, kind: str, wildcards: Mapping[str, str]) -> Mapping[str, Any]:
+    def find_figure(self, kind: str, wildcards: Mapping[str, str]) -> Figure:
         """The ``figures.<kind>`` entry a figure job's wildcards draw."""
         for figure in self.figures[kind]:
             if self.figure_wildcards(kind, figure) == dict(wildcards):
@@ -176,13 +161,11 @@ class Targets:
         """Each curve of a score-curve or bank-curve figure as its script reads it from the
         run records: its label, the settings of its variants and their seeds."""
         figure = self.find_figure(kind, wildcards)
-        dataset = figure["dataset"]
         specs = []
-        for curve in figure["curves"]:
-            names = curve.get("variants", [curve.get("variant")])
-            settings = [self.variants.setting(dataset, name).key for name in names]
-            seeds = self.variants.seeds_of(dataset, settings[0])
-            specs.append({"label": curve["label"], "settings": settings, "seeds": seeds})
+        for curve in figure.curves:
+            settings = [self.variants.setting(figure.dataset, name).key for name in curve.variants]
+            seeds = self.variants.seeds_of(figure.dataset, settings[0])
+            specs.append({"label": curve.label, "settings": settings, "seeds": seeds})
         return specs
 
     def figure_paths(self, kind: str) -> list[str]:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cap.benchmark.jobs import setting_key
+from cap.benchmark.planning.config import Config
 from cap.detectors import detector_class
 from cap.utils.errors import ConfigError
 
@@ -46,14 +47,14 @@ class Setting:
 class Variants:
     """Every variant of a config resolved on every dataset, with names and seeds."""
 
-    def __init__(self, config: Mapping[str, Any]) -> None:
+    def __init__(self, config: Config) -> None:
         check_setting_layers(config)
         self.config = config
-        self.names: list[str] = list(config["variants"])
-        self.seeds: list[int] = list(config["seeds"])
+        self.names: list[str] = list(config.variants)
+        self.seeds: list[int] = list(config.seeds)
         self._settings = {
             (dataset, name): self._resolve(dataset, name)
-            for dataset in config["datasets"]
+            for dataset in config.datasets
             for name in self.names
         }
         self._by_key: dict[tuple[str, str], Setting] = {}
@@ -84,39 +85,32 @@ class Variants:
         return sorted(
             {
                 seed
-                for name in self.names
+                for name, variant in self.config.variants.items()
                 if self.setting(dataset, name).key == key
-                for seed in self.config["variants"][name].get("seeds", self.seeds)
+                for seed in variant.seeds or self.seeds
             }
         )
 
-    def _resolve(self, dataset: str, variant: str) -> Setting:
-        spec = dict(self.config["variants"][variant])
-        method = spec.pop("method")
-        spec.pop("seeds", None)  # not a setting: see seeds_of
-        bank_size = spec.pop("bank_size", None)  # not a setting: it selects the bank
-        settings = detector_defaults(method)
-        settings.update(self.config["methods"].get(method, {}))
-        settings.update(self.config["datasets"][dataset]["settings"].get(method, {}))
-        settings.update(spec)
-        return Setting(method, "all" if bank_size is None else str(bank_size), settings)
+    def _resolve(self, dataset: str, name: str) -> Setting:
+        variant = self.config.variants[name]
+        settings = detector_defaults(variant.method)
+        settings.update(self.config.methods.get(variant.method, {}))
+        settings.update(self.config.datasets[dataset].settings.get(variant.method, {}))
+        settings.update(variant.settings)
+        bank = "all" if variant.bank_size is None else str(variant.bank_size)
+        return Setting(variant.method, bank, settings)
 
 
-#: A variant's keys that are not settings of its method's detector.
-VARIANT_KEYS: frozenset[str] = frozenset({"method", "seeds", "bank_size"})
-
-
-def check_setting_layers(config: Mapping[str, Any]) -> None:
+def check_setting_layers(config: Config) -> None:
     """Check every layer of settings the config states (:func:`check_settings`), each
     error naming its key."""
-    for method, settings in config["methods"].items():
+    for method, settings in config.methods.items():
         check_settings(method, settings, f"methods.{method}")
-    for name, dataset in config["datasets"].items():
-        for method, settings in dataset["settings"].items():
+    for name, dataset in config.datasets.items():
+        for method, settings in dataset.settings.items():
             check_settings(method, settings, f"datasets.{name}.settings.{method}")
-    for name, variant in config["variants"].items():
-        own = {key: value for key, value in variant.items() if key not in VARIANT_KEYS}
-        check_settings(variant["method"], own, f"variants.{name}")
+    for name, variant in config.variants.items():
+        check_settings(variant.method, variant.settings, f"variants.{name}")
 
 
 def check_settings(method: str, settings: Mapping[str, Any], where: str) -> None:

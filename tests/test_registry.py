@@ -1,0 +1,81 @@
+"""The table of rules (cap.benchmark.layout.RULES) and every list derived from it: the
+workflow's rules with their placement and threads, the spec writers, the `cap` command's
+sub-commands, the SLURM profile, the job files' patterns."""
+
+from __future__ import annotations
+
+import importlib
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+from assets import REPO
+
+from cap.benchmark import layout
+from cap.cli import COMMAND_MODULES, build_parser
+
+PROFILE = REPO / "workflow" / "profiles" / "slurm" / "config.yaml"
+
+
+@pytest.fixture(scope="module")
+def workflow():
+    """The workflow's rules as Snakemake reads them (the smoke config; no DAG is built)."""
+    from snakemake.api import SnakemakeApi
+    from snakemake.settings.types import ConfigSettings, OutputSettings, ResourceSettings
+
+    with SnakemakeApi(OutputSettings(quiet={"all"})) as api:
+        loaded = api.workflow(
+            resource_settings=ResourceSettings(cores=1),
+            config_settings=ConfigSettings(configfiles=[REPO / "tests/configs/smoke.yaml"]),
+            snakefile=REPO / "workflow" / "Snakefile",
+            workdir=Path(__file__).parent,
+        )
+        yield loaded._workflow
+
+
+def test_the_workflow_defines_each_rule_as_the_table_says(workflow):
+    rules = {rule.name: rule for rule in workflow.rules}
+    spec_writers = {f"spec_{step}" for step in layout.SPEC_STEPS}
+    targets = {"all", "table1", "table3"} | {f"fig_{kind}" for kind in layout.FIGURES}
+    assert set(rules) == {rule.name for rule in layout.RULES} | spec_writers | targets
+    for rule in layout.RULES:
+        assert (rule.name in workflow._localrules) == rule.local, rule.name
+        assert rules[rule.name].resources["_cores"] == rule.threads, rule.name
+    assert spec_writers <= workflow._localrules
+
+
+def test_the_steps_commands_and_job_files_follow_the_table():
+    steps = [rule.name for rule in layout.RULES if rule.spec is not None]
+    assert list(layout.SPEC_STEPS) == steps == ["fetch", "embed", "neighbors", "train", "evaluate"]
+    assert (*steps, "verify") == COMMAND_MODULES
+    commands = build_parser()._subparsers._group_actions[0].choices
+    for step in steps:
+        module = importlib.import_module(f"cap.cli.{step}")
+        assert module.SUMMARY and callable(module.run), step
+        help_text = commands[step].format_help()
+        assert layout.RULE[step].spec.__name__ in help_text, step
+    assert set(layout.JOB_IDS) == {rule.name for rule in layout.RULES} | {
+        f"spec_{step}" for step in steps
+    }
+    assert layout.JOB_IDS["spec_evaluate"] == layout.RULE["evaluate"].job
+
+
+def test_the_slurm_profile_follows_the_table():
+    """Its comment names every local rule; its threads, memory and time are the table's."""
+    profile = yaml.safe_load(PROFILE.read_text())
+    comment = " ".join(
+        line.lstrip("# ") for line in PROFILE.read_text().splitlines() if line.startswith("#")
+    )
+    named = set(re.findall(r"\b[a-z_]+\b", comment.split("The local rules run")[1].split(".")[0]))
+    local = {rule.name for rule in layout.RULES if rule.local}
+    assert local <= named and "spec_" in comment
+    defaults = layout.Rule("default", None)
+    assert profile["default-resources"]["mem_mb"] == defaults.mem_mb
+    assert profile["default-resources"]["runtime"] == defaults.runtime
+    assert profile["set-threads"] == {r.name: r.threads for r in layout.RULES if r.threads > 1}
+    for rule in layout.RULES:
+        resources = profile["set-resources"].get(rule.name, {})
+        assert resources.get("mem_mb", defaults.mem_mb) == rule.mem_mb, rule.name
+        assert resources.get("runtime", defaults.runtime) == rule.runtime, rule.name
+        assert ("gpu" in resources) == rule.gpu, rule.name

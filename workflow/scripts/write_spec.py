@@ -1,0 +1,5 @@
+"""Snakemake script: one job's spec file, with its sha256 (cap.benchmark.jobs)."""
+
+from cap.benchmark.jobs import write_spec_data
+
+write_spec_data(snakemake.output[0], snakemake.params.job)
