@@ -92,7 +92,9 @@ def test_subset_view_keeps_ids_labels_and_pixels(tmp_path):
 
 
 def test_unknown_names_list_the_valid_ones(tmp_path):
-    with pytest.raises(ConfigError, match="valid: cifar10, cifar100, fmnist, mvtec, imagefolder"):
+    with pytest.raises(
+        ConfigError, match="valid: cifar10, cifar100, fmnist, mvtec, mvtec3d, imagefolder"
+    ):
         load_dataset("svhn", tmp_path, "train")
     with pytest.raises(ConfigError, match="valid: train, test"):
         load_dataset("cifar10", tmp_path, "validation")
@@ -103,7 +105,7 @@ def test_unknown_names_list_the_valid_ones(tmp_path):
 
 
 def test_list_classes_of_every_dataset(tmp_path):
-    assert set(DATASETS) == {"cifar10", "cifar100", "fmnist", "mvtec", "imagefolder"}
+    assert set(DATASETS) == {"cifar10", "cifar100", "fmnist", "mvtec", "mvtec3d", "imagefolder"}
     assert list_classes("cifar10")[0] == "airplane" and len(list_classes("cifar10")) == 10
     assert len(list_classes("cifar100")) == 20
     assert len(list_classes("fmnist")) == 10 and all(

@@ -12,12 +12,14 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from cap.data.base import ImageDataset
 from cap.data.cifar import CIFAR10_CLASSES, CIFAR100_COARSE_CLASSES, CifarDataset
 from cap.data.fmnist import FMNIST_CLASSES, FashionMNISTDataset
 from cap.data.imagefolder import ImageFolderDataset
 from cap.data.mvtec import MVTEC_CATEGORIES, MVTEC_CLASSES, MVTecDataset
+from cap.data.mvtec3d import MVTEC3D_CATEGORIES, MVTec3DDataset
 from cap.utils.errors import ConfigError
 from cap.utils.resources import TORCHVISION_DATASETS, fetch_resource
 
@@ -25,8 +27,8 @@ __all__ = ["DATASETS", "SPLITS", "ImageDataset", "list_classes", "load_dataset"]
 
 SPLITS: tuple[str, ...] = ("train", "test")
 Root = str | os.PathLike[str]
-#: (root, split, category) → one split of the dataset.
-Loader = Callable[[Path, str, str | None], ImageDataset]
+#: (root, split, category, **options) → one split of the dataset.
+Loader = Callable[..., ImageDataset]
 #: (root or None, category or None) → class names in label order.
 ClassNames = Callable[[Path | None, str | None], Sequence[str]]
 
@@ -40,6 +42,8 @@ class DatasetEntry:
     description: str  # one line for help texts
     per_category: bool = False  # each category has its own train/test folders (MVTec AD)
     fixed_classes: bool = True  # the class list is known without the data (not imagefolder)
+    options: frozenset[str] = frozenset()  # the loader's own keyword options
+    has_masks: bool = False  # ground-truth defect masks of its test images
 
 
 def _imagefolder_classes(root: Path | None, category: str | None) -> Sequence[str]:
@@ -69,6 +73,17 @@ DATASETS: dict[str, DatasetEntry] = {
         lambda root, category: MVTEC_CATEGORIES if category is None else MVTEC_CLASSES,
         "MVTec AD, one category at a time (downloaded by the user)",
         per_category=True,
+        has_masks=True,
+    ),
+    "mvtec3d": DatasetEntry(
+        lambda root, split, category, **options: MVTec3DDataset(
+            root, split, category=category, **options
+        ),
+        lambda root, category: MVTEC3D_CATEGORIES if category is None else MVTEC_CLASSES,
+        "MVTec 3D-AD, RGB and masks, one category at a time (downloaded by the user)",
+        per_category=True,
+        options=frozenset({"validation_in_bank"}),
+        has_masks=True,
     ),
     "imagefolder": DatasetEntry(
         lambda root, split, category: ImageFolderDataset(root, split),
@@ -100,6 +115,7 @@ def load_dataset(
     category: str | None = None,
     download: bool = False,
     offline: bool | None = None,
+    **options: Any,
 ) -> ImageDataset:
     """Load one split of a registered dataset, with all of its classes.
 
@@ -118,6 +134,9 @@ def load_dataset(
         never in offline mode.
     offline : bool, optional
         The config's offline flag (see :func:`cap.utils.offline.is_offline`).
+    **options
+        The loader's own options (:attr:`DatasetEntry.options`; ``mvtec3d``:
+        ``validation_in_bank``).
     """
     entry = _check_name(name, category)
     if split not in SPLITS:
@@ -125,10 +144,16 @@ def load_dataset(
     if entry.per_category and category is None:
         valid = ", ".join(entry.classes(None, None))
         raise ConfigError(f"{name} needs a category; valid: {valid}")
+    unknown = sorted(set(options) - entry.options)
+    if unknown:
+        raise ConfigError(
+            f"dataset {name!r} has no option {', '.join(unknown)}; "
+            f"valid: {', '.join(sorted(entry.options)) or 'none'}"
+        )
     root = Path(root).expanduser()
     if download and name in TORCHVISION_DATASETS:
         fetch_resource("torchvision", name, root, offline=offline)
-    return entry.load(root, split, category)
+    return entry.load(root, split, category, **options)
 
 
 def list_classes(name: str, root: Root | None = None, category: str | None = None) -> list[str]:

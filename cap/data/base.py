@@ -50,6 +50,7 @@ class ImageDataset(abc.ABC):
 
     defect_types: list[str] | None = None
     category: str | None = None
+    has_masks: bool = False  # ground-truth defect masks of the test images (:meth:`mask`)
 
     def __init__(
         self,
@@ -142,6 +143,7 @@ class SubsetDataset(ImageDataset):
             class_names=parent.class_names,
         )
         self.category = parent.category
+        self.has_masks = parent.has_masks
         if parent.defect_types is not None:
             self.defect_types = [parent.defect_types[i] for i in self.indices]
 

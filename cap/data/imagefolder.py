@@ -7,55 +7,24 @@ share one label space. A zip may wrap the layout in one top-level folder
 
 from __future__ import annotations
 
-import io
 import os
-import zipfile
 from collections.abc import Iterable
 from pathlib import Path
 
 from PIL import Image
 
 from cap.data.base import ImageDataset
-from cap.utils.errors import DataError, MissingResourceError
+from cap.data.tree import FileTree, ignored
+from cap.utils.errors import DataError
 
 IMAGE_SUFFIXES: frozenset[str] = frozenset({".png", ".jpg", ".jpeg"})
 SPLITS: tuple[str, ...] = ("train", "test")
 LAYOUT = "<root>/{train,test}/<class>/*.{png,jpg,jpeg} (a folder, or a .zip of that layout)"
 
 
-def _ignored(part: str) -> bool:
-    """Hidden entries and macOS zip metadata."""
-    return part.startswith(".") or part == "__MACOSX"
-
-
-def _list_entries(root: Path) -> tuple[list[str], set[str]]:
-    """Relative POSIX paths of all files and all folders under ``root`` (a folder or a zip)."""
-    files: list[str] = []
-    folders: set[str] = set()
-    if root.is_dir():
-        for folder, subfolders, names in os.walk(root, followlinks=True):
-            relative = Path(folder).relative_to(root).as_posix()
-            prefix = "" if relative == "." else relative + "/"
-            folders.update(prefix + name for name in subfolders)
-            files.extend(prefix + name for name in names)
-        return files, folders
-    with zipfile.ZipFile(root) as archive:
-        for member in archive.namelist():
-            if member.endswith("/"):
-                folders.add(member.rstrip("/"))
-            else:
-                files.append(member)
-    for path in files:  # zips need not store folder entries
-        parent = path.rpartition("/")[0]
-        while parent and parent not in folders:
-            folders.add(parent)
-            parent = parent.rpartition("/")[0]
-    return files, folders
-
-
 def _find_prefix(folders: Iterable[str], root: Path) -> str:
     """The folder holding ``train``/``test``: the root itself, or one wrapping folder."""
-    folders = {folder for folder in folders if not any(_ignored(p) for p in folder.split("/"))}
+    folders = {folder for folder in folders if not any(ignored(p) for p in folder.split("/"))}
     if any(split in folders for split in SPLITS):
         return ""
     tops = {folder.split("/")[0] for folder in folders}
@@ -72,7 +41,7 @@ def _scan_split(
     """Class names of both splits, then ids and class of each image of ``split``, sorted."""
     relative = [folder[len(prefix) :].split("/") for folder in folders if folder.startswith(prefix)]
     class_folders = {
-        name: sorted(p[1] for p in relative if len(p) == 2 and p[0] == name and not _ignored(p[1]))
+        name: sorted(p[1] for p in relative if len(p) == 2 and p[0] == name and not ignored(p[1]))
         for name in SPLITS
     }
     if f"{prefix}{split}" not in folders:
@@ -84,7 +53,7 @@ def _scan_split(
             path.startswith(prefix)
             and len(parts) >= 3
             and parts[0] == split
-            and not any(_ignored(part) for part in parts)
+            and not any(ignored(part) for part in parts)
             and os.path.splitext(path)[1].lower() in IMAGE_SUFFIXES
         ):
             by_class.setdefault(parts[1], []).append("/".join(parts))
@@ -106,43 +75,18 @@ class ImageFolderDataset(ImageDataset):
     def __init__(
         self, root: str | os.PathLike[str], split: str, *, name: str = "imagefolder"
     ) -> None:
-        self.root = Path(root).expanduser()
-        if not self.root.exists():
-            raise MissingResourceError(
-                f"image folder {self.root} does not exist; expected {LAYOUT}"
-            )
-        self.is_zip = not self.root.is_dir()
-        if self.is_zip and not zipfile.is_zipfile(self.root):
-            raise DataError(
-                f"{self.root} is neither a folder nor a readable .zip; expected {LAYOUT}"
-            )
-        files, folders = _list_entries(self.root)
-        self.prefix = _find_prefix(folders, self.root)
-        class_names, ids, classes = _scan_split(files, folders, self.prefix, split, self.root)
+        self.tree = FileTree(root, LAYOUT)
+        self.root = self.tree.root
+        self.prefix = _find_prefix(self.tree.folders, self.root)
+        class_names, ids, classes = _scan_split(
+            self.tree.files, self.tree.folders, self.prefix, split, self.root
+        )
         position = {class_name: label for label, class_name in enumerate(class_names)}
         labels = [position[class_name] for class_name in classes]
         super().__init__(name=name, split=split, ids=ids, labels=labels, class_names=class_names)
-        self._archive: zipfile.ZipFile | None = None
-        self._archive_pid: int | None = None
 
     def _load(self, index: int) -> Image.Image:
-        member = self.prefix + self.ids[index]
-        if not self.is_zip:
-            return Image.open(self.root / member)
-        if self._archive is None or self._archive_pid != os.getpid():  # one handle per worker
-            self._archive = zipfile.ZipFile(self.root)
-            self._archive_pid = os.getpid()
-        try:
-            data = self._archive.read(member)
-        except (zipfile.BadZipFile, KeyError, OSError) as error:
-            raise DataError(f"cannot read image {self.source(index)}: {error}") from error
-        return Image.open(io.BytesIO(data))
+        return self.tree.open_image(self.prefix + self.ids[index])
 
     def source(self, index: int) -> str:
-        member = self.prefix + self.ids[index]
-        return f"{self.root}::{member}" if self.is_zip else str(self.root / member)
-
-    def __getstate__(self) -> dict:
-        state = self.__dict__.copy()
-        state["_archive"] = state["_archive_pid"] = None  # open handles do not pickle
-        return state
+        return self.tree.source(self.prefix + self.ids[index])

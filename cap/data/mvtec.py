@@ -84,6 +84,7 @@ class MVTecDataset(ImageDataset):
         )
         self.category = category
         self.defect_types = defect_types
+        self.has_masks = True
 
     def _load(self, index: int) -> Image.Image:
         return Image.open(self.folder / self.ids[index])

@@ -155,6 +155,10 @@ class Uint8Transform:
         summary = PREPROCESSINGS[self.preprocessing].describe(self.crop)
         return f"{self.preprocessing}: {summary}, uint8 RGB HWC"
 
+    def mask(self, mask: np.ndarray) -> np.ndarray:
+        """A defect mask (H, W) aligned with this transform's output: (crop, crop) bool."""
+        return transform_mask(mask, self.crop, self.preprocessing)
+
 
 def describe_normalisation(mean: Sequence[float], std: Sequence[float]) -> str:
     """How inputs are normalised, in words (the ImageNet statistics by that name)."""
