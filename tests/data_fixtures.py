@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 from torchvision.transforms import functional as F
 
-from cap.backbones.base import Backbone
+from cap.backbones.base import Backbone, Encoded
 
 
 def write_image(
@@ -80,7 +80,8 @@ def write_idx(path: Path, array: np.ndarray) -> None:
 
 
 class MeanColourBackbone(Backbone):
-    """A tiny deterministic stand-in: D = 3 channel means of a 14×14 resize; 7×7 maps."""
+    """A tiny deterministic stand-in: D = 3 channel means of a 14×14 resize; 7×7 maps; its
+    one patch layer is the 14×14 image itself."""
 
     def __init__(self, name: str = "fake") -> None:
         self.name = name
@@ -88,15 +89,24 @@ class MeanColourBackbone(Backbone):
         self.weights_id = "none"
         self.input_description = "resize 14x14, [0, 1] CHW"
         self.device = "cpu"
-        self.transform = _to_small_tensor
+        self.transform = SmallTensor()
+        self.patch_layers = ("pixels",)
 
-    def embed(
-        self, batch: torch.Tensor, *, return_maps: bool = False
-    ) -> tuple[np.ndarray, np.ndarray | None]:
-        maps = torch.nn.functional.avg_pool2d(batch, 2)  # (B, 3, 7, 7)
-        pooled = maps.mean(dim=(2, 3)).numpy()  # (B, 3)
-        return pooled, maps.permute(0, 2, 3, 1).numpy() if return_maps else None
+    def encode(self, batch: torch.Tensor, *, maps: bool = False, patches: bool = False) -> Encoded:
+        grid = torch.nn.functional.avg_pool2d(batch, 2)  # (B, 3, 7, 7)
+        return Encoded(
+            pooled=grid.mean(dim=(2, 3)).numpy(),  # (B, 3)
+            maps=grid.permute(0, 2, 3, 1).numpy() if maps else None,
+            patches=(batch.permute(0, 2, 3, 1).numpy(),) if patches else (),  # (B, 14, 14, 3)
+        )
 
 
-def _to_small_tensor(image: Image.Image) -> torch.Tensor:
-    return F.to_tensor(image.resize((14, 14)))  # (3, 14, 14)
+class SmallTensor:
+    """Image → (3, 14, 14) float tensor; a mask → (14, 14), nearest."""
+
+    def __call__(self, image: Image.Image) -> torch.Tensor:
+        return F.to_tensor(image.resize((14, 14)))
+
+    def mask(self, mask: np.ndarray) -> np.ndarray:
+        image = Image.fromarray(np.asarray(mask, dtype=np.uint8) * 255)
+        return np.asarray(image.resize((14, 14), Image.Resampling.NEAREST)) > 127

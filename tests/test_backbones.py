@@ -40,7 +40,8 @@ def test_registry_names_and_unknown_names():
     with pytest.raises(ConfigError, match="valid: resnet152, wide_resnet50_2, tflite, timm, onnx"):
         build_backbone("vgg16")
     with pytest.raises(
-        ConfigError, match="no option colour; valid: map_tensor, num_threads, pooled_tensor"
+        ConfigError,
+        match="no option colour; valid: map_tensor, num_threads, patch_layers, pooled_tensor",
     ):
         build_backbone("tflite", weights=MOBILENET, colour="red")
 

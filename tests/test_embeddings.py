@@ -127,11 +127,11 @@ def test_a_run_interrupted_midway_leaves_no_file(folder, tmp_path):
     class Failing(MeanColourBackbone):
         calls = 0
 
-        def embed(self, batch, *, return_maps=False):
+        def encode(self, batch, *, maps=False, patches=False):
             Failing.calls += 1
             if Failing.calls == 2:
                 raise KeyboardInterrupt
-            return super().embed(batch, return_maps=return_maps)
+            return super().encode(batch, maps=maps, patches=patches)
 
     with pytest.raises(KeyboardInterrupt):
         extract_embeddings(
@@ -174,7 +174,8 @@ def test_mvtec_store_keeps_defect_types(tmp_path):
     loaded = load_embeddings(out)
     assert loaded.defect_type == ["broken", "broken", "crack", "good", "good"]
     assert loaded.labels.tolist() == [1, 1, 1, 0, 0] and loaded.attrs["category"] == "bottle"
-    assert loaded.feature_map_ids == ["test/good/000.png", "test/broken/000.png"][::-1]
+    # a dataset with masks keeps every test image's maps, for its anomaly maps
+    assert loaded.feature_map_ids == loaded.ids and loaded.masks is not None
 
 
 def test_bad_settings_are_config_errors(folder, tmp_path):

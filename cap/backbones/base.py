@@ -10,6 +10,7 @@ import abc
 import hashlib
 import os
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,15 @@ import numpy as np
 from PIL import Image
 
 from cap.utils.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """A batch through a backbone: B images, D features, h × w a map's grid."""
+
+    pooled: np.ndarray  # (B, D) float32 pooled features
+    maps: np.ndarray | None = None  # (B, h, w, D) float32 last feature maps
+    patches: tuple[np.ndarray, ...] = ()  # per patch layer: (B, h_l, w_l, C_l) float32
 
 
 class Backbone(abc.ABC):
@@ -51,25 +61,36 @@ class Backbone(abc.ABC):
     input_description: str
     transform: Callable[[Image.Image], Any]
     device: str
+    patch_layers: tuple[str, ...] = ()  # mid-level layers whose maps patch methods read
 
     @abc.abstractmethod
-    def embed(
-        self, batch: Any, *, return_maps: bool = False
-    ) -> tuple[np.ndarray, np.ndarray | None]:
+    def encode(self, batch: Any, *, maps: bool = False, patches: bool = False) -> Encoded:
         """Encode a batch of transformed images.
 
         Parameters
         ----------
         batch : tensor or array
             :attr:`transform` outputs stacked along a new first axis (B, ...).
-        return_maps : bool
+        maps : bool
             Also return the last feature map, whose global average is the pooled feature.
-
-        Returns
-        -------
-        pooled : ndarray of shape (B, D), float32
-        maps : ndarray of shape (B, 7, 7, D), float32, or None
+        patches : bool
+            Also return the maps of :attr:`patch_layers` (a ConfigError where none are set).
         """
+
+    def embed(
+        self, batch: Any, *, return_maps: bool = False
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """The pooled features (B, D) and, with ``return_maps``, the last feature maps
+        (B, h, w, D) of a batch (:meth:`encode`)."""
+        encoded = self.encode(batch, maps=return_maps)
+        return encoded.pooled, encoded.maps
+
+    def _check_patches(self, patches: bool) -> None:
+        if patches and not self.patch_layers:
+            raise ConfigError(
+                f"backbone {self.name!r} has no patch_layers: name the mid-level layers whose "
+                "maps a patch-level method reads (options.patch_layers)"
+            )
 
     def logits(self, batch: Any) -> np.ndarray:
         """Class logits (or scores) of shape (B, n_classes) of transformed images, where the

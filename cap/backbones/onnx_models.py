@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from cap.backbones.base import Backbone, file_sha256
+from cap.backbones.base import Backbone, Encoded, file_sha256
 from cap.data.transforms import (
     DEFAULT_PREPROCESSING,
     IMAGENET_MEAN,
@@ -56,6 +56,7 @@ class OnnxBackbone(Backbone):
         device: str = "auto",
         pooled_tensor: str | None = None,
         map_tensor: str | None = None,
+        patch_layers: Sequence[str] = (),
         input_layout: str = "NCHW",
         mean: Sequence[float] = IMAGENET_MEAN,
         std: Sequence[float] = IMAGENET_STD,
@@ -84,7 +85,7 @@ class OnnxBackbone(Backbone):
             raise ConfigError(f"cannot load ONNX model {path}: {error}") from error
         self.logits_output = model.graph.output[0].name
         known = _tensor_names(model)
-        for tensor in (pooled_tensor, map_tensor):
+        for tensor in (pooled_tensor, map_tensor, *patch_layers):
             if tensor is not None and tensor not in known:
                 last = ", ".join(sorted(known, key=known.get)[-6:])
                 raise ConfigError(f"{path} has no tensor {tensor!r}; its last tensors are: {last}")
@@ -106,6 +107,7 @@ class OnnxBackbone(Backbone):
         self.batch_one = shape[0] == 1
         self.layout = input_layout
         self.pooled_tensor, self.map_tensor = pooled_tensor, map_tensor
+        self.patch_layers = tuple(patch_layers)
         self.mean = np.asarray(mean, dtype=np.float32)
         self.std = np.asarray(std, dtype=np.float32)
         self.name = name
@@ -131,24 +133,25 @@ class OnnxBackbone(Backbone):
         ]
         return [np.concatenate([result[i] for result in results]) for i in range(len(outputs))]
 
-    def embed(
-        self, batch: Any, *, return_maps: bool = False
-    ) -> tuple[np.ndarray, np.ndarray | None]:
-        """Encode (B, S, S, 3) uint8 images; see :meth:`Backbone.embed`."""
+    def encode(self, batch: Any, *, maps: bool = False, patches: bool = False) -> Encoded:
+        """Encode (B, S, S, 3) uint8 images; see :meth:`Backbone.encode`."""
+        self._check_patches(patches)
+        if maps and self.map_tensor is None:
+            raise ConfigError(f"backbone {self.name!r} has no map_tensor to return maps from")
         images = np.asarray(batch, dtype=np.uint8)
-        wanted = [self.pooled_tensor]
-        if return_maps:
-            if self.map_tensor is None:
-                raise ConfigError(f"backbone {self.name!r} has no map_tensor to return maps from")
-            wanted.append(self.map_tensor)
-        values = self._run(images, wanted)
-        pooled = values[0].reshape(len(images), -1).astype(np.float32)  # (B, D)
-        maps = None
-        if return_maps:
-            maps = values[1].astype(np.float32)
-            if self.layout == "NCHW":
-                maps = maps.transpose(0, 2, 3, 1)  # (B, h, w, C)
-        return pooled, maps
+        wanted = [
+            self.pooled_tensor,
+            *([self.map_tensor] if maps else []),
+            *(self.patch_layers if patches else ()),
+        ]
+        values = [value.astype(np.float32) for value in self._run(images, wanted)]
+        if self.layout == "NCHW":  # every map to (B, h, w, C)
+            values[1:] = [value.transpose(0, 2, 3, 1) for value in values[1:]]
+        return Encoded(
+            pooled=values[0].reshape(len(images), -1),  # (B, D)
+            maps=values[1] if maps else None,
+            patches=tuple(values[1 + maps :]),
+        )
 
     def logits(self, batch: Any) -> np.ndarray:
         """The model's own output (B, n_classes); see :meth:`Backbone.logits`."""

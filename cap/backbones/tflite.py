@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from cap.backbones.base import Backbone, file_sha256
+from cap.backbones.base import Backbone, Encoded, file_sha256
 from cap.data.transforms import DEFAULT_PREPROCESSING, Uint8Transform, get_preprocessing
 from cap.utils.errors import ConfigError, MissingResourceError
 
@@ -52,6 +53,7 @@ class TFLiteBackbone(Backbone):
         device: str = "auto",
         pooled_tensor: str = DEFAULT_POOLED_TENSOR,
         map_tensor: str = DEFAULT_MAP_TENSOR,
+        patch_layers: Sequence[str] = (),
         num_threads: int | None = None,
         preprocessing: str = DEFAULT_PREPROCESSING,
     ) -> None:
@@ -91,6 +93,8 @@ class TFLiteBackbone(Backbone):
                 f"{model}: map tensor {map_tensor!r} has shape {list(self.map['shape'])}, expected "
                 f"[1, h, w, {self.pooled['shape'][-1]}] to match the pooled tensor"
             )
+        self.patch_layers = tuple(patch_layers)
+        self.patch = [find_tensor(details, layer, model) for layer in self.patch_layers]
         self.name = name
         self.dim = int(self.pooled["shape"][-1])
         self.weights_id = file_sha256(model)
@@ -115,25 +119,20 @@ class TFLiteBackbone(Backbone):
             scores.append(dequantize(self.interpreter.get_tensor(output["index"]), output)[0])
         return np.stack(scores)
 
-    def embed(
-        self, batch: Any, *, return_maps: bool = False
-    ) -> tuple[np.ndarray, np.ndarray | None]:
-        """Encode (B, S, S, 3) uint8 images, one invoke each; see :meth:`Backbone.embed`."""
+    def encode(self, batch: Any, *, maps: bool = False, patches: bool = False) -> Encoded:
+        """Encode (B, S, S, 3) uint8 images, one invoke each; see :meth:`Backbone.encode`."""
+        self._check_patches(patches)
+        tensors = [self.pooled, *([self.map] if maps else []), *(self.patch if patches else [])]
         images = np.asarray(batch, dtype=np.uint8)
-        pooled = np.empty((len(images), self.dim), dtype=np.float32)
-        maps = (
-            np.empty((len(images), *self.map["shape"][1:]), dtype=np.float32)
-            if return_maps
-            else None
-        )
-        for position, image in enumerate(images):
+        values: list[list[np.ndarray]] = [[] for _ in tensors]
+        for image in images:
             self.interpreter.set_tensor(self.input["index"], image[None])  # (1, S, S, 3)
             self.interpreter.invoke()
-            pooled[position] = dequantize(
-                self.interpreter.get_tensor(self.pooled["index"]), self.pooled
-            ).reshape(-1)
-            if maps is not None:
-                maps[position] = dequantize(
-                    self.interpreter.get_tensor(self.map["index"]), self.map
-                )[0]
-        return pooled, maps
+            for collected, detail in zip(values, tensors, strict=True):
+                collected.append(dequantize(self.interpreter.get_tensor(detail["index"]), detail))
+        stacked = [np.concatenate(collected) for collected in values]  # each (B, ...)
+        return Encoded(
+            pooled=stacked[0].reshape(len(images), -1),  # (B, D)
+            maps=stacked[1] if maps else None,  # (B, h, w, D)
+            patches=tuple(stacked[1 + maps :]),  # each (B, h_l, w_l, C_l)
+        )

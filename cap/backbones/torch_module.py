@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import abc
 import os
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from cap.backbones.base import Backbone
+from cap.backbones.base import Backbone, Encoded
 from cap.data.transforms import (
     IMAGENET_MEAN,
     IMAGENET_STD,
@@ -67,15 +67,29 @@ class TorchBackbone(Backbone):
         preprocessing: str,
         mean: Sequence[float],
         std: Sequence[float],
+        patch_layers: Sequence[str] = (),
     ) -> None:
         """Freeze ``module`` on ``device`` (channels-last: on CPUs too, where oneDNN's
         depthwise and grouped convolutions run about twice as fast so), optionally
-        compiled, and set the transform to ``side`` × ``side``."""
+        compiled, and set the transform to ``side`` × ``side``; the outputs of the modules
+        named in ``patch_layers`` are caught as the network runs (:meth:`encode`)."""
         import torch
 
         self.device = str(resolve_device(device))
         self.module = module.eval().requires_grad_(False)
         self.module = self.module.to(self.device, memory_format=torch.channels_last)
+        modules = dict(self.module.named_modules())
+        unknown = [layer for layer in patch_layers if layer not in modules]
+        if unknown:
+            named = ", ".join(name for name in modules if name and name.count(".") < 2)
+            raise ConfigError(
+                f"backbone {self.name!r} has no module {unknown[0]!r} for patch_layers; "
+                f"its modules include: {named}"
+            )
+        self.patch_layers = tuple(patch_layers)
+        self._caught: dict[str, torch.Tensor] = {}
+        for layer in self.patch_layers:
+            modules[layer].register_forward_hook(self._catch(layer))
         self.bf16 = bf16
         self._forward = torch.compile(self._feature_map) if compile else self._feature_map
         self.mean, self.std = tuple(mean), tuple(std)
@@ -108,18 +122,43 @@ class TorchBackbone(Backbone):
             maps = self._forward(images)  # (B, C, h, w)
         return maps.float()
 
-    def embed(
-        self, batch: torch.Tensor | np.ndarray, *, return_maps: bool = False
-    ) -> tuple[np.ndarray, np.ndarray | None]:
+    def _catch(self, layer: str) -> Callable[..., None]:
+        """A forward hook keeping ``layer``'s output while :meth:`encode` asks for it."""
+
+        def hook(module: Any, inputs: Any, output: torch.Tensor) -> None:
+            if self._catching:
+                self._caught[layer] = output
+
+        return hook
+
+    _catching: bool = False
+
+    def encode(
+        self, batch: torch.Tensor | np.ndarray, *, maps: bool = False, patches: bool = False
+    ) -> Encoded:
         """Encode (B, S, S, 3) uint8 images (normalised here, on the device); see
-        :meth:`Backbone.embed`."""
+        :meth:`Backbone.encode`."""
         import torch
 
-        with torch.inference_mode():
-            maps = self._maps(batch)  # (B, C, h, w)
-            pooled = self._pool(maps)  # (B, C)
-            maps_hwc = maps.permute(0, 2, 3, 1).cpu().numpy() if return_maps else None
-        return pooled.cpu().numpy(), maps_hwc  # (B, C), (B, h, w, C)
+        self._check_patches(patches)
+        self._catching, self._caught = patches, {}
+        try:
+            with torch.inference_mode():
+                last = self._maps(batch)  # (B, C, h, w)
+                pooled = self._pool(last)  # (B, C)
+                caught = (
+                    [self._caught[layer].float() for layer in self.patch_layers] if patches else []
+                )
+                hwc = [
+                    m.permute(0, 2, 3, 1).cpu().numpy() for m in ([last] if maps else []) + caught
+                ]
+        finally:
+            self._catching, self._caught = False, {}
+        return Encoded(
+            pooled=pooled.cpu().numpy(),
+            maps=hwc[0] if maps else None,  # (B, h, w, C)
+            patches=tuple(hwc[1 if maps else 0 :]),  # each (B, h_l, w_l, C_l)
+        )
 
     def logits(self, batch: torch.Tensor | np.ndarray) -> np.ndarray:
         """Class logits (B, n_classes) of (B, S, S, 3) uint8 images; see :meth:`Backbone.logits`."""

@@ -7,6 +7,8 @@ ResNet-152, which the paper did not use.
 from __future__ import annotations
 
 import os
+from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -84,6 +86,7 @@ class TorchvisionBackbone(TorchBackbone):
         device: str = "auto",
         bf16: bool = False,
         compile: bool = False,
+        patch_layers: Sequence[str] = (),
         offline: bool | None = None,
         preprocessing: str = DEFAULT_PREPROCESSING,
     ) -> None:
@@ -107,7 +110,7 @@ class TorchvisionBackbone(TorchBackbone):
                     f"{str(error).splitlines()[0]}"
                 ) from error
         self.classifier = model.fc.eval().requires_grad_(False)
-        trunk = torch.nn.Sequential(*list(model.children())[:-2])
+        trunk = torch.nn.Sequential(OrderedDict(list(model.named_children())[:-2]))  # layer1…4
         self.name = name
         self.dim = architecture.dim
         self._place(
@@ -115,6 +118,7 @@ class TorchvisionBackbone(TorchBackbone):
             device=device,
             bf16=bf16,
             compile=compile,
+            patch_layers=patch_layers,
             side=CROP,
             preprocessing=preprocessing,
             mean=IMAGENET_MEAN,

@@ -10,6 +10,10 @@ Extracted once and shared by every normal class and every ablation. Layout:
 - ``feature_maps`` (n, 7, 7, D) float16 and ``feature_map_ids`` (n,) str — the last
   feature maps of the first few images of each class, for the anomaly-map figure
 - ``skipped_ids`` (s,) str — corrupt images skipped on request
+- ``masks`` (N, S, S) bool — the test images' defect masks aligned with the backbone's
+  input (datasets with masks: MVTec AD, MVTec 3D-AD)
+- ``patch_maps/<l>`` (N, h_l, w_l, C_l) float16 — every image's maps of the backbone's
+  ``patch_layers`` (attribute ``patch_layers``), only where a patch-level method reads them
 
 Attributes: ``dataset``, ``split``, ``category``, ``backbone``, ``weights``,
 ``preprocessing`` (a key of ``cap.data.transforms.PREPROCESSINGS``: ``paper``,
@@ -37,7 +41,7 @@ from cap.utils.errors import ConfigError, DataError, MissingResourceError
 from cap.utils.io import atomic_path
 
 if TYPE_CHECKING:  # loading embeddings must not pay for importing the backbones (torch)
-    from cap.backbones.base import Backbone
+    from cap.backbones.base import Backbone, Encoded
     from cap.data.base import ImageDataset
 
 log = logging.getLogger(__name__)
@@ -57,6 +61,8 @@ class Embeddings:
     feature_maps: np.ndarray | None = None  # (n, 7, 7, D) float16 last feature maps
     feature_map_ids: list[str] = field(default_factory=list)  # (n,) ids of those images
     defect_type: list[str] | None = None  # (N,) MVTec defect folder names, else None
+    masks: np.ndarray | None = None  # (N, S, S) bool defect masks at the backbone's input
+    patch_maps: tuple[np.ndarray, ...] = ()  # per patch layer: (N, h_l, w_l, C_l) float16
 
 
 def first_per_class(labels: np.ndarray, limit: int | None) -> np.ndarray:
@@ -80,37 +86,46 @@ def first_per_class(labels: np.ndarray, limit: int | None) -> np.ndarray:
 
 
 class _BackboneInputs:
-    """Map-style dataset for the DataLoader: position → (position, input or None, error or None).
+    """Map-style dataset for the DataLoader: position → (position, input, mask, error).
 
-    A corrupt image comes back as its error message instead of raising in the
-    worker, so that the main process can skip it or raise a clean DataError.
+    A corrupt image comes back as its error message (input and mask None) instead of
+    raising in the worker, so that the main process can skip it or raise a clean
+    DataError. With ``masks``, each image's defect mask comes along, aligned with the
+    backbone's input (the same resize and crop, nearest-neighbour).
     """
 
-    def __init__(self, dataset: ImageDataset, backbone: Backbone, indices: np.ndarray) -> None:
+    def __init__(
+        self, dataset: ImageDataset, backbone: Backbone, indices: np.ndarray, masks: bool
+    ) -> None:
         self.dataset = dataset
         self.transform = backbone.transform
         self.indices = indices
+        self.masks = masks
 
     def __len__(self) -> int:
         return len(self.indices)
 
-    def __getitem__(self, position: int) -> tuple[int, Any, str | None]:
+    def __getitem__(self, position: int) -> tuple[int, Any, Any, str | None]:
+        index = int(self.indices[position])
         try:
-            return position, self.transform(self.dataset.image(int(self.indices[position]))), None
+            value = self.transform(self.dataset.image(index))
+            mask = self.transform.mask(self.dataset.mask(index)) if self.masks else None  # (S, S)
+            return position, value, mask, None
         except DataError as error:
-            return position, None, str(error)
+            return position, None, None, str(error)
 
 
-def _collate(
-    items: list[tuple[int, Any, str | None]],
-) -> tuple[list[int], Any, list[tuple[int, str]]]:
-    """Stack the readable inputs; keep (position, message) of the unreadable ones."""
+def _collate(items: list[tuple[int, Any, Any, str | None]]) -> tuple[list[int], Any, Any, list]:
+    """Stack the readable inputs (and masks); keep (position, message) of the unreadable."""
     from torch.utils.data import default_collate
 
-    readable = [(position, value) for position, value, error in items if error is None]
-    failed = [(position, error) for position, _, error in items if error is not None]
-    inputs = default_collate([value for _, value in readable]) if readable else None
-    return [position for position, _ in readable], inputs, failed
+    readable = [item for item in items if item[3] is None]
+    failed = [(position, error) for position, _, _, error in items if error is not None]
+    inputs = default_collate([value for _, value, _, _ in readable]) if readable else None
+    masks = (
+        [mask for _, _, mask, _ in readable] if readable and readable[0][2] is not None else None
+    )
+    return [position for position, *_ in readable], inputs, masks, failed
 
 
 def default_num_workers() -> int:
@@ -121,51 +136,50 @@ def default_num_workers() -> int:
 class _StoreWriter:
     """Appends embedded rows to an open HDF5 file and finally writes the index datasets.
 
-    Datasets are allocated for every selected image and shrunk at the end, when
-    skipped images are known.
+    Datasets grow with the rows embedded (each created at its first rows, whose shape it
+    takes) and are shrunk at the end to what was kept, when skipped images are known.
     """
 
-    def __init__(self, store: Any, rows: int, dim: int, map_rows: int) -> None:
+    def __init__(self, store: Any, rows: int) -> None:
         self.store = store
-        self.map_rows = map_rows
-        self.features = store.create_dataset(
-            "features", (rows, dim), np.float32, maxshape=(None, dim), chunks=(min(rows, 256), dim)
-        )
-        self.maps: Any = None  # created with the first maps, whose grid it takes
+        self.rows = rows  # the images selected: each dataset's first allocation
         self.kept: list[int] = []  # positions (into the selection) of the embedded rows
         self.map_kept: list[int] = []  # positions of the rows whose maps are stored
+        self.written: dict[str, int] = {}  # dataset → rows written
 
-    def add(
-        self, positions: list[int], pooled: np.ndarray, maps: np.ndarray | None, wanted: np.ndarray
-    ) -> None:
-        """Append (B, D) pooled features; of (B, 7, 7, D) maps, the rows flagged in ``wanted``."""
-        self.features[len(self.kept) : len(self.kept) + len(positions)] = pooled
+    def add(self, positions: list[int], encoded: Encoded, masks: Any, wanted: np.ndarray) -> None:
+        """Append a batch: its (B, D) pooled features, the (B, 7, 7, D) maps of the rows
+        flagged in ``wanted``, its patch layers' maps and its masks (every row)."""
+        self._append("features", encoded.pooled, np.float32)
+        for layer, patches in enumerate(encoded.patches):
+            self._append(f"patch_maps/{layer}", patches, np.float16)  # (B, h_l, w_l, C_l)
+        if masks is not None:
+            self._append("masks", np.stack(masks), bool)  # (B, S, S)
         self.kept.extend(positions)
-        if maps is None:
-            return
-        if self.maps is None:
-            grid = maps.shape[1:]  # (7, 7, D)
-            self.maps = self.store.create_dataset(
-                "feature_maps",
-                (self.map_rows, *grid),
-                np.float16,
-                maxshape=(None, *grid),
-                chunks=(1, *grid),
+        if encoded.maps is not None and wanted.any():
+            self._append("feature_maps", encoded.maps[wanted], np.float16)  # (b, 7, 7, D)
+            self.map_kept.extend(np.asarray(positions)[wanted].tolist())
+
+    def _append(self, name: str, values: np.ndarray, dtype: Any) -> None:
+        if name not in self.written:
+            shape = values.shape[1:]
+            chunk = min(self.rows, 256) if name == "features" else 1  # features: read by blocks
+            self.store.create_dataset(
+                name, (self.rows, *shape), dtype, maxshape=(None, *shape), chunks=(chunk, *shape)
             )
-        chosen = maps[wanted].astype(np.float16)  # (b, 7, 7, D)
-        self.maps[len(self.map_kept) : len(self.map_kept) + len(chosen)] = chosen
-        self.map_kept.extend(np.asarray(positions)[wanted].tolist())
+            self.written[name] = 0
+        start = self.written[name]
+        self.store[name][start : start + len(values)] = values.astype(dtype, copy=False)
+        self.written[name] = start + len(values)
 
     def finish(
         self, dataset: ImageDataset, selection: np.ndarray, skipped: list[str], attrs: dict
     ) -> None:
         """Shrink to the embedded rows, write labels, ids and the attributes."""
         rows = selection[self.kept]  # dataset positions of the embedded rows
-        self.features.resize((len(rows), self.features.shape[1]))
-        map_ids = None
-        if self.maps is not None:
-            self.maps.resize((len(self.map_kept), *self.maps.shape[1:]))
-            map_ids = [dataset.ids[i] for i in selection[self.map_kept]]
+        for name, count in self.written.items():
+            self.store[name].resize((count, *self.store[name].shape[1:]))
+        map_ids = [dataset.ids[i] for i in selection[self.map_kept]] if self.map_kept else None
         _write_index(
             self.store,
             labels=dataset.labels[rows],
@@ -224,6 +238,7 @@ def extract_embeddings(
     num_workers: int | None = None,
     limit_per_class: int | None = None,
     feature_maps_per_class: int = 0,
+    patch_maps: bool = False,
     skip_corrupt: bool = False,
     attrs: dict[str, Any] | None = None,
     progress: bool = True,
@@ -244,7 +259,12 @@ def extract_embeddings(
     limit_per_class : int, optional
         Keep the first N images of each class, in dataset order (reproducible subsets).
     feature_maps_per_class : int
-        Also store the (7, 7, D) maps of the first N kept images of each class.
+        Also store the (7, 7, D) maps of the first N kept images of each class. A test
+        split with defect masks keeps every image's, with its mask: its runs draw
+        anomaly maps of every test image for the pixel metrics.
+    patch_maps : bool
+        Also store every image's maps of the backbone's ``patch_layers``, for patch-level
+        methods (only where one reads them: they are most of the file).
     skip_corrupt : bool
         Skip unreadable images (counted in ``skipped_count``) instead of raising DataError
         (the config's ``datasets.<name>.skip_corrupt``).
@@ -265,17 +285,22 @@ def extract_embeddings(
     selection = first_per_class(dataset.labels, limit_per_class)  # (M,) dataset positions
     if len(selection) == 0:
         raise DataError(f"{dataset!r} holds no image to embed")
-    with_maps = np.zeros(len(selection), dtype=bool)  # (M,) store this row's feature map
+    masks = dataset.has_masks and dataset.split == "test"
+    with_maps = np.full(len(selection), masks)  # (M,) store this row's feature map
     if feature_maps_per_class:
         with_maps[first_per_class(dataset.labels[selection], feature_maps_per_class)] = True
     attrs = {**provenance(dataset, backbone, limit_per_class), **(attrs or {})}
-    loader = _loader(dataset, backbone, selection, batch_size, num_workers)
+    if patch_maps:
+        attrs["patch_layers"] = json.dumps(backbone.patch_layers)
+    loader = _loader(dataset, backbone, selection, batch_size, num_workers, masks)
     out = Path(out)
     with atomic_path(out) as temporary, h5py.File(temporary, "w") as store:
-        writer = _StoreWriter(store, len(selection), backbone.dim, int(with_maps.sum()))
+        writer = _StoreWriter(store, len(selection))
         description = f"embed {attrs['dataset']}/{attrs['split']} {backbone.name}"
         with tqdm(total=len(selection), unit="img", desc=description, disable=not progress) as bar:
-            skipped = _embed_batches(loader, backbone, writer, with_maps, skip_corrupt, bar)
+            skipped = _embed_batches(
+                loader, backbone, writer, with_maps, patch_maps, skip_corrupt, bar
+            )
         skipped_ids = [dataset.ids[selection[position]] for position in skipped]
         if not writer.kept:
             raise DataError(f"no readable image in {dataset!r}: all {len(skipped)} were skipped")
@@ -309,12 +334,14 @@ def _loader(
     selection: np.ndarray,
     batch_size: int,
     num_workers: int | None,
+    masks: bool,
 ) -> Any:
-    """Batches of the selected images, decoded and transformed in worker processes."""
+    """Batches of the selected images (and their masks), decoded and transformed in worker
+    processes."""
     import torch
 
     return torch.utils.data.DataLoader(
-        _BackboneInputs(dataset, backbone, selection),
+        _BackboneInputs(dataset, backbone, selection, masks=masks),
         batch_size=batch_size,
         num_workers=default_num_workers() if num_workers is None else num_workers,
         collate_fn=_collate,
@@ -327,13 +354,14 @@ def _embed_batches(
     backbone: Backbone,
     writer: _StoreWriter,
     with_maps: np.ndarray,
+    patch_maps: bool,
     skip_corrupt: bool,
     bar: Any,
 ) -> list[int]:
     """Embed every batch into ``writer``; the positions of the unreadable images skipped
     (an unreadable image raises DataError unless ``skip_corrupt``)."""
     skipped = []
-    for positions, inputs, failed in loader:
+    for positions, inputs, masks, failed in loader:
         for position, message in failed:
             if not skip_corrupt:
                 raise DataError(
@@ -344,8 +372,8 @@ def _embed_batches(
             skipped.append(position)
         if positions:
             wanted = with_maps[positions]  # (B,)
-            pooled, maps = backbone.embed(inputs, return_maps=bool(wanted.any()))
-            writer.add(positions, pooled, maps, wanted)  # (B, D), (B, 7, 7, D)
+            encoded = backbone.encode(inputs, maps=bool(wanted.any()), patches=patch_maps)
+            writer.add(positions, encoded, masks, wanted)
         bar.update(len(positions) + len(failed))
     return skipped
 
@@ -364,6 +392,10 @@ def save_embeddings(path: str | os.PathLike[str], embeddings: Embeddings) -> Pat
         with_maps = embeddings.feature_maps is not None
         if with_maps:
             store.create_dataset("feature_maps", data=embeddings.feature_maps.astype(np.float16))
+        if embeddings.masks is not None:
+            store.create_dataset("masks", data=np.asarray(embeddings.masks, dtype=bool))
+        for layer, maps in enumerate(embeddings.patch_maps):
+            store.create_dataset(f"patch_maps/{layer}", data=np.asarray(maps, dtype=np.float16))
         _write_index(
             store,
             labels=embeddings.labels,
@@ -386,7 +418,8 @@ def load_embeddings(
     *,
     expect_backbone: str | None = None,
     label: int | None = None,
-    feature_maps: bool = True,
+    feature_maps: bool | None = True,
+    patch_maps: bool = False,
 ) -> Embeddings:
     """Read an embedding file written by :func:`extract_embeddings`.
 
@@ -395,7 +428,9 @@ def load_embeddings(
     were preprocessed (files of earlier versions are read in today's names).
     ``label`` reads only the rows of that class
     (a normal bank: a tenth of CIFAR-10's training file), and ``feature_maps=False``
-    leaves the feature maps on disk, so that a job holds only what it uses.
+    leaves the feature maps on disk, so that a job holds only what it uses
+    (``None``: read them where the file has defect masks, whose runs draw maps); the patch
+    layers' maps are read with ``patch_maps`` (a DataError where the file has none).
     """
     import h5py
 
@@ -426,7 +461,14 @@ def load_embeddings(
             )
         labels = store["labels"][()].astype(np.int64, copy=False)
         keep = np.ones(len(labels), dtype=bool) if label is None else labels == label
-        with_maps = feature_maps and "feature_maps" in store
+        wanted = "masks" in store if feature_maps is None else feature_maps
+        with_maps = wanted and "feature_maps" in store
+        if patch_maps and "patch_maps" not in store:
+            raise DataError(
+                f"{path} holds no patch maps: a patch-level method reads them; embed with the "
+                "backbone's patch_layers (the workflow does where a dataset's variants need them)"
+            )
+        layers = store["patch_maps"] if patch_maps else {}
         return Embeddings(
             features=_read_rows(store["features"], keep).astype(np.float32, copy=False),
             labels=labels[keep],
@@ -436,6 +478,8 @@ def load_embeddings(
             feature_maps=store["feature_maps"][()] if with_maps else None,
             feature_map_ids=(_strings(store, "feature_map_ids") or []) if with_maps else [],
             defect_type=_select(_strings(store, "defect_type"), keep),
+            masks=_read_rows(store["masks"], keep) if "masks" in store else None,
+            patch_maps=tuple(_read_rows(layers[str(i)], keep) for i in range(len(layers))),
         )
 
 
@@ -453,7 +497,7 @@ def _current_names(attrs: dict[str, Any]) -> None:
 
 
 def _read_rows(dataset: Any, keep: np.ndarray, block: int = 8192) -> np.ndarray:
-    """Rows ``keep`` (N,) bool of a 2-D HDF5 dataset, read in contiguous blocks: memory
+    """Rows ``keep`` (N,) bool of an HDF5 dataset (N, ...), read in contiguous blocks: memory
     stays at the selected rows plus one block, and no per-row selection is built."""
     if keep.all():
         return dataset[()]
@@ -462,7 +506,7 @@ def _read_rows(dataset: Any, keep: np.ndarray, block: int = 8192) -> np.ndarray:
         for start in range(0, len(keep), block)
         if keep[start : start + block].any()
     ]
-    return np.concatenate(parts) if parts else np.empty((0, dataset.shape[1]), dataset.dtype)
+    return np.concatenate(parts) if parts else np.empty((0, *dataset.shape[1:]), dataset.dtype)
 
 
 def _select(values: list[str] | None, keep: np.ndarray) -> list[str] | None:

@@ -25,7 +25,12 @@ def run(args: argparse.Namespace) -> None:
 
     job = read_spec(EmbedJob, args.spec)
     dataset = load_dataset(
-        job.dataset, job.data_root, job.split, category=job.category, offline=job.offline or None
+        job.dataset,
+        job.data_root,
+        job.split,
+        category=job.category,
+        offline=job.offline or None,
+        **({"validation_in_bank": True} if job.validation_in_bank else {}),
     )
     options = dict(job.options)
     if "offline" in backbone_options(job.backbone):
@@ -48,6 +53,7 @@ def run(args: argparse.Namespace) -> None:
         num_workers=args.num_workers,
         limit_per_class=job.limit_per_class,
         feature_maps_per_class=job.feature_maps_per_class,
+        patch_maps=job.patch_maps,
         skip_corrupt=job.skip_corrupt,
         attrs={"dataset": job.dataset, "inputs_version": job.inputs_version},
     )
