@@ -21,7 +21,13 @@ from cap import (
     NoAdaptationDetector,
     make_detector,
 )
-from cap.detectors import KNNDetector, MahalanobisDetector, PyODDetector, TrainableDetector
+from cap.detectors import (
+    KNNDetector,
+    MahalanobisDetector,
+    PatchCoreDetector,
+    PyODDetector,
+    TrainableDetector,
+)
 from cap.detectors.cap_training import TrainingSettings
 from cap.detectors.search import knn_search
 from cap.utils.errors import ConfigError, DataError, MissingResourceError, NotFittedError
@@ -34,6 +40,7 @@ FAST_SETTINGS = {
     "no_adaptation": {"k": 8},
     "dn2": {},
     "mahalanobis": {},
+    "patchcore": {"coreset_ratio": 0.5, "pretrain_dim": 64, "target_dim": 64},
     "pyod": {"model": "KNN"},
 }
 
@@ -68,6 +75,7 @@ def test_registry_lists_every_method() -> None:
         "no_adaptation": NoAdaptationDetector,
         "dn2": DN2Detector,
         "mahalanobis": MahalanobisDetector,
+        "patchcore": PatchCoreDetector,
         "pyod": PyODDetector,
     }
     assert set(FAST_SETTINGS) == set(DETECTORS)
@@ -95,7 +103,8 @@ def test_init_only_stores_settings(method: str) -> None:
     detector = cls(**{first: 3.5})
     assert detector.get_params()[first] == 3.5
     assert not [name for name in vars(detector) if name.endswith("_")]
-    with pytest.raises(ConfigError, match=f"{first} must be an integer|{first} must be a PyOD"):
+    checked = f"{first} must be (an integer|a PyOD|> 0 and <= 1)"  # k, model, coreset_ratio
+    with pytest.raises(ConfigError, match=checked):
         detector.fit(np.ones((5, 3)))
 
 
@@ -153,7 +162,7 @@ def test_set_params_changes_settings_and_rejects_unknown_ones() -> None:
 
 
 def test_make_detector_errors_list_valid_names() -> None:
-    with pytest.raises(ConfigError, match="valid: cap, dn2, mahalanobis, no_adaptation, pyod"):
+    with pytest.raises(ConfigError, match="valid: cap, dn2, mahalanobis, no_adaptation, patchcore, pyod"):
         make_detector("panda")
     with pytest.raises(ConfigError, match=r"no setting.*lambda.*valid: k, lam"):
         make_detector("cap", **{"lambda": 2.0})

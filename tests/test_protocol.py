@@ -160,7 +160,7 @@ def test_batch_files_round_trip_into_the_long_form_table(three_classes, tmp_path
     task = one_class_task(*three_classes, normal_class=0)
     inputs = inputs_of(task, search_task_neighbors(task, k_max=4))
     cap_run, dn2_run = spec("cap", {"k": 4, "epochs": 1}, seed=3), spec("dn2", {"k": 2})
-    records, scores = zip(*(make_run(run, inputs) for run in (cap_run, dn2_run)), strict=True)
+    records, scores, _ = zip(*(make_run(run, inputs) for run in (cap_run, dn2_run)), strict=True)
     identity = {"dataset": "x", "backbone": "fake", "cls": "0", "n_train": len(task.bank)}
     test = pd.DataFrame(
         {"id": task.test_ids, "label": task.test_labels, "is_anomaly": task.is_anomaly}
@@ -197,8 +197,8 @@ def test_a_cached_run_is_read_back_not_fitted(three_classes, tmp_path):
     inputs = inputs_of(task, search_task_neighbors(task, k_max=4))
     cache = RunCache(tmp_path / "cache")
     run = spec("cap", {"k": 4, "epochs": 1}, seed=2)
-    first, scores = make_run(run, inputs, cache=cache)
-    again, cached = make_run(run, inputs, cache=cache)
+    first, scores, _ = make_run(run, inputs, cache=cache)
+    again, cached, _ = make_run(run, inputs, cache=cache)
     assert (first["source"], again["source"]) == ("fit", "cache")
     np.testing.assert_array_equal(scores, cached)
     assert again["auroc"] == first["auroc"] and again["fit_s"] == first["fit_s"]
@@ -241,10 +241,10 @@ def test_a_tampered_cache_entry_is_a_miss_that_is_fitted_again(
     inputs = inputs_of(task, search_task_neighbors(task, k_max=4))
     cache = RunCache(tmp_path / "cache")
     run = spec("dn2", {"k": 4})
-    first, scores = make_run(run, inputs, cache=cache)
+    first, scores, _ = make_run(run, inputs, cache=cache)
     (record,) = (tmp_path / "cache").rglob("*.json")
     tamper(record, record.with_suffix(".npy"))
-    again, rescored = make_run(run, inputs, cache=cache)
+    again, rescored, _ = make_run(run, inputs, cache=cache)
     assert again["source"] == "fit" and again["auroc"] == first["auroc"]
     np.testing.assert_array_equal(rescored, scores)
     assert f"run cache entry {record} is not used" in caplog.text
@@ -274,7 +274,7 @@ def test_a_monitored_run_needs_a_monitored_entry(three_classes, tmp_path):
     cache = RunCache(tmp_path / "cache")
     plain = spec("cap", {"k": 4, "epochs": 1})
     make_run(plain, inputs, cache=cache)
-    watched, _ = make_run(dataclasses.replace(plain, monitor=True), inputs, cache=cache)
+    watched, *_ = make_run(dataclasses.replace(plain, monitor=True), inputs, cache=cache)
     assert watched["source"] == "fit" and "score_anomaly_mean" in watched["history"][0]
     assert make_run(plain, inputs, cache=cache)[0]["source"] == "cache"  # a superset serves
 
@@ -282,13 +282,14 @@ def test_a_monitored_run_needs_a_monitored_entry(three_classes, tmp_path):
 def test_the_code_digest_covers_a_detectors_modules_and_their_imports():
     from cap.benchmark import cache
 
-    cap_modules = cache._import_closure({"cap.detectors.cap_detector", "cap.utils.metrics"})
-    # not the other detectors, nor how the inputs were read (their fingerprints say that)
+    cap_modules = cache._import_closure({"cap.detectors.cap_detector", *cache.METRIC_MODULES})
+    # not the other detectors, nor how the inputs were read (their fingerprints say that);
+    # the no-adaptation module draws CAP's anomaly maps too
     assert cap_modules == {
         "cap.detectors.cap_detector", "cap.detectors.cap_model", "cap.detectors.cap_training",
-        "cap.detectors.base", "cap.detectors.search",
-        "cap.utils.errors", "cap.utils.io", "cap.utils.metrics", "cap.utils.torch_io",
-        "cap.utils.validation",
+        "cap.detectors.base", "cap.detectors.search", "cap.detectors.knn",
+        "cap.utils.errors", "cap.utils.io", "cap.utils.localization", "cap.utils.metrics",
+        "cap.utils.torch_io", "cap.utils.validation",
     }  # fmt: skip
     assert code_digest(CAPDetector) != code_digest(DN2Detector)
 

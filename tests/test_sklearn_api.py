@@ -24,6 +24,7 @@ CHECK_SETTINGS = {
     "no_adaptation": {"k": 1},
     "dn2": {"k": 1},
     "mahalanobis": {},
+    "patchcore": {"coreset_ratio": 0.5, "pretrain_dim": 4, "target_dim": 4, "projection_dim": 2},
     "pyod": {"model": "IForest", "options": {"n_estimators": 10}},
 }
 
@@ -56,6 +57,7 @@ METHOD_FAILURES = {
     "no_adaptation": {"check_estimators_dtypes": _ZERO_ROW},
     "dn2": {"check_estimators_dtypes": _ZERO_ROW},
     "mahalanobis": {"check_fit2d_1sample": _NO_SPREAD},
+    "patchcore": {"check_fit2d_1sample": _NO_SPREAD},
     "pyod": {"check_fit2d_1sample": _NO_SPREAD},
 }
 

@@ -10,16 +10,18 @@ adding a variant fits only that variant's runs, a killed job resumes after its l
 finished run, and editing a detector's code, or its inputs, makes new keys. The code
 hashed is what turns the fingerprinted inputs into scores: the detector's modules and
 the ``cap.detectors`` and ``cap.utils`` modules they import (each name resolved to the
-module that defines it), the AUROC, and the module that fits and scores runs
+module that defines it), the metrics (image and pixel), and the module that fits and scores runs
 (:data:`RUN_MODULES`); how the inputs were read is covered by their fingerprints.
 
-An entry is ``<key>.npy`` (the test scores) and ``<key>.json`` (the run's record, with
-the scores' sha256), written in that order, atomically: the JSON marks the entry
-complete. The cache proves what it returns: an entry is used only when both files
-read, the scores match their digest and the test split's size, every metric of the
-record equals the one recomputed from the scores, and its method, seed and settings
-are the run's; any other entry is a miss, with a warning naming its file, and the run
-is fitted again (and the entry replaced). Delete the folder to make every run again.
+An entry is ``<key>.npy`` (the test scores), ``<key>.maps.npy`` (a localizing run's
+anomaly maps) and ``<key>.json`` (the run's record, with the arrays' sha256), written in
+that order, atomically: the JSON marks the entry complete. The cache proves what it
+returns: an entry is used only when its files read, the arrays match their digests and
+the test split's size, every metric of the record (image metrics, and pixel metrics
+against the test masks where the run localizes) equals the one recomputed from them,
+and its method, seed and settings are the run's; any other entry is a miss, with a
+warning naming its file, and the run is fitted again (and the entry replaced). Delete
+the folder to make every run again.
 """
 
 from __future__ import annotations
@@ -39,12 +41,15 @@ from typing import Any
 import numpy as np
 
 from cap.utils.io import atomic_path, write_json_atomic
+from cap.utils.localization import pixel_metrics
 from cap.utils.metrics import score_metrics
 
 log = logging.getLogger(__name__)
 
 #: The module that fits and scores every run (hashed as it is, its imports are not).
 RUN_MODULES: tuple[str, ...] = ("cap.benchmark.runs",)
+#: The metrics every run's record holds (image, and pixel where it localizes).
+METRIC_MODULES: tuple[str, ...] = ("cap.utils.metrics", "cap.utils.localization")
 #: Packages whose imports the code digest follows: the layers a detector builds on.
 DIGEST_PACKAGES: tuple[str, ...] = ("cap.detectors", "cap.utils")
 
@@ -55,6 +60,7 @@ class CachedRun:
 
     record: dict[str, Any]  # as the job that made it recorded it
     scores: np.ndarray  # (M,) test scores
+    maps: np.ndarray | None = None  # (M, h, w) anomaly maps of a localizing run
 
 
 class RunCache:
@@ -70,41 +76,59 @@ class RunCache:
         is_anomaly: np.ndarray,
         expect: Mapping[str, Any],
         monitored: bool = False,
+        masks: np.ndarray | None = None,
     ) -> CachedRun | None:
         """The run of ``key``, if cached and consistent (with per-epoch test scores when
         ``monitored``); None otherwise.
 
         ``is_anomaly`` (M,) are the test split's labels, from which the record's metrics
         are recomputed; ``expect`` holds record fields the run must have (its method,
-        seed and settings).
+        seed and settings); ``masks`` (M, H, W), for a localizing run, are the test
+        masks its maps' pixel metrics are recomputed against.
         """
-        record_path, scores_path = self._paths(key)
+        record_path, scores_path, maps_path = self._paths(key)
         if not record_path.is_file():
             return None
         try:
             record = json.loads(record_path.read_text())
             scores = np.load(scores_path, allow_pickle=False)
+            maps = None if masks is None else np.load(maps_path, allow_pickle=False)
         except (OSError, ValueError, EOFError) as error:
             return _reject(record_path, f"it cannot be read ({error})")
-        problem = _inconsistency(record, scores, is_anomaly, expect)
+        problem = _inconsistency(record, scores, is_anomaly, expect) or (
+            None if masks is None else _maps_inconsistency(record, maps, masks)
+        )
         if problem is not None:
             return _reject(record_path, problem)
         if monitored and not record.get("monitored", False):
             return None
-        return CachedRun(record=record, scores=scores)
+        return CachedRun(record=record, scores=scores, maps=maps)
 
-    def put(self, key: str, record: dict[str, Any], scores: np.ndarray) -> None:
-        """Keep a finished run (its scores first: the record, with their digest, marks it
+    def put(
+        self,
+        key: str,
+        record: dict[str, Any],
+        scores: np.ndarray,
+        maps: np.ndarray | None = None,
+    ) -> None:
+        """Keep a finished run (its arrays first: the record, with their digests, marks it
         complete)."""
-        scores = np.asarray(scores)
-        record_path, scores_path = self._paths(key)
-        with atomic_path(scores_path) as temporary, temporary.open("wb") as handle:
-            np.save(handle, scores)
-        write_json_atomic(record_path, {**record, "scores_sha256": fingerprint(scores)})
+        record_path, scores_path, maps_path = self._paths(key)
+        digests = {"scores_sha256": _save(scores_path, np.asarray(scores))}
+        if maps is not None:
+            digests["maps_sha256"] = _save(maps_path, np.asarray(maps))
+        write_json_atomic(record_path, {**record, **digests})
 
-    def _paths(self, key: str) -> tuple[Path, Path]:
+    def _paths(self, key: str) -> tuple[Path, Path, Path]:
         folder = self.folder / key[:2]
-        return folder / f"{key}.json", folder / f"{key}.npy"
+        return folder / f"{key}.json", folder / f"{key}.npy", folder / f"{key}.maps.npy"
+
+
+def _save(path: Path, array: np.ndarray) -> str:
+    """Write ``array`` atomically; its :func:`fingerprint`."""
+    with atomic_path(path) as temporary, temporary.open("wb") as handle:
+        np.save(handle, array)
+    return fingerprint(array)
 
 
 def _inconsistency(
@@ -124,9 +148,22 @@ def _inconsistency(
         metrics = score_metrics(is_anomaly, scores)
     except ValueError as error:
         return f"its scores give no metrics ({error})"
+    return _differing(record, metrics, "scores")
+
+
+def _maps_inconsistency(record: dict[str, Any], maps: np.ndarray, masks: np.ndarray) -> str | None:
+    """What makes a localizing run's cached maps unusable, or None."""
+    if maps.ndim != 3 or len(maps) != len(masks):
+        return f"it holds maps of shape {maps.shape} for {len(masks)} test images"
+    if fingerprint(maps) != record.get("maps_sha256"):
+        return "its maps do not match their sha256"
+    return _differing(record, pixel_metrics(masks, maps), "maps")
+
+
+def _differing(record: dict[str, Any], metrics: dict[str, float], source: str) -> str | None:
     wrong = [name for name, value in metrics.items() if record.get(name) != value]
     if wrong:
-        return f"its {', '.join(wrong)} differ from the scores' ({metrics})"
+        return f"its {', '.join(wrong)} differ from the {source}' ({metrics})"
     return None
 
 
@@ -165,7 +202,7 @@ def code_digest(detector: type) -> str:
     """sha256 of the source of the code that scores with ``detector`` (module docstring);
     once per process and detector, as every run of a batch asks for it."""
     roots = {cls.__module__ for cls in detector.__mro__ if cls.__module__.startswith("cap.")}
-    roots.add("cap.utils.metrics")
+    roots.update(METRIC_MODULES)
     return _digest(_import_closure(roots) | set(RUN_MODULES))
 
 

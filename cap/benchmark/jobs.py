@@ -61,11 +61,13 @@ class EmbedJob:
     preprocessing: str = DEFAULT_PREPROCESSING  # resize and crop before the backbone
     limit_per_class: int | None = None  # the first N images of each class
     feature_maps_per_class: int = 0  # also store the maps of the first N images per class
+    patch_maps: bool = False  # also store every image's maps of the backbone's patch_layers
     batch_size: int = 64  # images per forward pass
     bf16: bool = False  # torchvision backbones on a GPU: bfloat16 autocast
     device: str = "auto"  # auto (CUDA when available), cpu or cuda[:N]
     options: dict[str, Any] = field(default_factory=dict)  # backbone options (tflite tensors)
     skip_corrupt: bool = False  # skip unreadable images, counting them, instead of failing
+    validation_in_bank: bool = False  # MVTec 3D-AD: its validation images join the train split
     inputs_version: str = ""  # images' and weights' names, sizes, times: a change re-embeds
     offline: bool = False  # never download
 
@@ -136,6 +138,7 @@ class EvaluateJob:
     scores: str  # the scores file to write (gzipped CSV)
     cache: str | None = None  # run cache folder (None: no cache)
     clip_k: bool = False  # lower K to the neighbours available
+    maps: str | None = None  # the maps file to write (.npz), where the test split has masks
 
 
 @dataclass(frozen=True)

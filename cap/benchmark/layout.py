@@ -41,12 +41,22 @@ RUN_CACHE = f"{RESULTS}/cache/runs"
 RECORDS = f"{RESULTS}/runs/{BATCH}.json"
 #: Each run's anomaly score of every test image, one row per (run, image).
 SCORES = f"{RESULTS}/scores/{BATCH}.csv.gz"
+#: Each localizing run's anomaly maps, on datasets with defect masks (``localize``), each
+#: under :func:`map_name`.
+MAPS = f"{RESULTS}/maps/{BATCH}.npz"
 #: Every run in one long-form table, one row per run (config/README.md lists its columns).
 RUNS_TABLE = f"{RESULTS}/tables/runs.csv"
 #: Every claim judged: one row per (claim, dataset), with its interval and verdict.
 CLAIMS = f"{RESULTS}/tables/claims.csv"
 #: Every method of the config's leaderboard table ranked per dataset, with its cost.
 LEADERBOARD = {kind: f"{RESULTS}/tables/leaderboard.{kind}" for kind in ("csv", "md")}
+#: Every metric of each category of the datasets with masks with its bootstrap interval
+#: over test images, the paired differences of its methods, and both as Markdown.
+BOOTSTRAP = {
+    "intervals": f"{RESULTS}/tables/bootstrap.csv",
+    "differences": f"{RESULTS}/tables/bootstrap_differences.csv",
+    "md": f"{RESULTS}/tables/bootstrap.md",
+}
 REPORT = f"{RESULTS}/report/reproduction.md"
 
 #: A table's files: ``{TABLE}{suffix}`` for each kind (written by ``cap.reporting.tables``).
@@ -65,6 +75,7 @@ FIGURES: dict[str, str] = {
     "score_curves": f"{RESULTS}/figures/score_curves/{{dataset}}/{{backbone}}/{{cls}}",
     "anomaly_maps": f"{RESULTS}/figures/anomaly_maps/{{dataset}}/{{backbone}}/{{cls}}/{{variant}}",
     "bank_curves": f"{RESULTS}/figures/bank_curves/{{dataset}}/{{backbone}}/{{name}}",
+    "localization": f"{RESULTS}/figures/localization/{{dataset}}/{{backbone}}/{{cls}}",
 }
 FIGURE_FORMATS: tuple[str, ...] = ("png", "pdf")
 
@@ -79,6 +90,7 @@ class Rule:
     name: str  # the rule's name; its logs and benchmarks are filed under it
     job: str | None  # the wildcards naming one of its jobs (a pattern); None: it runs once
     spec: type | None = None  # a `cap` step: the spec its command reads; None: a script rule
+    twin: str | None = None  # runs that `cap` step's command and spec, for more outputs
     local: bool = False  # runs where Snakemake runs, never submitted to a cluster
     gpu: bool = False  # takes a GPU slot where a GPU is visible
     threads: int = 1  # CPUs of a job (capped by --cores)
@@ -104,14 +116,17 @@ RULES: tuple[Rule, ...] = (
     Rule("neighbors", BATCH, jobs.NeighborsJob),
     Rule("train", RUN, jobs.TrainJob, gpu=True, mem_mb=8000),
     Rule("evaluate", BATCH, jobs.EvaluateJob, gpu=True, mem_mb=8000),
+    Rule("localize", BATCH, twin="evaluate", gpu=True, threads=2, mem_mb=8000),  # with masks
     Rule("aggregate", None, local=True, outputs={"runs": RUNS_TABLE}, final="always"),
     Rule("table", "{table}", local=True),
     Rule("claims", None, local=True, outputs={"claims": CLAIMS}, final="always"),
     Rule("leaderboard", None, local=True, outputs=LEADERBOARD, final="report.leaderboard"),
+    Rule("bootstrap", None, local=True, outputs=BOOTSTRAP, final="report.bootstrap"),
     Rule("figure_attention", "{dataset}/{backbone}/{cls}/{variant}"),
     Rule("figure_score_curves", "{dataset}/{backbone}/{cls}", local=True),
     Rule("figure_anomaly_maps", "{dataset}/{backbone}/{cls}/{variant}"),
     Rule("figure_bank_curves", "{dataset}/{backbone}/{name}", local=True),
+    Rule("figure_localization", "{dataset}/{backbone}/{cls}", local=True),
     Rule("report", None, local=True, outputs={"md": REPORT}, final="always"),
 )
 #: Each rule by name.
@@ -144,6 +159,11 @@ def reserved_table_names() -> set[str]:
         if Path(path).parent.as_posix() == TABLES_FOLDER
     }
     return {"all", *JOB_IDS, *written}
+
+
+def map_name(setting: str, seed: int) -> str:
+    """A run's entry in a maps file (:data:`MAPS`)."""
+    return f"{setting}.seed{seed}"
 
 
 def spec_path(rule: str) -> str:

@@ -35,6 +35,10 @@ class OneClassTask:
     test_labels: np.ndarray  # (M,) int64 labels in the dataset's own class space
     is_anomaly: np.ndarray  # (M,) int64, 1 = anomaly, 0 = normal
     normal_class_name: str  # the normal class's name (MVTec AD: the category)
+    bank_patches: tuple[np.ndarray, ...] = ()  # per patch layer (N, h_l, w_l, C_l), if read
+    test_patches: tuple[np.ndarray, ...] = ()  # per patch layer (M, h_l, w_l, C_l), if read
+    test_masks: np.ndarray | None = None  # (M, S, S) bool defect masks, where the data has them
+    test_maps: np.ndarray | None = None  # (M, h, w, D) last feature maps, where all were kept
 
 
 def one_class_task(
@@ -80,6 +84,10 @@ def one_class_task(
             )
         in_bank &= np.cumsum(in_bank) <= bank_size
     return OneClassTask(
+        bank_patches=tuple(layer[in_bank] for layer in train.patch_maps),
+        test_patches=test.patch_maps,
+        test_masks=test.masks,
+        test_maps=_every_map(test),
         bank=train.features[in_bank],
         bank_ids=[i for i, keep in zip(train.ids, in_bank, strict=True) if keep],
         test=test.features,
@@ -88,6 +96,14 @@ def one_class_task(
         is_anomaly=is_anomaly,
         normal_class_name=_class_name(train, test, normal_class),
     )
+
+
+def _every_map(embeddings: Embeddings) -> np.ndarray | None:
+    """The last feature maps in row order (M, h, w, D), where every row's was kept."""
+    if embeddings.feature_maps is None or set(embeddings.feature_map_ids) != set(embeddings.ids):
+        return None
+    row = {identifier: row for row, identifier in enumerate(embeddings.feature_map_ids)}
+    return embeddings.feature_maps[[row[identifier] for identifier in embeddings.ids]]
 
 
 def _class_name(train: Embeddings, test: Embeddings, normal_class: int | None) -> str:
@@ -99,21 +115,28 @@ def _class_name(train: Embeddings, test: Embeddings, normal_class: int | None) -
     return names[normal_class] if 0 <= normal_class < len(names) else str(normal_class)
 
 
-def load_task(spec: TaskSpec, *, feature_maps: bool = False) -> tuple[OneClassTask, Embeddings]:
+def load_task(
+    spec: TaskSpec, *, feature_maps: bool | None = None, patch_maps: bool = False
+) -> tuple[OneClassTask, Embeddings]:
     """Read the two embedding files of a job's task (refusing another backbone's) and split
     them as ``spec`` says.
 
     Only the normal class's training rows are read (the first ``bank_size`` of them
     form the bank when given). The test embeddings come back too, with their feature
-    maps when asked (the anomaly-map figure draws them).
+    maps when asked (the anomaly maps draw them; ``None``: where the test split has defect
+    masks); ``patch_maps`` reads both splits' patch layers (for patch-level methods).
     """
     test = load_embeddings(
-        spec.test_embeddings, expect_backbone=spec.backbone, feature_maps=feature_maps
+        spec.test_embeddings,
+        expect_backbone=spec.backbone,
+        feature_maps=feature_maps,
+        patch_maps=patch_maps,
     )
     train = load_embeddings(
         spec.train_embeddings,
         expect_backbone=spec.backbone,
         label=spec.normal_class,
         feature_maps=False,
+        patch_maps=patch_maps,
     )
     return one_class_task(train, test, spec.normal_class, spec.bank_size), test

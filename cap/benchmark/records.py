@@ -6,6 +6,9 @@ identity (dataset, backbone, cls, class_name, preprocessing), task (n_train, n_t
 n_anomalous), backbone (backbone_model, weights) and the record of
 :func:`cap.benchmark.runs.make_run` (setting key, method, seed, settings, AUROC, ...).
 Its *scores* file (``layout.SCORES``) is a gzipped CSV, one row per (run, test image).
+On a dataset with defect masks, its *maps* file (``layout.MAPS``, NumPy ``.npz``) holds
+each localizing run's anomaly maps (M, h, w) on the detector's grid, under
+:func:`map_name`, and the test ``ids`` in their row order.
 
 Runs are named by their settings' content keys; the runs table gives each the label
 of its variant (:meth:`cap.benchmark.planning.Plan.run_labels`).
@@ -22,8 +25,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from cap.benchmark.layout import map_name
 from cap.utils.errors import DataError
 from cap.utils.io import atomic_path, write_json_atomic
+from cap.utils.localization import PIXEL_METRICS
 from cap.utils.metrics import METRICS
 
 #: Columns of a batch's score file.
@@ -34,7 +39,7 @@ IDENTITY_COLUMNS: tuple[str, ...] = (
     "dataset", "cls", "class_name", "variant", "setting", "method", "seed", "backbone",
     "preprocessing", "backbone_model", "weights", "n_train", "n_test", "n_anomalous", "chaotic",
 )  # fmt: skip
-MEASURE_COLUMNS: tuple[str, ...] = (*METRICS, "fit_s", "score_s")
+MEASURE_COLUMNS: tuple[str, ...] = (*METRICS, *PIXEL_METRICS, "fit_s", "score_s")
 #: Order of the runs in every table.
 SORT_COLUMNS: tuple[str, ...] = ("dataset", "backbone", "cls", "variant", "seed")
 
@@ -63,6 +68,32 @@ def write_batch(
             temporary, index=False, compression="gzip"
         )
     write_json_atomic(records_path, {"job": dict(job), "runs": list(runs)})
+
+
+def write_maps(
+    path: str | os.PathLike[str],
+    *,
+    runs: Sequence[Mapping[str, Any]],
+    maps: Sequence[np.ndarray | None],
+    ids: Sequence[str],
+) -> None:
+    """Write the anomaly maps of a batch's localizing runs (those with maps), atomically."""
+    arrays = {
+        map_name(run["setting"], run["seed"]): values
+        for run, values in zip(runs, maps, strict=True)
+        if values is not None
+    }
+    with atomic_path(path) as temporary, temporary.open("wb") as handle:
+        np.savez_compressed(handle, ids=np.asarray(ids, dtype=str), **arrays)
+
+
+def read_maps(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
+    """A maps file: ``ids`` (M,) and each run's maps (M, h, w) by :func:`map_name`."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return {name: data[name] for name in data.files}
+    except (OSError, ValueError) as error:
+        raise DataError(f"{path} is not a maps file: {error}") from error
 
 
 def read_scores(path: str | os.PathLike[str]) -> pd.DataFrame:
@@ -111,6 +142,8 @@ def summarize_records(
     ]
     columns = [*IDENTITY_COLUMNS, *settings, *MEASURE_COLUMNS]
     frame = pd.DataFrame.from_records(rows, columns=columns)
+    unmeasured = [name for name in PIXEL_METRICS if frame[name].isna().all()]
+    frame = frame.drop(columns=unmeasured)  # no run localizes: the table keeps its columns
     frame["cls"] = frame["cls"].astype(str)
     return frame.sort_values(list(SORT_COLUMNS), kind="stable").reset_index(drop=True)
 

@@ -15,7 +15,8 @@ import logging
 import os
 import time
 from dataclasses import dataclass
-from typing import Any
+from functools import cached_property
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -30,7 +31,8 @@ from cap.detectors import (
     detector_class,
     make_detector,
 )
-from cap.utils.errors import ConfigError
+from cap.utils.errors import ConfigError, DataError
+from cap.utils.localization import pixel_metrics
 from cap.utils.metrics import score_metrics
 
 log = logging.getLogger(__name__)
@@ -46,17 +48,44 @@ class RunInputs:
     test_fingerprint: str  # sha256 of the test features and anomaly labels
     clip_k: bool = False  # lower K to the neighbours available
 
+    @cached_property
+    def patches_fingerprint(self) -> str:
+        """sha256 of the bank's and the test split's patch layers (patch-level methods)."""
+        return fingerprint(*self.task.bank_patches, *self.task.test_patches)
+
+    @cached_property
+    def localization_fingerprint(self) -> str:
+        """sha256 of the test masks and the feature maps anomaly maps are drawn on."""
+        maps = () if self.task.test_maps is None else (self.task.test_maps,)
+        return fingerprint(self.task.test_masks, *maps)
+
+    def localizes(self, detector: BaseDetector) -> bool:
+        """Whether ``detector``'s runs get anomaly maps and pixel metrics here: the test
+        split has defect masks and the detector scores positions."""
+        return self.task.test_masks is not None and detector.localizes
+
+
+class MadeRun(NamedTuple):
+    """A run's record, its test scores (M,) and, where it localizes, its anomaly maps
+    (M, h, w) on the detector's grid."""
+
+    record: dict[str, Any]
+    scores: np.ndarray
+    maps: np.ndarray | None = None
+
 
 def load_run_inputs(
     spec: TaskSpec,
     neighbors: str | os.PathLike[str],
     *,
     clip_k: bool = False,
-    feature_maps: bool = False,
+    feature_maps: bool | None = None,
+    patch_maps: bool = False,
 ) -> tuple[RunInputs, Any]:
-    """A job's inputs, and the test embeddings (with their attributes and, when asked,
-    feature maps)."""
-    task, test = load_task(spec, feature_maps=feature_maps)
+    """A job's inputs, and the test embeddings (with their attributes and feature maps as
+    :func:`cap.benchmark.protocol.load_task` reads them; ``patch_maps``: both splits'
+    patch layers, for patch-level methods)."""
+    task, test = load_task(spec, feature_maps=feature_maps, patch_maps=patch_maps)
     inputs = RunInputs(
         task=task,
         neighbors=load_neighbors(neighbors),
@@ -104,6 +133,8 @@ def fit_on_task(
 ) -> BaseDetector:
     """Fit on the task's bank: a kNN detector with its precomputed neighbours; with
     ``monitor`` (trainable detectors), test scores are recorded after every epoch."""
+    if detector.reads_patches:
+        return detector.fit(list(task.bank_patches))
     if not isinstance(detector, KNNDetector):
         return detector.fit(task.bank)
     train_indices = neighbors.train_indices[:, : detector.k]
@@ -119,20 +150,43 @@ def fit_on_task(
 
 def score_task(detector: BaseDetector, task: OneClassTask, neighbors: Neighbors) -> np.ndarray:
     """Anomaly scores (M,) of the task's test items, higher = more anomalous."""
+    if detector.reads_patches:
+        return detector.anomaly_score(list(task.test_patches))
     if not isinstance(detector, KNNDetector):
         return detector.anomaly_score(task.test)
     return detector.anomaly_score(task.test, neighbors=neighbors.test_indices[:, : detector.k])
 
 
+def localize(detector: BaseDetector, task: OneClassTask, neighbors: Neighbors) -> np.ndarray:
+    """Anomaly maps (M, h, w) of the test items on the detector's grid: a patch-level
+    detector's patch scores, or the paper's maps over the last feature maps (§4.6)."""
+    if detector.reads_patches:
+        return detector.anomaly_maps(list(task.test_patches))
+    if task.test_maps is None:
+        raise DataError(
+            "anomaly maps need every test image's feature maps, and the test embeddings "
+            "keep only some: embed the test split again (the workflow keeps them all for "
+            "datasets with defect masks)"
+        )
+    k = getattr(detector, "k", None)
+    test_indices = None if k is None else neighbors.test_indices[:, :k]
+    return detector.anomaly_maps(task.test, feature_maps=task.test_maps, neighbors=test_indices)
+
+
 def cache_key(detector: BaseDetector, spec: RunSpec, inputs: RunInputs) -> str:
     """The run's content key (:mod:`cap.benchmark.cache`): the neighbours count only for
-    the detectors that read them, as many columns as they read."""
+    the detectors that read them, as many columns as they read; patch layers, masks and
+    feature maps only for the runs that read them."""
     data = [inputs.provenance["bank_sha256"], inputs.test_fingerprint]
     if isinstance(detector, KNNDetector):
         k = detector.k
         data.append(
             fingerprint(inputs.neighbors.train_indices[:, :k], inputs.neighbors.test_indices[:, :k])
         )
+    if detector.reads_patches:
+        data.append(inputs.patches_fingerprint)
+    if inputs.localizes(detector):
+        data.append(inputs.localization_fingerprint)
     params = detector.get_params()
     return run_key(spec.method, params, spec.seed, data, code_digest(type(detector)))
 
@@ -142,44 +196,49 @@ def make_run(
     inputs: RunInputs,
     *,
     cache: RunCache | None = None,
-) -> tuple[dict[str, Any], np.ndarray]:
-    """One run: its record and its test scores (M,).
+) -> MadeRun:
+    """One run: its record, its test scores (M,) and, where it localizes, its anomaly maps.
 
     Read from ``cache`` when there (with per-epoch scores if ``spec.monitor``), else
     loaded from the spec's kept ``model`` when given, else fitted; then scored and kept in the
     cache. The record holds the run's setting key, method, seed, the settings used, its
-    AUROC, the fit and score seconds (of the run that made it; fit ``None`` for a loaded
-    model), the training history of trainable methods, and where it came from
-    (``source``: fit, cache or model).
+    image metrics (and pixel metrics where it localizes), the fit and score seconds (of
+    the run that made it; fit ``None`` for a loaded model), the training history of
+    trainable methods, and where it came from (``source``: fit, cache or model).
     """
     detector = build_detector(spec, inputs.neighbors.k_max, clip_k=inputs.clip_k)
     key = cache_key(detector, spec, inputs)
-    cached = None
     if cache is not None:
         expect = {
             "method": spec.method,
             "seed": spec.seed,
             "settings": json.loads(json.dumps(detector.get_params())),  # as its JSON holds them
         }
+        masks = inputs.task.test_masks if inputs.localizes(detector) else None
         cached = cache.get(
-            key, is_anomaly=inputs.task.is_anomaly, expect=expect, monitored=spec.monitor
+            key,
+            is_anomaly=inputs.task.is_anomaly,
+            expect=expect,
+            monitored=spec.monitor,
+            masks=masks,
         )
-    if cached is not None:
-        record = {**cached.record, "setting": spec.setting, "source": "cache"}
-        _log(record, "from the cache")
-        return record, cached.scores
+        if cached is not None:
+            record = {**cached.record, "setting": spec.setting, "source": "cache"}
+            _log(record, "from the cache")
+            return MadeRun(record, cached.scores, cached.maps)
     if spec.model is not None:
         detector = detector_class(spec.method).load(
             spec.model, bank=inputs.task.bank, provenance=dict(inputs.provenance)
         )
-        record, scores = _score(detector, spec, inputs, fit_seconds=None, source="model")
+        made = _score(detector, spec, inputs, fit_seconds=None, source="model")
     else:
         fit_seconds = _fit(detector, spec, inputs)
-        record, scores = _score(detector, spec, inputs, fit_seconds=fit_seconds, source="fit")
+        made = _score(detector, spec, inputs, fit_seconds=fit_seconds, source="fit")
     if cache is not None:
-        cache.put(key, record, scores)
-    _log(record, "loaded" if record["fit_s"] is None else f"fit {record['fit_s']:.2f} s")
-    return record, scores
+        cache.put(key, made.record, made.scores, made.maps)
+    fit_s = made.record["fit_s"]
+    _log(made.record, "loaded" if fit_s is None else f"fit {fit_s:.2f} s")
+    return made
 
 
 def train_run(
@@ -194,8 +253,8 @@ def train_run(
     fit_seconds = _fit(detector, spec, inputs)
     detector.save(out_model, include_bank=False, provenance=dict(inputs.provenance))
     if cache is not None:
-        record, scores = _score(detector, spec, inputs, fit_seconds=fit_seconds, source="fit")
-        cache.put(cache_key(detector, spec, inputs), record, scores)
+        made = _score(detector, spec, inputs, fit_seconds=fit_seconds, source="fit")
+        cache.put(cache_key(detector, spec, inputs), *made)
     return detector
 
 
@@ -213,10 +272,17 @@ def _score(
     *,
     fit_seconds: float | None,
     source: str,
-) -> tuple[dict[str, Any], np.ndarray]:
-    """Score the test split; the run's record and scores."""
+) -> MadeRun:
+    """Score the test split (and draw its anomaly maps where the run localizes)."""
     start = time.perf_counter()
-    scores = score_task(detector, inputs.task, inputs.neighbors)
+    maps, pixel = None, {}
+    if inputs.localizes(detector):
+        maps = localize(detector, inputs.task, inputs.neighbors)
+        pixel = pixel_metrics(inputs.task.test_masks, maps)
+    if maps is not None and detector.scores_are_map_maxima:
+        scores = maps.reshape(len(maps), -1).max(axis=1)  # the search is not made twice
+    else:
+        scores = score_task(detector, inputs.task, inputs.neighbors)
     record = {
         "setting": spec.setting,
         "method": spec.method,
@@ -224,13 +290,14 @@ def _score(
         "settings": detector.get_params(),
         "chaotic": detector.chaotic,
         **score_metrics(inputs.task.is_anomaly, scores),
+        **pixel,
         "fit_s": fit_seconds,
         "score_s": time.perf_counter() - start,
         "history": getattr(detector, "history_", None),
         "monitored": spec.monitor,
         "source": source,
     }
-    return record, scores
+    return MadeRun(record, scores, maps)
 
 
 def _log(record: dict[str, Any], how: str) -> None:

@@ -21,15 +21,21 @@ def run(args: argparse.Namespace) -> None:
 
     import pandas as pd
 
-    from cap.benchmark.records import write_batch
+    from cap.benchmark.records import write_batch, write_maps
     from cap.benchmark.runs import load_run_inputs, make_run
+    from cap.detectors import detector_class
 
     job = jobs.read_spec(jobs.EvaluateJob, args.spec)
     if not job.runs:
         raise ConfigError(f"{args.spec}: an evaluate job needs at least one run")
     jobs.check_run_keys(job.runs, job.task, str(args.spec))
     warm_up(job.runs)
-    inputs, test = load_run_inputs(job.task, job.neighbors, clip_k=job.clip_k)
+    inputs, test = load_run_inputs(
+        job.task,
+        job.neighbors,
+        clip_k=job.clip_k,
+        patch_maps=any(detector_class(spec.method).reads_patches for spec in job.runs),
+    )
     startup = log_startup()
     task = inputs.task
     identity = {
@@ -43,13 +49,16 @@ def run(args: argparse.Namespace) -> None:
         "n_anomalous": int(task.is_anomaly.sum()),
     }
     cache = open_cache(job.cache)
-    runs, scores = [], []
+    runs, scores, maps = [], [], []
     for spec in job.runs:
-        record, values = make_run(spec, inputs, cache=cache)
-        runs.append({**identity, **record})
-        scores.append(values)
+        made = make_run(spec, inputs, cache=cache)
+        runs.append({**identity, **made.record})
+        scores.append(made.scores)
+        maps.append(made.maps)
     fitted = [f"{run['setting']}/seed{run['seed']}" for run in runs if run["source"] == "fit"]
     log.info("%d of %d runs fitted here, the others read back", len(fitted), len(runs))
+    if job.maps is not None:
+        write_maps(job.maps, runs=runs, maps=maps, ids=task.test_ids)
     items = pd.DataFrame(
         {"id": task.test_ids, "label": task.test_labels, "is_anomaly": task.is_anomaly}
     )

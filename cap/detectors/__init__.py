@@ -17,6 +17,7 @@ from cap.detectors.base import (
 from cap.detectors.cap_detector import CAPDetector
 from cap.detectors.gaussian import MahalanobisDetector
 from cap.detectors.knn import DN2Detector, NoAdaptationDetector
+from cap.detectors.patchcore import PatchCoreDetector
 from cap.detectors.pyod_adapter import PyODDetector
 
 __all__ = [
@@ -27,6 +28,7 @@ __all__ = [
     "KNNDetector",
     "MahalanobisDetector",
     "NoAdaptationDetector",
+    "PatchCoreDetector",
     "PyODDetector",
     "TrainableDetector",
     "check_is_fitted",

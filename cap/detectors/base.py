@@ -67,6 +67,12 @@ class BaseDetector(BaseEstimator, ABC):
     name: ClassVar[str]
     #: Whether fitting learns parameters (see :class:`TrainableDetector`).
     trainable: ClassVar[bool] = False
+    #: Whether it reads the patch layers' maps (N, h, w, C) instead of pooled features.
+    reads_patches: ClassVar[bool] = False
+    #: Whether it also scores positions: ``anomaly_maps`` (n, h, w), for pixel metrics.
+    localizes: ClassVar[bool] = False
+    #: Whether an image's score is the largest of its map's (then read off the maps, once).
+    scores_are_map_maxima: ClassVar[bool] = False
 
     def __init_subclass__(cls, *, name: str | None = None, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

@@ -11,11 +11,12 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
 from cap.detectors.base import KNNDetector, Monitor, TrainableDetector, check_is_fitted
+from cap.detectors.knn import cosine_gap_maps
 from cap.utils.errors import ConfigError, DataError
 from cap.utils.io import atomic_path
 from cap.utils.torch_io import load_torch_file, resolve_device
@@ -87,6 +88,8 @@ class CAPDetector(KNNDetector, TrainableDetector, name="cap"):
         ``lr``; with ``monitor`` also ``score_normal_mean``, ``score_normal_std``,
         ``score_anomaly_mean``, ``score_anomaly_std`` and ``auroc`` (Figures 3, 6).
     """
+
+    localizes: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -255,6 +258,14 @@ class CAPDetector(KNNDetector, TrainableDetector, name="cap"):
         check_is_fitted(self)
         z_hat, z_hat_n = self._read_out(self._check_queries(X), neighbors, projection_readout)
         return z_hat, z_hat_n
+
+    def anomaly_maps(
+        self, X: np.ndarray, *, feature_maps: np.ndarray, neighbors: np.ndarray | None = None
+    ) -> np.ndarray:
+        """The paper's anomaly maps (§4.6, Figs. 4–5), (n, h, w): |cos(z, f) − cos(ẑⁿ, f)|
+        over the last feature maps f (n, h, w, D) of queries ``X`` (n, D)."""
+        _, z_hat_n = self.project(X, neighbors=neighbors)  # (n, D)
+        return cosine_gap_maps(self._check_queries(X), z_hat_n, feature_maps)
 
     def _read_out(
         self, X: np.ndarray, neighbors: np.ndarray | None, readout: Readout

@@ -5,10 +5,13 @@ Shapes: N = bank items, n = queries, D = feature dimension, K = neighbours.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 
-from cap.detectors.base import KNNDetector
+from cap.detectors.base import KNNDetector, check_is_fitted
 from cap.detectors.search import chunk_slices, l2_knn_search, l2_normalize
+from cap.utils.errors import DataError
 from cap.utils.validation import check_bool
 
 
@@ -24,6 +27,38 @@ class _MemoryBankDetector(KNNDetector):
         return self
 
 
+def cosine_gap_maps(z: np.ndarray, normal: np.ndarray, feature_maps: np.ndarray) -> np.ndarray:
+    """The anomaly region of §4.6: |cos(z, f_hw) − cos(n, f_hw)| at every position.
+
+    Parameters
+    ----------
+    z : array of shape (n, D)
+        The images' pooled pretrained features (the global average of ``feature_maps``).
+    normal : array of shape (n, D)
+        Their normal representations (CAP: ẑⁿ of eq. 4; without adaptation: the mean of
+        the K nearest normal features).
+    feature_maps : array of shape (n, h, w, D)
+        The backbone's last feature maps f before pooling.
+
+    Returns
+    -------
+    float32 array of shape (n, h, w)
+    """
+    features = np.asarray(feature_maps, dtype=np.float32)  # (n, h, w, D)
+    z, normal = (np.asarray(v, dtype=np.float32) for v in (z, normal))  # (n, D)
+    if features.ndim != 4 or not features.shape[-1] == z.shape[1] == normal.shape[1]:
+        raise DataError(
+            f"anomaly maps need pooled features (n, D), their normal representations (n, D) "
+            f"and feature maps (n, h, w, D); got {z.shape}, {normal.shape}, {features.shape}"
+        )
+    unit = l2_normalize(features.reshape(-1, features.shape[-1])).reshape(features.shape)
+
+    def cosine(vectors: np.ndarray) -> np.ndarray:  # (n, h, w)
+        return np.einsum("nhwd,nd->nhw", unit, l2_normalize(vectors))
+
+    return np.abs(cosine(z) - cosine(normal))
+
+
 class NoAdaptationDetector(_MemoryBankDetector, name="no_adaptation"):
     """CAP (no adaptation): s = 1 − cos(z, mean of its k nearest normal features).
 
@@ -36,8 +71,20 @@ class NoAdaptationDetector(_MemoryBankDetector, name="no_adaptation"):
         Number of nearest normal features averaged.
     """
 
+    localizes: ClassVar[bool] = True
+
     def __init__(self, *, k: int = 32) -> None:
         self.k = k
+
+    def anomaly_maps(
+        self, X: np.ndarray, *, feature_maps: np.ndarray, neighbors: np.ndarray | None = None
+    ) -> np.ndarray:
+        """Anomaly maps (n, h, w) over the last feature maps (n, h, w, D) of queries ``X``
+        (n, D): :func:`cosine_gap_maps` with the mean of the K nearest normal features."""
+        check_is_fitted(self)
+        X = self._check_queries(X)
+        index = self._test_neighbors(X, neighbors)  # (n, K)
+        return cosine_gap_maps(X, self.bank_[index].mean(axis=1), feature_maps)
 
     def _anomaly_score(self, X: np.ndarray, neighbors: np.ndarray | None) -> np.ndarray:
         index = self._test_neighbors(X, neighbors)  # (n, K)
