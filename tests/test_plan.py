@@ -147,9 +147,9 @@ def test_targets_cover_every_table_and_figure_kind(paper_plan):
     assert targets.names() == [
         "table1", "table2", "table3", "table4",
         "fig_attention", "fig_score_curves", "fig_anomaly_maps",
-        "fig_bank_curves",  # none in the paper's config: an empty target
+        "fig_bank_curves", "fig_localization",  # none in the paper's config: empty targets
     ]  # fmt: skip
-    assert targets.outputs("fig_bank_curves") == []
+    assert targets.outputs("fig_bank_curves") == targets.outputs("fig_localization") == []
     assert targets.outputs("table2") == [
         f"results/tables/table2{suffix}" for suffix in layout.TABLE_SUFFIXES.values()
     ]
@@ -523,3 +523,69 @@ def test_the_schemas_defaults_are_the_specs_and_the_code():
                     compared += 1
     assert compared >= 8
     assert jobs.EmbedJob.preprocessing == DEFAULT_PREPROCESSING
+
+
+# ---------------------------------------------------------------- datasets with masks
+
+
+@pytest.fixture(scope="module")
+def industrial_config() -> dict:
+    return load("config/industrial.yaml")
+
+
+def test_a_dataset_with_masks_is_localized_and_keeps_patches_only_where_read(
+    industrial_config, paper_config
+):
+    plan, steps = Plan(industrial_config), Steps(Plan(industrial_config))
+    batch = Batch("tire_mnv2", "mobilenet_v2", "tire", "all")
+    assert steps.evaluate_job(batch).maps == "results/maps/tire_mnv2/mobilenet_v2/tire/all.npz"
+    assert steps.embed_job("tire_mnv2", "mobilenet_v2", "tire", "train").patch_maps
+    assert plan.localized_datasets_pattern() == "tire_lite0|tire_mnv2"
+    without_patchcore = copy.deepcopy(industrial_config)
+    without_patchcore["only"] = {"methods": ["cap", "dn2"]}
+    assert (
+        not Steps(Plan(without_patchcore))
+        .embed_job("tire_mnv2", "mobilenet_v2", "tire", "test")
+        .patch_maps
+    )
+    cifar = Steps(Plan(paper_config))
+    assert cifar.evaluate_job(Batch("cifar10", "resnet152", "0", "all")).maps is None
+    assert not cifar.embed_job("cifar10", "resnet152", "all", "test").patch_maps
+    assert Plan(paper_config).localized_datasets_pattern() == "mvtec"
+
+
+@pytest.mark.parametrize(
+    ("edit", "named"),
+    [
+        (
+            lambda c: c["figures"]["localization"][0].update(variants=["dn2"]),
+            "figures.localization[0] draws the anomaly maps of variant 'dn2'",
+        ),
+        (
+            lambda c: c["figures"]["localization"][0].update(variants=["cap", "patchcor"]),
+            "figures.localization[0].variant",
+        ),
+    ],
+    ids=["method-without-maps", "unknown-variant"],
+)
+def test_a_localization_figure_draws_methods_that_localize(industrial_config, edit, named):
+    config = copy.deepcopy(industrial_config)
+    edit(config)
+    with pytest.raises(ConfigReferenceError, match=named.replace("[", r"\[").replace("]", r"\]")):
+        Plan(config)
+
+
+def test_a_localization_figure_needs_a_dataset_with_masks(paper_config):
+    config = copy.deepcopy(paper_config)
+    config["figures"]["localization"] = [
+        {"dataset": "cifar10", "cls": "0", "variants": ["cap"], "n_per_type": 1, "title": ""}
+    ]
+    with pytest.raises(ConfigReferenceError, match="dataset 'cifar10' .cifar10. has none"):
+        Plan(config)
+
+
+def test_the_bootstrap_covers_the_categories_when_asked(industrial_config):
+    assert "bootstrap" in {rule.name for rule in Plan(industrial_config).final_rules()}
+    config = copy.deepcopy(industrial_config)
+    config["report"]["bootstrap"] = 0
+    assert layout.BOOTSTRAP["md"] not in Plan(config).final_outputs()

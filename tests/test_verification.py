@@ -62,6 +62,20 @@ def test_a_deterministic_run_moved_by_a_thousandth_fails(demo):
     assert result.runs["difference"].iloc[0] == pytest.approx(0.001)
 
 
+def test_pixel_metrics_are_compared_run_by_run_where_runs_localize(demo):
+    expected = demo[0].copy()
+    localizing = expected.index[expected["variant"] == "head_lrl"]
+    expected.loc[localizing, "aupro"] = 0.5  # the other runs hold none (NaN)
+    actual = expected.copy()
+    assert verify(expected, actual).ok
+    actual.loc[localizing[0], "aupro"] += 0.001
+    result = verify(expected, actual)
+    assert result.runs[["variant", "metric"]].values.tolist() == [["head_lrl", "aupro"]]
+    assert "aupro" in result.summary
+    actual.loc[localizing[0], "aupro"] = float("nan")  # a localizing run lost its maps
+    assert not verify(expected, actual).ok
+
+
 def test_a_cap_seed_mean_shifted_by_a_hundredth_on_one_class_fails(demo):
     runs = demo[0].copy()
     seeds = (runs["variant"] == "cap") & (runs["cls"] == "1") & (runs["dataset"] == "cifar10")

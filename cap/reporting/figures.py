@@ -101,7 +101,7 @@ def plot_score_curves(
     axes.set(xlabel="epoch", ylabel="mean anomaly score (eq. 8)", title=title)
     axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes.grid(alpha=0.3)
-    return _save(figure, out_prefix)
+    return save_figure(figure, out_prefix)
 
 
 def plot_bank_curves(
@@ -162,7 +162,7 @@ def plot_bank_curves(
     else:
         axes[len(panels) - 1].legend(fontsize="small")
     figure.suptitle(title)
-    return _save(figure, out_prefix)
+    return save_figure(figure, out_prefix)
 
 
 def _natural(text: str) -> tuple[int, str]:
@@ -202,9 +202,9 @@ def plot_attention(
     uniform_color, attention_color = sns.color_palette("colorblind", 2)
     positions = np.arange(k)
     for row, example in enumerate(examples):
-        _show_image(figure.add_subplot(grid[2 * row, 0]), example.test_image, example.title)
+        show_image(figure.add_subplot(grid[2 * row, 0]), example.test_image, example.title)
         for j, image in enumerate(example.neighbor_images):
-            _show_image(figure.add_subplot(grid[2 * row, j + 1]), image, f"#{j + 1}")
+            show_image(figure.add_subplot(grid[2 * row, j + 1]), image, f"#{j + 1}")
         bars = figure.add_subplot(grid[2 * row + 1, 1:])
         bars.bar(
             positions - 0.2,
@@ -227,13 +227,14 @@ def plot_attention(
         legend_axes = figure.add_subplot(grid[2 * row + 1, 0])
         legend_axes.axis("off")
         legend_axes.legend(*bars.get_legend_handles_labels(), loc="center", fontsize="x-small")
-    return _save(figure, out_prefix)
+    return save_figure(figure, out_prefix)
 
 
 def anomaly_map(
     z: np.ndarray, z_hat_n: np.ndarray, feature_map: np.ndarray, size: int = 224
 ) -> np.ndarray:
-    """Anomaly region of §4.6: |cos(z, f_hw) − cos(ẑⁿ, f_hw)| per position, upsampled.
+    """Anomaly region of §4.6 (:func:`cap.detectors.knn.cosine_gap_maps`) of one image,
+    upsampled bilinearly to ``size`` × ``size`` (the 224 × 224 crop), as the paper draws it.
 
     Parameters
     ----------
@@ -243,37 +244,18 @@ def anomaly_map(
         Its adaptive normal representation ẑⁿ (eq. 4).
     feature_map : ndarray of shape (H, W, D)
         The backbone's last feature map f before pooling.
-    size : int
-        Side of the bilinear upsampled output (the 224 × 224 crop).
 
     Returns
     -------
     ndarray of shape (size, size), float32
     """
-    import torch
-    import torch.nn.functional as F
+    from cap.detectors.knn import cosine_gap_maps
+    from cap.utils.localization import full_resolution
 
-    features = np.asarray(feature_map, dtype=np.float32)  # (H, W, D)
-    z, z_hat_n = (np.asarray(v, dtype=np.float32).reshape(-1) for v in (z, z_hat_n))  # (D,)
-    if features.ndim != 3 or not features.shape[2] == len(z) == len(z_hat_n):
-        raise DataError(
-            f"anomaly_map needs z (D,), ẑⁿ (D,) and a feature map (H, W, D); "
-            f"got {z.shape}, {z_hat_n.shape} and {features.shape}"
-        )
-    eps = np.finfo(np.float32).eps
-    feature_norms = np.maximum(np.linalg.norm(features, axis=-1), eps)  # (H, W)
-
-    def cosine(vector: np.ndarray) -> np.ndarray:
-        return features @ vector / (feature_norms * max(np.linalg.norm(vector), eps))  # (H, W)
-
-    coarse = np.abs(cosine(z) - cosine(z_hat_n))  # (H, W)
-    upsampled = F.interpolate(
-        torch.from_numpy(coarse)[None, None],
-        size=(size, size),
-        mode="bilinear",
-        align_corners=False,
-    )  # (1, 1, size, size)
-    return upsampled[0, 0].numpy()
+    coarse = cosine_gap_maps(
+        np.reshape(z, (1, -1)), np.reshape(z_hat_n, (1, -1)), np.asarray(feature_map)[None]
+    )  # (1, H, W)
+    return full_resolution(coarse, (size, size), sigma=0.0)[0]
 
 
 def anomaly_maps_figure_size(n_examples: int, with_masks: bool) -> tuple[float, float]:
@@ -299,8 +281,8 @@ def plot_anomaly_maps(
     axes = figure.subplots(len(examples), 3 if with_masks else 2, squeeze=False)
     vmax = max(float(np.max(example.heatmap)) for example in examples) or 1.0
     for row, example in zip(axes, examples, strict=True):
-        _show_image(row[0], example.image, example.title)
-        _show_image(row[1], example.image, "anomaly map")
+        show_image(row[0], example.image, example.title)
+        show_image(row[1], example.image, "anomaly map")
         overlay = row[1].imshow(example.heatmap, cmap="viridis", alpha=0.55, vmin=0.0, vmax=vmax)
         if with_masks:
             row[2].axis("off")
@@ -310,7 +292,7 @@ def plot_anomaly_maps(
                 )
                 row[2].set_title("ground truth", fontsize="x-small")
     figure.colorbar(overlay, ax=axes.ravel().tolist(), shrink=0.8, label="|cos(z, f) − cos(ẑⁿ, f)|")
-    return _save(figure, out_prefix)
+    return save_figure(figure, out_prefix)
 
 
 def _seed_columns(
@@ -331,13 +313,13 @@ def _seed_columns(
     return columns[0, 0], columns[1], columns[2]
 
 
-def _show_image(axes: Axes, image: Image.Image, title: str) -> None:
+def show_image(axes: Axes, image: Image.Image, title: str) -> None:
     axes.imshow(np.asarray(image.convert("RGB")))
     axes.set_title(title, fontsize="x-small")
     axes.axis("off")
 
 
-def _save(figure: Figure, out_prefix: str | os.PathLike[str]) -> list[Path]:
+def save_figure(figure: Figure, out_prefix: str | os.PathLike[str]) -> list[Path]:
     """Write ``{prefix}.png`` and ``{prefix}.pdf`` atomically at the figure's fixed size."""
     paths = []
     for extension in ("png", "pdf"):

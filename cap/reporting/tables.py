@@ -34,6 +34,7 @@ from cap.benchmark.layout import TABLE_SUFFIXES
 from cap.reporting.paper import paper_rows, reported_rows
 from cap.utils.errors import ConfigError, DataError
 from cap.utils.io import atomic_path, write_text_atomic
+from cap.utils.localization import PIXEL_METRICS
 from cap.utils.metrics import LOWER_IS_BETTER, METRICS
 
 log = logging.getLogger(__name__)
@@ -47,7 +48,12 @@ METRIC_NAMES: dict[str, str] = {
     "auroc": "AUROC",
     "aupr": "AUPR (anomalies positive)",
     "fpr95": "FPR at 95% TPR",
+    "pixel_auroc": "pixel AUROC",
+    "aupro": "AUPRO (to FPR 0.3)",
 }
+#: What a table's cells may show: a run's image metrics, or its pixel metrics (datasets
+#: with defect masks, methods that localize).
+TABLE_METRICS: tuple[str, ...] = (*METRICS, *PIXEL_METRICS)
 DEFAULT_METRIC = "auroc"
 #: Columns of the tidy table CSV: one row per (entry, dataset).
 CELL_COLUMNS: tuple[str, ...] = (
@@ -279,9 +285,9 @@ def _check_spec(spec: Mapping[str, Any]) -> None:
             )
     if spec.get("reported_rows") and not spec.get("paper_key"):
         raise ConfigError(f"table {spec['name']}: reported_rows needs a paper_key")
-    if spec.get("metric", DEFAULT_METRIC) not in METRICS:
+    if spec.get("metric", DEFAULT_METRIC) not in TABLE_METRICS:
         raise ConfigError(
-            f"table {spec['name']}: unknown metric {spec['metric']!r}; valid: {list(METRICS)}"
+            f"table {spec['name']}: unknown metric {spec['metric']!r}; valid: {list(TABLE_METRICS)}"
         )
 
 

@@ -32,6 +32,7 @@ import pandas as pd
 from cap.benchmark.records import read_runs_table
 from cap.reporting.claims import read_claims
 from cap.utils.errors import DataError
+from cap.utils.localization import PIXEL_METRICS
 
 #: Keys that identify a run across two runs tables.
 RUN_KEY: tuple[str, ...] = ("dataset", "cls", "variant", "seed")
@@ -105,10 +106,14 @@ def verify(
         else pd.DataFrame(columns=[*CLAIM_KEY, "verdict_expected", "verdict_actual"])
     )
     deterministic = expected[~chaotic].merge(actual, on=list(RUN_KEY), suffixes=("", "_actual"))
-    largest = (deterministic["auroc_actual"] - deterministic["auroc"]).abs().max()
+    largest = {
+        metric: (deterministic[f"{metric}_actual"] - deterministic[metric]).abs().max()
+        for metric in verified_metrics(expected)
+    }
     lines = [
-        f"deterministic runs: {len(deterministic)} compared, |ΔAUROC| ≤ {tolerance:g}; "
-        f"largest {_number(largest)}",
+        f"deterministic runs: {len(deterministic)} compared, |Δ| ≤ {tolerance:g} in "
+        f"{', '.join(largest)}; largest "
+        + ", ".join(f"{metric} {_number(value)}" for metric, value in largest.items()),
         f"chaotic runs: {int(chaotic.sum())} in {len(bounds)} (dataset, class, variant) groups, "
         f"seed mean within {z:g}·s·√(2/n); largest |Δmean| / bound "
         f"{_number((bounds['difference'].abs() / bounds['bound']).max())}",
@@ -127,21 +132,33 @@ def compare_runs(
     tolerance: float,
     chaotic: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
-    """Runs of ``expected`` whose AUROC differs by more than ``tolerance``, and runs that
-    only one table has (the runs of ``chaotic``, compared by group elsewhere, excepted
-    on the actual side). One row per mismatch: key, both AUROCs, their difference."""
+    """Runs of ``expected`` whose AUROC (and pixel metrics, where it has them) differ by
+    more than ``tolerance``, and runs that only one table has (the runs of ``chaotic``,
+    compared by group elsewhere, excepted on the actual side). One row per mismatch: key,
+    metric, both values, their difference."""
     elsewhere = pd.DataFrame(columns=list(RUN_KEY)) if chaotic is None else chaotic
     others = actual.merge(elsewhere[list(RUN_KEY)], on=list(RUN_KEY), how="left", indicator=True)
     actual = others[others["_merge"] == "left_only"].drop(columns="_merge")
-    merged = expected[[*RUN_KEY, "auroc"]].merge(
-        actual[[*RUN_KEY, "auroc"]],
-        on=list(RUN_KEY),
-        how="outer",
-        suffixes=("_expected", "_actual"),
-    )
-    difference = merged["auroc_actual"] - merged["auroc_expected"]
-    bad = difference.isna() | (difference.abs() > tolerance)
-    return merged[bad].assign(difference=difference[bad], tolerance=tolerance)
+    mismatches = []
+    for metric in verified_metrics(expected):
+        merged = expected[[*RUN_KEY, metric]].merge(
+            actual.reindex(columns=[*RUN_KEY, metric]),
+            on=list(RUN_KEY),
+            how="outer",
+            suffixes=("_expected", "_actual"),
+        ).rename(columns={f"{metric}_expected": "expected", f"{metric}_actual": "actual"})
+        if metric != "auroc":  # a pixel metric: only of the runs that localize
+            merged = merged[merged["expected"].notna() | merged["actual"].notna()]
+        difference = merged["actual"] - merged["expected"]
+        bad = difference.isna() | (difference.abs() > tolerance)
+        mismatches.append(merged[bad].assign(metric=metric, difference=difference[bad]))
+    columns = [*RUN_KEY, "metric", "expected", "actual", "difference"]
+    return pd.concat(mismatches, ignore_index=True)[columns].assign(tolerance=tolerance)
+
+
+def verified_metrics(expected: pd.DataFrame) -> list[str]:
+    """The metrics compared run by run: AUROC, and the pixel metrics a table holds."""
+    return ["auroc", *(m for m in PIXEL_METRICS if m in expected and expected[m].notna().any())]
 
 
 def compare_chaotic_means(

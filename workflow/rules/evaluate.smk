@@ -22,6 +22,25 @@ rule evaluate:
         "OMP_NUM_THREADS={threads} cap evaluate {input.spec:q} > {log:q} 2>&1"
 
 
+use rule evaluate as localize with:
+    output:
+        records=layout.RECORDS,
+        scores=layout.SCORES,
+        maps=layout.MAPS,
+    log:
+        layout.log_path("localize"),
+    benchmark:
+        layout.benchmark_path("localize")
+    threads: RULE["localize"].threads
+    wildcard_constraints:
+        dataset=PLAN.localized_datasets_pattern(),
+
+
+# A batch of a dataset with defect masks is localize's (evaluate, with each localizing
+# run's anomaly maps); every other batch is evaluate's.
+ruleorder: localize > evaluate
+
+
 rule aggregate:
     """Every run in one long-form CSV: identity, settings, AUROC, timings."""
     input:

@@ -102,3 +102,30 @@ rule figure_bank_curves:
         figure=get_figure("bank_curves"),
     script:
         "../scripts/figure_bank_curves.py"
+
+
+rule figure_localization:
+    """Test images of each defect type, their ground-truth contour, and each method's
+    anomaly map over them, as the pixel metrics score them."""
+    input:
+        unpack(lambda wildcards: STEPS.localization_inputs(wildcards)),
+    output:
+        png=report(
+            f"{layout.FIGURES['localization']}.png",
+            caption="../report/localization.rst",
+            category="Figures",
+        ),
+        pdf=f"{layout.FIGURES['localization']}.pdf",
+    log:
+        layout.log_path("figure_localization"),
+    benchmark:
+        layout.benchmark_path("figure_localization")
+    localrule: RULE["figure_localization"].local
+    conda:
+        CONDA_ENV
+    params:
+        dataset=get_figure_dataset,
+        figure=get_figure("localization"),
+        columns=lambda wildcards: STEPS.localization_columns(wildcards),
+    script:
+        "../scripts/figure_localization.py"

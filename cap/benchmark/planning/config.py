@@ -65,6 +65,7 @@ class Dataset:
     preprocessing: str  # resize and crop before the backbone (cap.data.transforms)
     clip_k: bool  # K larger than the bank uses all of it instead of failing
     skip_corrupt: bool  # skip unreadable images instead of stopping
+    validation_in_bank: bool  # MVTec 3D-AD: the validation images join the bank
     feature_maps_per_class: int  # test images per class whose last feature maps are kept
     settings: Mapping[str, Mapping[str, Any]]  # method → its settings on this dataset
 
@@ -117,7 +118,7 @@ class Curve:
 @dataclass(frozen=True)
 class Figure:
     """One configured figure of a kind (attention, score_curves, anomaly_maps,
-    bank_curves); the fields a kind does not use stay at their defaults."""
+    bank_curves, localization); the fields a kind does not use stay at their defaults."""
 
     dataset: str
     cls: ClassId | None = None  # the normal class drawn (all but bank_curves)
@@ -128,6 +129,8 @@ class Figure:
     title: str = ""
     n_examples: int | None = None  # model figures: the test images shown
     n_neighbors: int | None = None  # attention: the neighbours shown per image
+    variants: tuple[str, ...] = ()  # localization: the methods drawn, one column each
+    n_per_type: int | None = None  # localization: the test images shown of each defect type
 
 
 @dataclass(frozen=True)
@@ -138,6 +141,7 @@ class Report:
     paper_results: str  # the paper's numbers (YAML)
     leaderboard: str | None  # the table whose methods are ranked
     claims: tuple[ClaimSpec, ...]  # the config's own, each on one of its tables
+    bootstrap: int  # resamples of the intervals over test images (datasets with masks); 0: none
 
 
 @dataclass(frozen=True)
@@ -189,6 +193,7 @@ class Config:
                 paper_results=config["report"]["paper_results"],
                 leaderboard=config["report"]["leaderboard"],
                 claims=tuple(_claim(claim) for claim in config["report"]["claims"]),
+                bootstrap=config["report"]["bootstrap"],
             ),
             raw=config,
         )
@@ -235,9 +240,14 @@ def _figure(entry: Mapping[str, Any]) -> Figure:
     )
     classes = entry.get("classes")
     return Figure(
-        **{key: value for key, value in entry.items() if key not in ("curves", "classes")},
+        **{
+            key: value
+            for key, value in entry.items()
+            if key not in ("curves", "classes", "variants")
+        },
         curves=curves,
         classes=None if classes is None else tuple(classes),
+        variants=tuple(entry.get("variants", ())),
     )
 
 

@@ -91,6 +91,17 @@ class Plan:
         """Whether each class is a category with its own train/test folders (MVTec AD)."""
         return DATASET_REGISTRY[self.datasets[dataset].source].per_category
 
+    def localizes(self, dataset: str) -> bool:
+        """Whether ``dataset``'s test images have defect masks: its runs that score
+        positions get anomaly maps and pixel metrics (its jobs are ``localize``'s)."""
+        return DATASET_REGISTRY[self.datasets[dataset].source].has_masks
+
+    def reads_patches(self, dataset: str) -> bool:
+        """Whether a run on ``dataset`` reads patch layers: its embeddings then keep them."""
+        return any(
+            self.setting_of(run).reads_patches for run in self.all_runs if run.dataset == dataset
+        )
+
     def embedding_subset(self, dataset: str, cls: str) -> str:
         """Embeddings are shared by all classes, except per-category datasets (MVTec)."""
         return cls if self.is_per_category(dataset) else "all"
@@ -318,22 +329,28 @@ class Plan:
             config=dict(self.config.raw),
         )
 
+    def localized_datasets_pattern(self) -> str:
+        """The ``dataset`` wildcard's constraint of the ``localize`` rule: the datasets with
+        defect masks."""
+        return _one_of(dataset for dataset in self.datasets if self.localizes(dataset))
+
     def wildcard_constraints(self) -> dict[str, str]:
         """Each wildcard's values in this config, as Snakemake's global constraints."""
-
-        def one_of(values: Iterable[object]) -> str:
-            return "|".join(sorted({re.escape(str(value)) for value in values})) or "-"
-
         return {
-            "dataset": one_of(self.datasets),
-            "backbone": one_of(self.config.backbones),
-            "variant": one_of(self.variants.names),
+            "dataset": _one_of(self.datasets),
+            "backbone": _one_of(self.config.backbones),
+            "variant": _one_of(self.variants.names),
             "setting": KEY_PATTERN,
-            "cls": one_of(cls for dataset in self.datasets for cls in self.class_ids(dataset)),
-            "resource": one_of(self.config.resources),
-            "table": one_of(self.config.tables),
+            "cls": _one_of(cls for dataset in self.datasets for cls in self.class_ids(dataset)),
+            "resource": _one_of(self.config.resources),
+            "table": _one_of(self.config.tables),
             "split": "train|test",
             "seed": r"\d+",
-            "name": one_of(figure.name for figure in self.config.figures.get("bank_curves", ())),
+            "name": _one_of(figure.name for figure in self.config.figures.get("bank_curves", ())),
             "bank": r"all|\d+",
         }
+
+
+def _one_of(values: Iterable[object]) -> str:
+    """A wildcard constraint matching exactly ``values`` (none: only "-", never a name)."""
+    return "|".join(sorted({re.escape(str(value)) for value in values})) or "-"

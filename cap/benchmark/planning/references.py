@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 from cap.backbones import backbone_options
-from cap.benchmark.planning.config import Backbone, Config, Dataset, Variant
+from cap.benchmark.planning.config import Backbone, Config, Dataset, Figure, Variant
 from cap.data import DATASETS as DATASET_REGISTRY
 from cap.detectors import detector_class
 from cap.utils.errors import ConfigError
@@ -45,6 +45,13 @@ def _check_datasets(config: Config) -> None:
         _require(dataset.resource, config.resources, f"datasets.{name}.resource")
         _require(dataset.backbone, config.backbones, f"datasets.{name}.backbone")
         _check_classes(name, dataset)
+        if dataset.validation_in_bank and "validation_in_bank" not in (
+            DATASET_REGISTRY[dataset.source].options
+        ):
+            raise ConfigReferenceError(
+                f"datasets.{name}.validation_in_bank: source {dataset.source!r} has no "
+                "validation split (only mvtec3d has)"
+            )
 
 
 def _check_backbone_options(name: str, backbone: Backbone) -> None:
@@ -106,9 +113,31 @@ def _check_figures(config: Config) -> None:
             _require_each(drawn, config.datasets[figure.dataset].classes, f"{where}.cls")
             named = [figure.variant] if figure.variant is not None else []
             named += [variant for curve in figure.curves for variant in curve.variants]
+            named += figure.variants
             _require_each(named, config.variants, f"{where}.variant")
             if kind in TRAINED_FIGURES:
                 _require_trainable(named, config.variants, where, kind)
+            if kind == "localization":
+                _require_localizing(figure, config, where)
+
+
+def _require_localizing(figure: Figure, config: Config, where: str) -> None:
+    """A localization figure draws anomaly maps: defect masks to draw them against, and
+    methods that score positions."""
+    source = config.datasets[figure.dataset].source
+    if not DATASET_REGISTRY[source].has_masks:
+        raise ConfigReferenceError(
+            f"{where} draws anomaly maps against defect masks, but dataset "
+            f"{figure.dataset!r} ({source}) has none: pick an MVTec AD or MVTec 3D-AD dataset"
+        )
+    for name in figure.variants:
+        method = config.variants[name].method
+        if not detector_class(method).localizes:
+            raise ConfigReferenceError(
+                f"{where} draws the anomaly maps of variant {name!r}, whose method {method!r} "
+                "scores whole images only: pick methods that localize (patchcore, cap, "
+                "no_adaptation)"
+            )
 
 
 def _require_trainable(

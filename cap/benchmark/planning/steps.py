@@ -81,10 +81,12 @@ class Steps:
             preprocessing=entry.preprocessing,
             limit_per_class=entry.limit_per_class.get(split),
             feature_maps_per_class=entry.feature_maps_per_class if split == "test" else 0,
+            patch_maps=self.plan.reads_patches(dataset),
             batch_size=model.batch_size,
             bf16=model.bf16,
             options=dict(model.options),
             skip_corrupt=entry.skip_corrupt,
+            validation_in_bank=entry.validation_in_bank and split == "train",
             inputs_version=self.plan.inputs_version(entry.resource, model.resource),
             offline=self.config.offline,
         )
@@ -176,6 +178,7 @@ class Steps:
             scores=batch.path(layout.SCORES),
             cache=self._cache(),
             clip_k=self.plan.datasets[dataset].clip_k,
+            maps=batch.path(layout.MAPS) if self.plan.localizes(dataset) else None,
         )
 
     # -------------------------------------------------------------------- figures
@@ -189,6 +192,26 @@ class Steps:
         """How a model figure reloads its run's task."""
         run = self.plan.targets.figure_run(kind, wildcards)
         return self.task(self.plan.batch_of(run))
+
+    def localization_inputs(self, wildcards: Mapping[str, str]) -> dict[str, str]:
+        """The maps and test embeddings of the category a localization figure draws."""
+        run = self.plan.targets.figure_runs("localization", self._localization(wildcards))[0]
+        batch = self.plan.batch_of(run)
+        test = self.split_inputs(batch.dataset, batch.backbone, batch.cls)["test_emb"]
+        return {"maps": batch.path(layout.MAPS), "test_emb": test}
+
+    def localization_columns(self, wildcards: Mapping[str, str]) -> dict[str, str]:
+        """Each drawn variant → the entry of its first seed's maps (:func:`layout.map_name`)."""
+        figure = self._localization(wildcards)
+        columns = {}
+        for variant in figure.variants:
+            setting = self.plan.variants.setting(figure.dataset, variant).key
+            seed = self.plan.variants.seeds_of(figure.dataset, setting)[0]
+            columns[variant] = layout.map_name(setting, seed)
+        return columns
+
+    def _localization(self, wildcards: Mapping[str, str]) -> Any:
+        return self.plan.targets.find_figure("localization", wildcards)
 
     def figure_dataset(self, dataset: str, cls: str) -> dict[str, str | None]:
         """How a figure reloads the run's images (``cap.reporting.figure_examples.load_images``)."""

@@ -129,6 +129,8 @@ class Targets:
         the first seed's model, the curves the mean over the seeds."""
         if kind in MODEL_FIGURES:
             variants = [figure.variant]
+        elif figure.variants:
+            variants = list(figure.variants)
         else:
             variants = [variant for curve in figure.curves for variant in curve.variants]
         classes = figure.classes if kind == "bank_curves" else [figure.cls]

@@ -43,6 +43,11 @@ class Setting:
         """Whether the method learns parameters (its runs have seeds and models)."""
         return detector_class(self.method).trainable
 
+    @property
+    def reads_patches(self) -> bool:
+        """Whether the method reads the backbone's patch layers (PatchCore)."""
+        return detector_class(self.method).reads_patches
+
 
 class Variants:
     """Every variant of a config resolved on every dataset, with names and seeds."""
