@@ -57,6 +57,15 @@ BOOTSTRAP = {
     "differences": f"{RESULTS}/tables/bootstrap_differences.csv",
     "md": f"{RESULTS}/tables/bootstrap.md",
 }
+#: How alike the backbones (a table's datasets) rank its methods: the statistics, each
+#: backbone's method means, both as Markdown, and the methods × backbones figure.
+CONCORDANCE = {
+    "statistics": f"{RESULTS}/tables/concordance.csv",
+    "means": f"{RESULTS}/tables/concordance_means.csv",
+    "md": f"{RESULTS}/tables/concordance.md",
+    "png": f"{RESULTS}/tables/concordance.png",
+    "pdf": f"{RESULTS}/tables/concordance.pdf",
+}
 REPORT = f"{RESULTS}/report/reproduction.md"
 
 #: A table's files: ``{TABLE}{suffix}`` for each kind (written by ``cap.reporting.tables``).
@@ -122,6 +131,7 @@ RULES: tuple[Rule, ...] = (
     Rule("claims", None, local=True, outputs={"claims": CLAIMS}, final="always"),
     Rule("leaderboard", None, local=True, outputs=LEADERBOARD, final="report.leaderboard"),
     Rule("bootstrap", None, local=True, outputs=BOOTSTRAP, final="report.bootstrap"),
+    Rule("concordance", None, local=True, outputs=CONCORDANCE, final="report.concordance"),
     Rule("figure_attention", "{dataset}/{backbone}/{cls}/{variant}"),
     Rule("figure_score_curves", "{dataset}/{backbone}/{cls}", local=True),
     Rule("figure_anomaly_maps", "{dataset}/{backbone}/{cls}/{variant}"),

@@ -40,6 +40,25 @@ rule leaderboard:
         "../scripts/leaderboard.py"
 
 
+rule concordance:
+    """Do the backbones (the config's concordance table's datasets) rank its methods alike?"""
+    input:
+        runs=layout.RUNS_TABLE,
+    output:
+        **RULE["concordance"].outputs,
+    log:
+        layout.log_path("concordance"),
+    benchmark:
+        layout.benchmark_path("concordance")
+    localrule: RULE["concordance"].local
+    conda:
+        CONDA_ENV
+    params:
+        spec=lambda wildcards: PLAN.targets.table_spec(PLAN.config.report.concordance),
+    script:
+        "../scripts/concordance.py"
+
+
 rule report:
     """The reproduction report: our numbers beside the paper's, claims, the other
     once-rules' sections (the leaderboard), environment, runtimes and the config used."""

@@ -142,6 +142,7 @@ class Report:
     leaderboard: str | None  # the table whose methods are ranked
     claims: tuple[ClaimSpec, ...]  # the config's own, each on one of its tables
     bootstrap: int  # resamples of the intervals over test images (datasets with masks); 0: none
+    concordance: str | None  # the table whose methods' ranking is compared across backbones
 
 
 @dataclass(frozen=True)
@@ -194,6 +195,7 @@ class Config:
                 leaderboard=config["report"]["leaderboard"],
                 claims=tuple(_claim(claim) for claim in config["report"]["claims"]),
                 bootstrap=config["report"]["bootstrap"],
+                concordance=config["report"]["concordance"],
             ),
             raw=config,
         )

@@ -84,8 +84,10 @@ def _check_tables(config: Config) -> None:
 
 
 def _check_claims(config: Config) -> None:
-    if config.report.leaderboard is not None:
-        _require(config.report.leaderboard, config.tables, "report.leaderboard")
+    for key in ("leaderboard", "concordance"):
+        table = getattr(config.report, key)
+        if table is not None:
+            _require(table, config.tables, f"report.{key}")
     for index, claim in enumerate(config.report.claims):
         where = f"report.claims[{index}]"
         (name,) = claim.tables

@@ -1,0 +1,22 @@
+"""Snakemake script: how alike the backbones rank the methods of the config's concordance
+table (results/tables/concordance*)."""
+
+import logging
+from pathlib import Path
+
+from cap.benchmark.records import read_runs_table
+from cap.reporting.concordance import method_means, rank_concordance, write_concordance
+
+logging.basicConfig(filename=snakemake.log[0], level=logging.INFO)
+
+spec = snakemake.params.spec
+metric = spec.get("metric", "auroc")
+runs = read_runs_table(snakemake.input.runs)
+pairs, overall = rank_concordance(runs, spec, metric)
+write_concordance(
+    method_means(runs, spec, metric),
+    pairs,
+    overall,
+    Path(snakemake.output.md).with_suffix(""),
+    title=f"Concordance across backbones: {spec['title']}",
+)
