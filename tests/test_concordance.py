@@ -4,7 +4,6 @@ Kendall's W over all, their bootstrap intervals over classes, and the figure."""
 from __future__ import annotations
 
 import re
-
 from collections.abc import Mapping, Sequence
 
 import numpy as np

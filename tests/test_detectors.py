@@ -162,7 +162,8 @@ def test_set_params_changes_settings_and_rejects_unknown_ones() -> None:
 
 
 def test_make_detector_errors_list_valid_names() -> None:
-    with pytest.raises(ConfigError, match="valid: cap, dn2, mahalanobis, no_adaptation, patchcore, pyod"):
+    valid = "valid: cap, dn2, mahalanobis, no_adaptation, patchcore, pyod"
+    with pytest.raises(ConfigError, match=valid):
         make_detector("panda")
     with pytest.raises(ConfigError, match=r"no setting.*lambda.*valid: k, lam"):
         make_detector("cap", **{"lambda": 2.0})

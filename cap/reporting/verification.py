@@ -141,12 +141,16 @@ def compare_runs(
     actual = others[others["_merge"] == "left_only"].drop(columns="_merge")
     mismatches = []
     for metric in verified_metrics(expected):
-        merged = expected[[*RUN_KEY, metric]].merge(
-            actual.reindex(columns=[*RUN_KEY, metric]),
-            on=list(RUN_KEY),
-            how="outer",
-            suffixes=("_expected", "_actual"),
-        ).rename(columns={f"{metric}_expected": "expected", f"{metric}_actual": "actual"})
+        merged = (
+            expected[[*RUN_KEY, metric]]
+            .merge(
+                actual.reindex(columns=[*RUN_KEY, metric]),
+                on=list(RUN_KEY),
+                how="outer",
+                suffixes=("_expected", "_actual"),
+            )
+            .rename(columns={f"{metric}_expected": "expected", f"{metric}_actual": "actual"})
+        )
         if metric != "auroc":  # a pixel metric: only of the runs that localize
             merged = merged[merged["expected"].notna() | merged["actual"].notna()]
         difference = merged["actual"] - merged["expected"]
