@@ -53,7 +53,27 @@ def category_folder(root: Path, category: str) -> Path:
     )
 
 
-class MVTecDataset(ImageDataset):
+class DefectDataset(ImageDataset):
+    """One split of one category of an MVTec-style dataset: good or defective images, each
+    with its defect type (its folder) and, in the test split, a ground-truth mask."""
+
+    has_masks = True
+
+    def __init__(
+        self, name: str, split: str, category: str, ids: list[str], defect_types: list[str]
+    ) -> None:
+        super().__init__(
+            name=name,
+            split=split,
+            ids=ids,
+            labels=[int(defect != "good") for defect in defect_types],
+            class_names=MVTEC_CLASSES,
+        )
+        self.category = category
+        self.defect_types = defect_types
+
+
+class MVTecDataset(DefectDataset):
     """One split of one MVTec AD category; ids are paths relative to the category folder."""
 
     def __init__(self, root: str | os.PathLike[str], split: str, *, category: str) -> None:
@@ -75,16 +95,7 @@ class MVTecDataset(ImageDataset):
             defect_types.extend([defect_folder.name] * len(images))
         if not ids:
             raise DataError(f"MVTec AD {category}: {split_folder} has no <defect>/ image folders")
-        super().__init__(
-            name="mvtec",
-            split=split,
-            ids=ids,
-            labels=[int(defect != "good") for defect in defect_types],
-            class_names=MVTEC_CLASSES,
-        )
-        self.category = category
-        self.defect_types = defect_types
-        self.has_masks = True
+        super().__init__("mvtec", split, category, ids, defect_types)
 
     def _load(self, index: int) -> Image.Image:
         return Image.open(self.folder / self.ids[index])

@@ -23,8 +23,8 @@ from functools import cached_property
 import numpy as np
 from PIL import Image
 
-from cap.data.base import IMAGE_READ_ERRORS, ImageDataset
-from cap.data.mvtec import MVTEC_CLASSES
+from cap.data.base import IMAGE_READ_ERRORS
+from cap.data.mvtec import DefectDataset
 from cap.data.tree import FileTree, ignored
 from cap.utils.errors import ConfigError, DataError, MissingResourceError
 
@@ -38,7 +38,7 @@ ARCHIVE_FOLDER = "mvtec_3d_anomaly_detection"
 LAYOUT = "<root>/<category>/{train,validation,test}/<defect>/rgb/*.png, masks in .../gt/"
 
 
-class MVTec3DDataset(ImageDataset):
+class MVTec3DDataset(DefectDataset):
     """One split of one MVTec 3D-AD category; ids are paths relative to the category."""
 
     def __init__(
@@ -64,17 +64,7 @@ class MVTec3DDataset(ImageDataset):
         self.prefix = _category_prefix(self.tree, category)
         splits = ("train", "validation") if split == "train" and validation_in_bank else (split,)
         ids = [path for part in splits for path in self._images(part)]
-        defect_types = [path.split("/")[1] for path in ids]
-        super().__init__(
-            name="mvtec3d",
-            split=split,
-            ids=ids,
-            labels=[int(defect != "good") for defect in defect_types],
-            class_names=MVTEC_CLASSES,
-        )
-        self.category = category
-        self.defect_types = defect_types
-        self.has_masks = True
+        super().__init__("mvtec3d", split, category, ids, [path.split("/")[1] for path in ids])
         if split == "test":
             missing = [i for i in self.ids if self._mask_id(i) not in self._files]
             if missing:
