@@ -31,9 +31,9 @@ use rule evaluate as localize with:
         layout.log_path("localize"),
     benchmark:
         layout.benchmark_path("localize")
-    threads: RULE["localize"].threads
     wildcard_constraints:
         dataset=PLAN.localized_datasets_pattern(),
+    threads: RULE["localize"].threads
 
 
 # A batch of a dataset with defect masks is localize's (evaluate, with each localizing
