@@ -25,6 +25,7 @@ def bench_gpu():
         del sys.modules[spec.name]
 
 
+@pytest.mark.slow  # about 50 s on 2 busy cores
 @pytest.mark.usefixtures("single_thread_math")  # a smoke run: fast on a shared, busy CPU
 def test_the_tiny_benchmark_prints_every_figure_and_the_projection(bench_gpu) -> None:
     lines: list[str] = []
