@@ -177,3 +177,16 @@ def test_verdicts_that_cannot_be_compared_fail_unless_allowed(demo, tmp_path, ca
     assert "has no claims.csv" in capsys.readouterr().err
     assert cap_main(["verify", "--no-claims", str(DEMO), str(folder)]) == 0
     assert verify(*[demo[0]] * 2).summary.endswith("claims: none compared")
+
+
+def test_a_config_without_claims_verifies_with_its_empty_claims_table(demo, tmp_path, capsys):
+    runs, claims = demo
+    expected, actual = tmp_path / "expected", tmp_path / "actual"
+    for folder in (expected, actual):
+        folder.mkdir()
+        write_runs_table(folder / "runs.csv", runs)
+    write_claims(actual / "claims.csv", claims.iloc[:0])  # the claims rule judged none
+    assert cap_main(["verify", str(expected), str(actual)]) == 0
+    write_claims(expected / "claims.csv", claims)  # verdicts expected: none to compare with
+    assert cap_main(["verify", str(expected), str(actual)]) == 2
+    assert "verdict" in capsys.readouterr().err

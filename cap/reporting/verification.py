@@ -218,8 +218,8 @@ def read_tables(path: str | os.PathLike[str]) -> tuple[pd.DataFrame, pd.DataFram
     if not runs_path.is_file():
         raise DataError(f"no runs table at {runs_path}")
     claims_path = runs_path.with_name("claims.csv")
-    claims = (
-        _read_checked(claims_path, read_claims, (*CLAIM_KEY, "verdict"), "claims table")
+    claims = (  # a config without claims judges none: a claims table of no rows
+        _read_checked(claims_path, read_claims, (*CLAIM_KEY, "verdict"), "claims table", True)
         if claims_path.is_file()
         else None
     )
@@ -227,7 +227,11 @@ def read_tables(path: str | os.PathLike[str]) -> tuple[pd.DataFrame, pd.DataFram
 
 
 def _read_checked(
-    path: Path, reader: Callable[[Path], pd.DataFrame], columns: tuple[str, ...], what: str
+    path: Path,
+    reader: Callable[[Path], pd.DataFrame],
+    columns: tuple[str, ...],
+    what: str,
+    allow_empty: bool = False,
 ) -> pd.DataFrame:
     try:
         frame = reader(path)
@@ -236,7 +240,7 @@ def _read_checked(
     missing = [column for column in columns if column not in frame]
     if missing:
         raise DataError(f"{path} is not a {what}: it has no column(s) {', '.join(missing)}")
-    if frame.empty:
+    if frame.empty and not allow_empty:
         raise DataError(f"{path} is an empty {what}: it has no rows")
     return frame
 
