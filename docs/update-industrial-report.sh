@@ -4,8 +4,8 @@
 # (the findings in words, the published results beside ours) is written by hand from them.
 # The one command, from a clean clone with the shared assets (or MVTec 3D-AD's tire):
 #   snakemake --cores 2 all --configfile config/industrial.yaml && docs/update-industrial-report.sh
-# `.ci/run` re-runs it whole and checks it run by run against docs/industrial-report/tables
-# (`cap verify`: image AUROC, pixel AUROC and AUPRO of every run).
+# `.ci/run` re-runs its EfficientNet-Lite0 half and checks it run by run against
+# docs/industrial-report/tables (`cap verify --subset`: image AUROC, pixel AUROC and AUPRO).
 set -euo pipefail
 test -f results/tables/bootstrap.md && grep -q "industrial" results/report/reproduction.md \
     || { echo "run the industrial config first (see the header)" >&2; exit 1; }
