@@ -32,7 +32,7 @@ from cap.detectors import (
     make_detector,
 )
 from cap.utils.errors import ConfigError, DataError
-from cap.utils.localization import pixel_metrics
+from cap.utils.localization import map_maxima, pixel_metrics
 from cap.utils.metrics import score_metrics
 
 log = logging.getLogger(__name__)
@@ -168,7 +168,7 @@ def localize(detector: BaseDetector, task: OneClassTask, neighbors: Neighbors) -
             "keep only some: embed the test split again (the workflow keeps them all for "
             "datasets with defect masks)"
         )
-    k = getattr(detector, "k", None)
+    k = detector.k if isinstance(detector, KNNDetector) else None  # as score_task reads them
     test_indices = None if k is None else neighbors.test_indices[:, :k]
     return detector.anomaly_maps(task.test, feature_maps=task.test_maps, neighbors=test_indices)
 
@@ -280,7 +280,7 @@ def _score(
         maps = localize(detector, inputs.task, inputs.neighbors)
         pixel = pixel_metrics(inputs.task.test_masks, maps)
     if maps is not None and detector.scores_are_map_maxima:
-        scores = maps.reshape(len(maps), -1).max(axis=1)  # the search is not made twice
+        scores = map_maxima(maps)  # the search is not made twice
     else:
         scores = score_task(detector, inputs.task, inputs.neighbors)
     record = {

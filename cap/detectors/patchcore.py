@@ -35,6 +35,7 @@ import numpy as np
 from cap.detectors.base import BaseDetector, check_is_fitted
 from cap.detectors.search import l2_knn_search
 from cap.utils.errors import ConfigError, DataError
+from cap.utils.localization import map_maxima
 from cap.utils.validation import (
     check_features,
     check_not_constant,
@@ -104,7 +105,7 @@ class PatchCoreDetector(BaseDetector, name="patchcore"):
 
     def anomaly_score(self, X: Layers | np.ndarray, *, neighbors: Any = None) -> np.ndarray:
         """Image scores (n,): each image's largest patch score; higher = more anomalous."""
-        return self.anomaly_maps(X).reshape(len(self._layers_of(X)[0]), -1).max(axis=1)
+        return map_maxima(self.anomaly_maps(X))  # anomaly_maps checks X once
 
     def anomaly_maps(self, X: Layers | np.ndarray) -> np.ndarray:
         """Patch scores (n, h, w) on the finest layer's grid: each patch's squared distance to

@@ -45,6 +45,11 @@ def full_resolution(
     return np.stack([gaussian_filter(image, sigma=sigma) for image in upsampled.numpy()])
 
 
+def map_maxima(maps: np.ndarray) -> np.ndarray:
+    """Each map's largest value (n,) of maps (n, h, w): a patch-level image score."""
+    return maps.reshape(len(maps), -1).max(axis=1)
+
+
 def pixel_metrics(masks: np.ndarray, maps: np.ndarray) -> dict[str, float]:
     """Every metric of :data:`PIXEL_METRICS` of coarse ``maps`` (n, h, w) against ``masks``
     (n, H, W) bool: the maps brought to the masks' size first (:func:`full_resolution`)."""
