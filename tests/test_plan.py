@@ -344,13 +344,13 @@ def test_specs_round_trip_through_their_files(paper_plan, tmp_path):
 
 def test_a_spec_file_with_a_wrong_field_names_it(tmp_path):
     path = tmp_path / "spec.json"
-    path.write_text('{"destination": "x", "offline": "yes"}')
+    jobs.write_spec_data(path, {"destination": "x", "offline": "yes"})
     with pytest.raises(jobs.ConfigError, match=r"FetchJob.offline: expected true or false"):
         jobs.read_spec(jobs.FetchJob, path)
-    path.write_text('{"destination": "x", "mirror": "y"}')
+    jobs.write_spec_data(path, {"destination": "x", "mirror": "y"})
     with pytest.raises(jobs.ConfigError, match=r"no field\(s\) \['mirror'\]"):
         jobs.read_spec(jobs.FetchJob, path)
-    path.write_text("{}")
+    jobs.write_spec_data(path, {})
     with pytest.raises(jobs.ConfigError, match=r"lacks field\(s\) \['destination'\]"):
         jobs.read_spec(jobs.FetchJob, path)
 

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import os
+import sys
 from pathlib import Path
 
 import pytest
 from workflow_helpers import run_step
 
 from cap.benchmark.jobs import FetchJob
+from cap.cli import main
 from cap.utils.errors import ConfigError, MissingResourceError
-from cap.utils.resources import fetch_resource
+from cap.utils.resources import PackageFile, check_package_file, fetch_resource, package_file
 
 
 def test_first_existing_local_file_is_symlinked(tmp_path):
@@ -118,10 +121,11 @@ def test_bad_kinds_are_config_errors(tmp_path):
         fetch_resource("url", "x", tmp_path / "x")
 
 
-def test_cap_fetch_cli(tmp_path):
+def test_cap_fetch_cli(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     local = tmp_path / "data.zip"
     local.write_bytes(b"zip")
-    destination = tmp_path / "resources" / "data" / "data.zip"
+    destination = Path("resources", "data", "data.zip")
     job = FetchJob(
         destination=str(destination),
         local=(str(tmp_path / "x"), str(local)),
@@ -133,27 +137,97 @@ def test_cap_fetch_cli(tmp_path):
     with pytest.raises(MissingResourceError, match="by hand from example.org"):
         run_step(
             "fetch",
-            FetchJob(destination=str(tmp_path / "mvtec"), instructions="by hand from example.org"),
+            FetchJob(destination="resources/mvtec", instructions="by hand from example.org"),
             tmp_path,
         )
     with pytest.raises(ConfigError, match="a url or torchvision, not both"):
         run_step("fetch", FetchJob(destination="x", url="u", torchvision="cifar10"), tmp_path)
 
 
-def test_a_file_a_python_package_ships_is_found_through_the_package(tmp_path):
-    """No site-packages path in the config: the package says where its file is (here cap's
-    own py.typed), offline; a package that is not installed is named with its install."""
-    import cap
+@pytest.mark.parametrize(
+    "destination", ["../outside/x.zip", "/tmp/outside/x.zip", "resources/../x.zip", "resources"]
+)
+def test_a_fetch_never_writes_outside_resources_whatever_its_spec_says(
+    tmp_path, monkeypatch, destination
+):
+    """F3: a spec written with a valid sha256 but a destination outside resources/ (or one
+    whose sha256 was deleted, refused before that) links nothing anywhere."""
+    workdir = tmp_path / "project"
+    workdir.mkdir()
+    monkeypatch.chdir(workdir)
+    local = tmp_path / "data.zip"
+    local.write_bytes(b"zip")
+    job = FetchJob(destination=destination, local=(str(local),), offline=True)
+    with pytest.raises(ConfigError, match="is not inside resources/"):
+        run_step("fetch", job, tmp_path)
+    spec = tmp_path / "fetch.json"
+    payload = json.loads(spec.read_text())
+    del payload["sha256"]
+    spec.write_text(json.dumps(payload))
+    assert main(["fetch", str(spec)]) == 2
+    linked = [path for path in tmp_path.rglob("*") if path.is_symlink()]
+    assert linked == [] and not Path("/tmp/outside/x.zip").exists()
 
-    destination = tmp_path / "resources" / "marker" / "py.typed"
-    fetch_resource("manual", "marker", destination, package="cap/py.typed", offline=True)
-    assert destination.resolve() == (Path(cap.__file__).parent / "py.typed").resolve()
-    with pytest.raises(MissingResourceError, match="not_a_package/x.pth in the installed") as error:
+
+def install_distribution(root: Path, name: str, files: dict[str, bytes]) -> None:
+    """A distribution as pip leaves it under ``root`` (a folder on sys.path): its files and
+    a ``.dist-info`` whose RECORD lists them."""
+    info = root / f"{name.replace('-', '_')}-1.0.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n")
+    for path, data in files.items():
+        (root / path).parent.mkdir(parents=True, exist_ok=True)
+        (root / path).write_bytes(data)
+    record = [*files, f"{info.name}/METADATA", f"{info.name}/RECORD"]
+    (info / "RECORD").write_text("".join(f"{path},,\n" for path in record))
+
+
+def test_a_file_a_distribution_ships_is_found_through_its_file_list(tmp_path, monkeypatch):
+    """No site-packages path in the config: the distribution's file list says where its
+    file is, offline, and nothing of it is imported; a distribution that is not installed,
+    or a file it does not list, is a miss."""
+    site = tmp_path / "site"
+    install_distribution(
+        site,
+        "weights-pkg",
+        {"weights_pkg/__init__.py": b"open('IMPORTED', 'w')\n", "weights_pkg/m/w.pth": b"w"},
+    )
+    monkeypatch.syspath_prepend(str(site))
+    monkeypatch.chdir(tmp_path)
+    package = PackageFile("weights-pkg", "weights_pkg/m/w.pth")
+    assert package_file(package) == site / "weights_pkg" / "m" / "w.pth"
+    assert package_file(PackageFile("Weights_Pkg", "weights_pkg/m/w.pth")) is not None
+    destination = tmp_path / "resources" / "marker" / "w.pth"
+    fetch_resource("manual", "marker", destination, package=package, offline=True)
+    assert destination.resolve() == (site / "weights_pkg" / "m" / "w.pth").resolve()
+    assert package_file(PackageFile("weights-pkg", "weights_pkg/other.pth")) is None
+    assert package_file(PackageFile("not-installed", "x.pth")) is None
+    with pytest.raises(MissingResourceError, match="x.pth of the installed distribution") as error:
         fetch_resource(
             "manual",
             "weights",
             tmp_path / "w" / "x.pth",
-            package="not_a_package/x.pth",
-            instructions="pip install not-a-package",
+            package=PackageFile("not-installed", "x.pth"),
+            instructions="pip install not-installed",
         )
-    assert "pip install not-a-package" in str(error.value)
+    assert "pip install not-installed" in str(error.value)
+    assert not (tmp_path / "IMPORTED").exists() and "weights_pkg" not in sys.modules
+
+
+@pytest.mark.parametrize(
+    ("package", "message"),
+    [
+        (PackageFile("this.x", "foo.tflite"), r"distribution: 'this.x' is not an installed"),
+        (PackageFile("not-installed", "x.pth"), r"distribution: .* not an installed .*: pip install"),
+        (PackageFile("../evil", "x.pth"), r"distribution: '../evil' is not a distribution name"),
+        (PackageFile("weights-pkg", "../weights_pkg/m/w.pth"), r"path: .* without '\.\.'"),
+        (PackageFile("weights-pkg", "/etc/passwd"), r"path: .* without '\.\.'"),
+        (PackageFile("weights-pkg", "weights_pkg/x.pth"), r"path: .* ships no file"),
+    ],
+)
+def test_a_package_resource_is_checked_naming_its_key(tmp_path, monkeypatch, package, message):
+    site = tmp_path / "site"
+    install_distribution(site, "weights-pkg", {"weights_pkg/m/w.pth": b"w"})
+    monkeypatch.syspath_prepend(str(site))
+    with pytest.raises(ConfigError, match=rf"resources\.w\.package\.{message}"):
+        check_package_file(package, "resources.w.package", "pip install it")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+import os
 import re
 import shutil
 from pathlib import Path
@@ -92,6 +93,41 @@ def test_a_planted_command_runs_nowhere_and_nothing_leaves_results(tmp_path):
     assert not list(tmp_path.rglob("PWNED")) and not (REPO / "PWNED").exists()
     written = {p.relative_to(tmp_path) for p in tmp_path.rglob("*") if p.is_file()}
     assert all(p == Path("shared.yaml") or p.parts[:4] == ("a", "b", "c", "work") for p in written)
+
+
+#: A module that leaves a mark where it is imported (the F1 payloads' evil.py).
+EVIL_MODULE = "from pathlib import Path\nPath('EXECUTED').write_text('')\n"
+
+
+@pytest.mark.parametrize("on_pythonpath", [False, True], ids=["plain", "project-on-pythonpath"])
+@pytest.mark.parametrize(
+    ("package", "message"),
+    [
+        ("this.x/foo.tflite", "is not of type 'object'"),  # the old form: an import name
+        ({"distribution": "this.x", "path": "foo.tflite"}, "'this.x' is not an installed"),
+        (
+            {"distribution": "resources.evil.evil.x", "path": "m.tflite"},
+            "'resources.evil.evil.x' is not an installed",
+        ),
+        ("resources.evil.evil.x/m.tflite", "is not of type 'object'"),
+    ],
+    ids=["this-string", "this", "linked-module", "linked-module-string"],
+)
+def test_a_package_resource_imports_nothing(tmp_path, package, message, on_pythonpath):
+    """F1: a resource's ``package`` names a distribution and a file it ships, looked up in
+    its file list: neither the standard library's ``this`` (which prints the Zen of Python
+    when imported) nor a module that a resource linked into resources/ runs at planning."""
+    workdir = tmp_path / "work"
+    (workdir / "resources" / "evil").mkdir(parents=True)
+    (workdir / "resources" / "evil" / "evil.py").write_text(EVIL_MODULE)
+    config = smoke_config()
+    config["resources"]["weights"] = {"file": "m.tflite", "package": package}
+    path = write_config(tmp_path / "shared.yaml", config)
+    env = {**os.environ, "PYTHONPATH": str(workdir)} if on_pythonpath else None
+    result = snakemake(workdir, "-n", "all", "--configfile", str(path), env=env)
+    assert result.returncode != 0 and message in result.stdout + result.stderr
+    assert "Beautiful is better than ugly" not in result.stdout + result.stderr
+    assert not list(tmp_path.rglob("EXECUTED"))
 
 
 def shell_commands() -> list[tuple[str, str]]:
@@ -188,13 +224,24 @@ def test_a_spec_edited_by_hand_is_refused_where_it_is_read(tmp_path):
         jobs.read_spec(jobs.EvaluateJob, path)
     with pytest.raises(ConfigError, match=r"\(runs\[0\]\.settings\.k: 2 in the file, 8 in the"):
         jobs.check_unedited(path, planned)
-    # without its sha256 (a spec written by hand) the run's content key still tells
+    # without its sha256 (F2: edited, then its sha256 line deleted) it is refused too
+    strip_digest(path)
+    with pytest.raises(ConfigError, match="has no sha256"):
+        jobs.read_spec(jobs.EvaluateJob, path)
+    with pytest.raises(ConfigError, match=r"has no sha256.* \(runs\[0\]\.settings\.k: 2 in the"):
+        jobs.check_unedited(path, planned)
+    # one written with a fresh sha256 over edited settings: the run's content key tells
     payload = json.loads(path.read_text())
-    del payload[jobs.DIGEST_FIELD]
-    path.write_text(json.dumps(payload))
+    jobs.write_spec_data(path, payload)
     job = jobs.read_spec(jobs.EvaluateJob, path)
     with pytest.raises(ConfigError, match=r"runs\[0\] is named setting .* but its method"):
         jobs.check_run_keys(job.runs, job.task, str(path))
+
+
+def strip_digest(path: Path) -> None:
+    payload = json.loads(path.read_text())
+    del payload[jobs.DIGEST_FIELD]
+    path.write_text(json.dumps(payload))
 
 
 def test_the_workflow_stops_on_a_hand_edited_spec_naming_the_field(tmp_path):
@@ -209,6 +256,10 @@ def test_the_workflow_stops_on_a_hand_edited_spec_naming_the_field(tmp_path):
     result = snakemake(tmp_path, "-n", "all", "--configfile", str(path))
     assert result.returncode != 0
     assert f"runs[{run}].settings.k: 4 in the file, 2 in the plan" in result.stdout + result.stderr
+    strip_digest(tmp_path / spec_path)  # F2: the edit's traces removed with its sha256
+    result = snakemake(tmp_path, "-n", "all", "--configfile", str(path))
+    assert result.returncode != 0
+    assert "has no sha256" in result.stdout + result.stderr
 
 
 # ----------------------------------------------------------- deleted and stale inputs

@@ -7,7 +7,7 @@ on the way and a job can be re-run by hand from its file. Each spec names its in
 and outputs; the rule declares the same paths, both taken from the plan.
 
 A spec file holds the fields that differ from their defaults (:func:`spec_data`) and its
-own sha256 (``"sha256"``): one changed by hand afterwards is
+own sha256 (``"sha256"``): one changed by hand afterwards, or stripped of its sha256, is
 refused, where the workflow plans (naming the field that differs from the plan) and
 where a job reads it, so that edited settings never mix into runs named for others.
 Each run of a spec carries its setting's content key (:func:`setting_key`), which a
@@ -30,6 +30,7 @@ from typing import Any, TypeVar
 from cap.data.transforms import DEFAULT_PREPROCESSING
 from cap.utils.errors import ConfigError
 from cap.utils.io import write_json_atomic
+from cap.utils.resources import PackageFile
 
 Spec = TypeVar("Spec")
 
@@ -40,7 +41,7 @@ class FetchJob:
 
     destination: str  # the file or folder to create
     local: tuple[str, ...] = ()  # candidate local copies, first found wins
-    package: str | None = None  # or: a file an installed package ships, "<module>/<path>"
+    package: PackageFile | None = None  # or: a file an installed distribution ships
     url: str | None = None  # public download URL
     torchvision: str | None = None  # or: let torchvision download this dataset
     instructions: str | None = None  # how to obtain it by hand, shown when it is missing
@@ -250,14 +251,15 @@ def write_spec_data(path: str | os.PathLike[str], data: dict[str, Any]) -> None:
 
 def read_spec(kind: type[Spec], path: str | os.PathLike[str]) -> Spec:
     """A spec of type ``kind`` from its JSON file, naming what is wrong; a file changed
-    since the workflow wrote it is refused (one without a sha256, written by hand, is
-    read as it is)."""
+    since the workflow wrote it, or without its sha256, is refused (:func:`write_spec`
+    writes one by hand)."""
     payload = _read_payload(kind.__name__, path)
-    if isinstance(payload, dict) and _edited(payload):
+    problem = _tampering(payload) if isinstance(payload, dict) else None
+    if problem is not None:
         raise ConfigError(
-            f"{path} was changed after the workflow wrote it (its sha256 no longer matches): "
-            "a job runs the spec its plan wrote. Delete the file to let the workflow write "
-            "it again; for other settings, add a variant to the config"
+            f"{path} {problem}: a job runs the spec its plan wrote. Delete the file to let "
+            "the workflow write it again; for other settings, add a variant to the config "
+            "(a spec written by hand needs its sha256: cap.benchmark.jobs.write_spec)"
         )
     if isinstance(payload, dict):
         payload.pop(DIGEST_FIELD, None)
@@ -265,21 +267,23 @@ def read_spec(kind: type[Spec], path: str | os.PathLike[str]) -> Spec:
 
 
 def check_unedited(path: str | os.PathLike[str], planned: dict[str, Any]) -> None:
-    """Refuse a spec file changed by hand since the workflow wrote it, naming the first
-    field where it differs from ``planned`` (:func:`spec_data` of the plan's spec).
+    """Refuse a spec file changed by hand since the workflow wrote it (or stripped of its
+    sha256), naming the first field where it differs from ``planned`` (:func:`spec_data`
+    of the plan's spec).
 
     Where the file is unchanged but differs from the plan, the config changed: its rule
     writes it again. A missing file is fine."""
     if not Path(path).is_file():
         return
     payload = _read_payload("spec", path)
-    if isinstance(payload, dict) and _edited(payload):
+    problem = _tampering(payload) if isinstance(payload, dict) else None
+    if problem is not None:
         found = {key: value for key, value in payload.items() if key != DIGEST_FIELD}
-        where = first_difference(found, planned) or "a field"
+        where = first_difference(found, planned) or "no field differs from the plan"
         raise ConfigError(
-            f"{path} was changed after the workflow wrote it ({where}): a job runs the spec "
-            "its plan writes. Delete the file to let the workflow write it again; for other "
-            "settings, add a variant to the config"
+            f"{path} {problem} ({where}): a job runs the spec its plan writes. Delete the "
+            "file to let the workflow write it again; for other settings, add a variant to "
+            "the config"
         )
 
 
@@ -325,12 +329,15 @@ def _digest(data: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
 
-def _edited(payload: dict[str, Any]) -> bool:
-    """Whether a spec file's payload carries a sha256 that its content does not match."""
+def _tampering(payload: dict[str, Any]) -> str | None:
+    """What shows a spec file's payload was not written by the workflow as it is: no
+    sha256, or one its content does not match; None where it is intact."""
     if DIGEST_FIELD not in payload:
-        return False
+        return f"has no {DIGEST_FIELD}, so it was not written by the workflow as it is"
     data = {key: value for key, value in payload.items() if key != DIGEST_FIELD}
-    return payload[DIGEST_FIELD] != _digest(data)
+    if payload[DIGEST_FIELD] != _digest(data):
+        return f"was changed after the workflow wrote it (its {DIGEST_FIELD} no longer matches)"
+    return None
 
 
 def _read_payload(kind: str, path: str | os.PathLike[str]) -> Any:

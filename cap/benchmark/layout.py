@@ -29,7 +29,10 @@ RUN = "{dataset}/{backbone}/{cls}/{bank}/{setting}/seed{seed}"
 #: A batch: every run of one class and bank, made by one ``evaluate`` job.
 BATCH = "{dataset}/{backbone}/{cls}/{bank}"
 
-RESOURCE = "resources/{resource}"
+#: The external inputs (datasets, weights), one folder each: the ``fetch`` rule writes
+#: nowhere else.
+RESOURCES = "resources"
+RESOURCE = f"{RESOURCES}/{{resource}}"
 EMBEDDINGS = f"{RESULTS}/embeddings/{{dataset}}/{{backbone}}/{{subset}}/{{split}}.h5"
 #: Neighbours of a class's bank: ``bank`` is ``all`` or the bank size N of its runs.
 NEIGHBORS = f"{RESULTS}/neighbors/{{dataset}}/{{backbone}}/{{cls}}/{{bank}}.h5"

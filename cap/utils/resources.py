@@ -10,15 +10,17 @@ the destination, the candidates tried and how to obtain the resource.
 from __future__ import annotations
 
 import hashlib
-import importlib.util
+import importlib.metadata
 import logging
 import os
+import re
 import shutil
 import tempfile
 import urllib.error
 import urllib.request
 from collections.abc import Sequence
-from pathlib import Path
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
 
 from cap.utils.errors import ConfigError, MissingResourceError
 from cap.utils.io import atomic_path
@@ -41,22 +43,62 @@ def expand(path: str | os.PathLike[str]) -> Path:
     return Path(os.path.expandvars(os.path.expanduser(os.fspath(path))))
 
 
-def package_file(spec: str) -> Path | None:
-    """The file ``<import name>/<path inside it>`` that an installed Python package ships
-    (found through the package, never a site-packages path), or None where the package is
-    not installed."""
-    module, _, inside = spec.partition("/")
+@dataclass(frozen=True)
+class PackageFile:
+    """A file that an installed Python distribution ships, as its file list names it."""
+
+    distribution: str  # the distribution's name, as pip installs it
+    path: str  # the file, relative to where the distribution is installed
+
+
+#: A distribution's name (PEP 508): letters, digits, ``.``, ``_``, ``-``.
+DISTRIBUTION_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?")
+
+
+def package_file(package: PackageFile) -> Path | None:
+    """Where ``package``'s file is installed, found through the distribution's file list
+    (``importlib.metadata``, which imports nothing: a name from a config never runs code),
+    or None where the distribution is not installed or does not list the file."""
     try:
-        found = importlib.util.find_spec(module)
-    except (ImportError, ValueError):
+        distribution = importlib.metadata.distribution(package.distribution)
+    except (importlib.metadata.PackageNotFoundError, ValueError):
         return None
-    if found is None or not found.submodule_search_locations:
-        return None
-    return Path(next(iter(found.submodule_search_locations))) / inside
+    wanted = PurePosixPath(package.path)
+    listed = next((file for file in distribution.files or () if file == wanted), None)
+    return None if listed is None else Path(distribution.locate_file(listed))
+
+
+def check_package_file(package: PackageFile, where: str, instructions: str | None = None) -> None:
+    """Refuse a ``package`` whose name is not an installed distribution or whose path
+    leaves it (absolute, ``..``) or is not in its file list, naming the key ``where``."""
+    if not DISTRIBUTION_NAME.fullmatch(package.distribution):
+        raise ConfigError(
+            f"{where}.distribution: {package.distribution!r} is not a distribution name "
+            "(letters, digits, '.', '_' and '-', as pip installs it)"
+        )
+    path = PurePosixPath(package.path)
+    if not package.path or path.is_absolute() or ".." in path.parts:
+        raise ConfigError(
+            f"{where}.path: {package.path!r} must be a relative path inside the distribution, "
+            "without '..'"
+        )
+    try:
+        importlib.metadata.distribution(package.distribution)
+    except importlib.metadata.PackageNotFoundError:
+        how = f": {instructions}" if instructions else f" (pip install {package.distribution})"
+        raise ConfigError(
+            f"{where}.distribution: {package.distribution!r} is not an installed distribution"
+            f"{how}"
+        ) from None
+    if package_file(package) is None:
+        raise ConfigError(
+            f"{where}.path: distribution {package.distribution!r} ships no file "
+            f"{package.path!r} (its files: importlib.metadata.files({package.distribution!r}))"
+        )
 
 
 def first_existing(
-    candidates: Sequence[str | os.PathLike[str]], package: str | None = None
+    candidates: Sequence[str | os.PathLike[str]], package: PackageFile | None = None
 ) -> Path | None:
     """The first of ``candidates`` (``~`` and ``$VARS`` expanded) that exists, else the
     ``package`` file where that package is installed, or None."""
@@ -148,7 +190,7 @@ def fetch_resource(
     destination: str | os.PathLike[str],
     *,
     local_candidates: Sequence[str | os.PathLike[str]] = (),
-    package: str | None = None,
+    package: PackageFile | None = None,
     url: str | None = None,
     offline: bool | None = None,
     instructions: str | None = None,
@@ -170,9 +212,9 @@ def fetch_resource(
     destination : path
     local_candidates : sequence of paths
         Where a local copy may be (``~`` and ``$VARS`` expanded).
-    package : str, optional
-        A file an installed Python package ships, ``<import name>/<path inside it>``
-        (:func:`package_file`), tried after the local candidates.
+    package : PackageFile, optional
+        A file an installed Python distribution ships (:func:`package_file`), tried after
+        the local candidates.
     url : str, optional
         Source of a ``kind="url"`` resource.
     offline : bool, optional
@@ -200,7 +242,7 @@ def fetch_resource(
         return destination
     places = [str(expand(candidate)) for candidate in local_candidates]
     if package is not None:
-        places.append(f"{package} in the installed Python packages")
+        places.append(f"{package.path} of the installed distribution {package.distribution}")
     tried = ", ".join(places) or "none configured"
     how = how_to_obtain(kind, name, destination, url, instructions)
     if kind == "manual" or is_offline(offline):

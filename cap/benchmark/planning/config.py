@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cap.benchmark.jobs import ClaimSpec
+from cap.utils.resources import PackageFile
 
 #: A normal class: a class id (one-class protocol) or a category name (MVTec).
 ClassId = int | str
@@ -36,7 +37,7 @@ class Resource:
 
     file: str  # its file or folder name there
     local: tuple[str, ...] = ()  # local copies to link, first found wins
-    package: str | None = None  # or a file an installed package ships, "<module>/<path>"
+    package: PackageFile | None = None  # or a file an installed distribution ships
     url: str | None = None  # else downloaded from here
     torchvision: str | None = None  # or by torchvision (cifar10, cifar100, fmnist)
     instructions: str | None = None  # how to obtain it by hand
@@ -173,10 +174,7 @@ class Config:
             only=Only(**{key: tuple(value) for key, value in config["only"].items()}),
             keep_models=config["keep_models"],
             seeds=tuple(config["seeds"]),
-            resources={
-                name: Resource(**{**entry, "local": tuple(entry["local"])})
-                for name, entry in config["resources"].items()
-            },
+            resources={name: _resource(entry) for name, entry in config["resources"].items()},
             backbones={name: Backbone(**entry) for name, entry in config["backbones"].items()},
             datasets={
                 name: Dataset(**{**entry, "classes": tuple(entry["classes"])})
@@ -199,6 +197,17 @@ class Config:
             ),
             raw=config,
         )
+
+
+def _resource(entry: Mapping[str, Any]) -> Resource:
+    package = entry["package"]
+    return Resource(
+        **{
+            **entry,
+            "local": tuple(entry["local"]),
+            "package": None if package is None else PackageFile(**package),
+        }
+    )
 
 
 #: A variant's keys that are not settings of its method's detector.

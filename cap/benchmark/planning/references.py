@@ -14,6 +14,7 @@ from cap.benchmark.planning.config import Backbone, Config, Dataset, Figure, Var
 from cap.data import DATASETS as DATASET_REGISTRY
 from cap.detectors import detector_class
 from cap.utils.errors import ConfigError
+from cap.utils.resources import check_package_file
 
 #: Figure kinds that draw a trained model (its first seed), not only histories.
 MODEL_FIGURES: tuple[str, ...] = ("attention", "anomaly_maps")
@@ -28,6 +29,9 @@ class ConfigReferenceError(ConfigError):
 def check_references(config: Config) -> None:
     """Raise :class:`ConfigReferenceError` on the first entry naming something undefined."""
     _check_datasets(config)
+    for name, resource in config.resources.items():
+        if resource.package is not None:
+            check_package_file(resource.package, f"resources.{name}.package", resource.instructions)
     for name, backbone in config.backbones.items():
         if backbone.resource is not None:
             _require(backbone.resource, config.resources, f"backbones.{name}.resource")
