@@ -87,8 +87,7 @@ def check_package_file(package: PackageFile, where: str, instructions: str | Non
     except importlib.metadata.PackageNotFoundError:
         how = f": {instructions}" if instructions else f" (pip install {package.distribution})"
         raise ConfigError(
-            f"{where}.distribution: {package.distribution!r} is not an installed distribution"
-            f"{how}"
+            f"{where}.distribution: {package.distribution!r} is not an installed distribution{how}"
         ) from None
     if package_file(package) is None:
         raise ConfigError(
