@@ -54,14 +54,14 @@ def batch(tmp_path) -> BatchFiles:
     identity = {"dataset": "parts", "backbone": "net", "cls": "part"}
     runs, scores, maps = [], [], []
     for seed in (0, 1):
-        coarse = rng.random((len(ids), 4, 4)) + 2.0 * masks[:, ::4, ::4]  # sees the defects
+        coarse = (rng.random((len(ids), 4, 4)) + 2.0 * masks[:, ::4, ::4]).astype(np.float32)
         values = coarse.reshape(len(ids), -1).max(axis=1) + rng.normal(0, 0.3, len(ids))
         runs.append(
             {**identity, "setting": "patchcore-1", "method": "patchcore", "seed": seed,
              **score_metrics(is_anomaly, values), **pixel_metrics(masks, coarse)}
         )  # fmt: skip
         scores.append(values)
-        maps.append(coarse.astype(np.float32))
+        maps.append(coarse)  # it sees the defects
     knn = is_anomaly + rng.normal(0, 1.0, len(ids))
     runs.append(
         {
@@ -81,8 +81,10 @@ def batch(tmp_path) -> BatchFiles:
         tmp_path / "test.h5",
     )
     items = pd.DataFrame({"id": ids, "label": is_anomaly, "is_anomaly": is_anomaly})
-    write_maps(files.maps, runs=runs, maps=maps, ids=ids)
-    write_batch(files.records, files.scores, job={}, runs=runs, scores=scores, test=items)
+    write_batch(
+        files.records, files.scores, job={}, runs=runs, scores=scores, test=items,
+        maps_path=files.maps, maps=maps,
+    )  # fmt: skip
     return files
 
 
@@ -124,6 +126,52 @@ def test_files_of_another_split_are_refused(batch, tmp_path):
     other = BatchFiles(batch.records, batch.scores, tmp_path / "other.npz", batch.test_embeddings)
     with pytest.raises(DataError, match="the maps of .* are not of"):
         category_tables([other], LABELS, resamples=5)
+
+
+def edit_scores(path: Path, edit) -> None:
+    edit(pd.read_csv(path, compression="gzip")).to_csv(path, index=False, compression="gzip")
+
+
+def set_score(frame: pd.DataFrame, row: int, value: float) -> pd.DataFrame:
+    frame.loc[row, "score"] = value
+    return frame
+
+
+def edit_maps(path: Path, edit) -> None:
+    with np.load(path) as data:
+        arrays = {name: data[name] for name in data.files}
+    edit(arrays)
+    np.savez_compressed(path, **arrays)
+
+
+@pytest.mark.parametrize(
+    ("tamper", "message"),
+    [
+        (lambda f: edit_scores(f.scores, lambda s: s.assign(score=-s["score"])),
+         r"scores\.csv\.gz: the scores of run .* do not match the digest"),
+        (lambda f: edit_scores(f.scores, lambda s: s.assign(score=0.5)),
+         r"scores\.csv\.gz: the scores of run .* do not match the digest"),
+        (lambda f: edit_scores(f.scores, lambda s: set_score(s, 3, np.nan)),
+         r"scores\.csv\.gz: the scores of run patchcore-1 seed 0 do not match"),
+        (lambda f: edit_scores(f.scores, lambda s: s.drop(index=s.index[-1])),
+         r"scores\.csv\.gz: the scores of run dn2-2 seed 0 are 13, for 14 test items"),
+        (lambda f: edit_maps(f.maps, lambda m: m["patchcore-1.seed1"].__imul__(-1)),
+         r"maps\.npz: the maps of run patchcore-1 seed 1 do not match the digest"),
+        (lambda f: f.scores.write_bytes(b"not gzip"), r"scores\.csv\.gz is not a scores file"),
+        (lambda f: Path(f.records).write_text(
+            Path(f.records).read_text().replace('"auroc": 0.', '"auroc": 0.1')),
+         r"runs\.json was changed after it was written"),
+    ],
+    ids=["negated", "constant", "nan", "row-dropped", "maps-edited", "unreadable", "records"],
+)  # fmt: skip
+def test_scores_and_maps_are_checked_against_their_records_where_they_are_read(
+    batch, tamper, message
+):
+    """F5-F7: what the bootstrap reads is what the runs' records measured, or it stops
+    naming the file; never an interval of other numbers beside the runs table's."""
+    tamper(batch)
+    with pytest.raises(DataError, match=message):
+        category_tables([batch], LABELS, resamples=5)
 
 
 class FakeImages:

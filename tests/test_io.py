@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 
 import pytest
 
@@ -26,3 +28,34 @@ def test_a_written_file_gets_the_mode_of_a_new_file(tmp_path):
     finally:
         os.umask(previous)
     assert (tmp_path / "shared.txt").stat().st_mode & 0o777 == 0o644  # not mkstemp's 0o600
+
+
+@pytest.mark.parametrize(
+    ("raised", "in_log", "on_stderr"),
+    [
+        ("DataError('scores.csv.gz: the scores of run x do not match')",
+         "error: scores.csv.gz: the scores of run x do not match",
+         "error: scores.csv.gz: the scores of run x do not match\n"),
+        ("ZeroDivisionError('a bug')", "ZeroDivisionError: a bug", "Traceback"),
+    ],
+    ids=["input-error", "bug"],
+)  # fmt: skip
+def test_a_script_job_ends_on_one_line_naming_the_file_and_its_log_says_why(
+    tmp_path, raised, in_log, on_stderr
+):
+    """F7: a workflow script stopped by bad input prints one line (no traceback) and
+    leaves it in its log; a bug keeps its traceback, in the log too."""
+    log = tmp_path / "job.log"
+    script = (
+        "from cap.utils.errors import DataError\n"
+        "from cap.utils.logs import log_to\n"
+        f"log_to({str(log)!r})\n"
+        f"raise {raised}\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert result.returncode == 1
+    assert in_log in log.read_text()
+    if on_stderr == "Traceback":
+        assert "Traceback" in result.stderr and "Traceback" in log.read_text()
+    else:
+        assert result.stderr == on_stderr

@@ -589,3 +589,29 @@ def test_the_bootstrap_covers_the_categories_when_asked(industrial_config):
     config = copy.deepcopy(industrial_config)
     config["report"]["bootstrap"] = 0
     assert layout.BOOTSTRAP["md"] not in Plan(config).final_outputs()
+
+
+def test_only_narrows_every_target_to_what_it_runs(industrial_config, paper_config):
+    """Item 8 of issue 29: a figure draws the methods ``only`` keeps, and a table, figure,
+    claim or once-rule left without runs is dropped from ``all``, never failed."""
+    config = copy.deepcopy(industrial_config)
+    config["only"] = {"datasets": ["tire_lite0"], "methods": ["patchcore", "no_adaptation"]}
+    plan, steps = Plan(config), Steps(Plan(config))
+    (figure,) = plan.targets.figures["localization"]
+    wildcards = {"dataset": "tire_lite0", "backbone": "efficientnet_lite0", "cls": "tire"}
+    assert set(steps.localization_columns(wildcards)) == {"patchcore", "no_adaptation"}
+    assert figure.dataset == "tire_lite0" and "cap" not in figure.variants
+    config["only"] = {"datasets": ["tire_lite0"], "methods": ["dn2"]}  # draws no map
+    plan = Plan(config)
+    assert plan.targets.figures["localization"] == ()
+    assert not [path for path in plan.final_outputs() if "figures/localization" in path]
+    plan = Plan({**paper_config, "only": {"methods": ["dn2"]}})  # CAP's tables, figures go
+    assert set(plan.targets.tables) == {"table1"}
+    assert all(not figures for figures in plan.targets.figures.values())
+    assert set(plan.claims_job().paper_tables) == {"table1"}
+    outputs = plan.final_outputs()
+    assert layout.table_files("table3")["csv"] not in outputs
+    assert layout.table_files("table1")["csv"] in outputs
+    study = Plan({**load("config/study.yaml"), "only": {"methods": ["no_adaptation"]}})
+    (figure,) = study.targets.figures["bank_curves"]
+    assert [curve.label for curve in figure.curves] == ["no adaptation"]

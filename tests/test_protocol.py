@@ -42,6 +42,7 @@ from cap.cli import main as cap_main
 from cap.detectors import CAPDetector, DN2Detector
 from cap.detectors.search import knn_search
 from cap.utils.errors import ConfigError, DataError
+from cap.utils.io import seal, unseal
 from cap.utils.metrics import auroc
 
 
@@ -224,6 +225,9 @@ def edit_json(path: Path, **fields) -> None:
             lambda record, npy: edit_json(record, settings={"k": 4, "normalize": True}),
             id="settings-edited",
         ),
+        pytest.param(lambda record, npy: edit_json(record, chaotic=True), id="chaotic-edited"),
+        pytest.param(lambda record, npy: edit_json(record, fit_s=0.001), id="fit-s-edited"),
+        pytest.param(lambda record, npy: edit_json(record, score_s=0.001), id="score-s-edited"),
         pytest.param(lambda record, npy: np.save(npy, -np.load(npy)), id="scores-negated"),
         pytest.param(
             lambda record, npy: record.write_text(record.read_text()[:50]), id="record-truncated"
@@ -249,6 +253,21 @@ def test_a_tampered_cache_entry_is_a_miss_that_is_fitted_again(
     np.testing.assert_array_equal(rescored, scores)
     assert f"run cache entry {record} is not used" in caplog.text
     assert make_run(run, inputs, cache=cache)[0]["source"] == "cache"  # the entry was replaced
+
+
+def test_what_a_method_says_of_itself_comes_from_the_method_not_the_cache(three_classes, tmp_path):
+    """F4: an entry re-sealed after its ``chaotic`` was edited still reads as the method
+    says (``chaotic`` decides how ``cap verify`` judges the run)."""
+    task = one_class_task(*three_classes, normal_class=1)
+    inputs = inputs_of(task, search_task_neighbors(task, k_max=4))
+    cache = RunCache(tmp_path / "cache")
+    run = spec("dn2", {"k": 4})
+    make_run(run, inputs, cache=cache)
+    (record,) = (tmp_path / "cache").rglob("*.json")
+    data, _ = unseal(json.loads(record.read_text()))
+    record.write_text(json.dumps(seal({**data, "chaotic": True})))
+    again, *_ = make_run(run, inputs, cache=cache)
+    assert again["source"] == "cache" and again["chaotic"] is False
 
 
 def test_the_cache_key_follows_the_data_a_run_reads(three_classes, tmp_path):

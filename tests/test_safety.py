@@ -21,6 +21,7 @@ from cap.benchmark import jobs, layout
 from cap.benchmark.planning import Plan, Steps
 from cap.benchmark.planning.names import UnsafeNameError
 from cap.utils.errors import ConfigError
+from cap.utils.io import DIGEST_FIELD
 
 REPO = Path(__file__).resolve().parents[1]
 INJECTION = "r$(touch PWNED)"
@@ -130,6 +131,33 @@ def test_a_package_resource_imports_nothing(tmp_path, package, message, on_pytho
     assert not list(tmp_path.rglob("EXECUTED"))
 
 
+@pytest.mark.parametrize(
+    ("paper_results", "message"),
+    [
+        ("/etc/passwd", "report.paper_results: '/etc/passwd' is outside the project"),
+        ("../paper.yaml", "report.paper_results: '../paper.yaml' is outside the project"),
+        ("absent.yaml", "report.paper_results: there is no file 'absent.yaml'"),
+        ("notes.yaml", "report.paper_results: paper results .*notes.yaml: expected keys"),
+    ],
+)
+def test_the_paper_results_file_is_read_at_planning_from_the_project_only(
+    tmp_path, paper_results, message
+):
+    """F13: the paper's numbers come from a file of the project, checked before any job
+    (not a traceback in the table job)."""
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    (tmp_path / "paper.yaml").write_text((REPO / "config" / "paper_results.yaml").read_text())
+    (workdir / "notes.yaml").write_text("a: 1\n")
+    config = smoke_config()
+    config["report"]["paper_results"] = paper_results
+    path = write_config(tmp_path / "shared.yaml", config)
+    result = snakemake(workdir, "-n", "all", "--configfile", str(path))
+    output = result.stdout + result.stderr
+    assert result.returncode != 0 and re.search(message, output), output[-2000:]
+    assert "Traceback" not in output and "rule table" not in output
+
+
 def shell_commands() -> list[tuple[str, str]]:
     """(rule file, command) of every ``shell:`` of the workflow."""
     commands = []
@@ -220,7 +248,7 @@ def test_a_spec_edited_by_hand_is_refused_where_it_is_read(tmp_path):
     jobs.write_spec_data(path, planned)
     assert jobs.read_spec(jobs.EvaluateJob, path).runs[0].setting == planned["runs"][0]["setting"]
     edit_setting(path, 0, "k", 2)
-    with pytest.raises(ConfigError, match="changed after the workflow wrote it"):
+    with pytest.raises(ConfigError, match="was changed after it was written"):
         jobs.read_spec(jobs.EvaluateJob, path)
     with pytest.raises(ConfigError, match=r"\(runs\[0\]\.settings\.k: 2 in the file, 8 in the"):
         jobs.check_unedited(path, planned)
@@ -240,7 +268,7 @@ def test_a_spec_edited_by_hand_is_refused_where_it_is_read(tmp_path):
 
 def strip_digest(path: Path) -> None:
     payload = json.loads(path.read_text())
-    del payload[jobs.DIGEST_FIELD]
+    del payload[DIGEST_FIELD]
     path.write_text(json.dumps(payload))
 
 

@@ -14,9 +14,10 @@ module that defines it), the metrics (image and pixel), and the module that fits
 (:data:`RUN_MODULES`); how the inputs were read is covered by their fingerprints.
 
 An entry is ``<key>.npy`` (the test scores), ``<key>.maps.npy`` (a localizing run's
-anomaly maps) and ``<key>.json`` (the run's record, with the arrays' sha256), written in
-that order, atomically: the JSON marks the entry complete. The cache proves what it
-returns: an entry is used only when its files read, the arrays match their digests and
+anomaly maps) and ``<key>.json`` (the run's record, with the arrays' sha256, sealed with
+its own), written in that order, atomically: the JSON marks the entry complete. The
+cache proves what it returns: an entry is used only when its files read, its record's
+seal holds (its measured seconds are the run's), the arrays match their digests and
 the test split's size, every metric of the record (image metrics, and pixel metrics
 against the test masks where the run localizes) equals the one recomputed from them,
 and its method, seed and settings are the run's; any other entry is a miss, with a
@@ -40,7 +41,7 @@ from typing import Any
 
 import numpy as np
 
-from cap.utils.io import atomic_path, write_json_atomic
+from cap.utils.io import atomic_path, seal, unseal, write_json_atomic
 from cap.utils.localization import pixel_metrics
 from cap.utils.metrics import score_metrics
 
@@ -50,6 +51,8 @@ log = logging.getLogger(__name__)
 RUN_MODULES: tuple[str, ...] = ("cap.benchmark.runs",)
 #: The metrics every run's record holds (image, and pixel where it localizes).
 METRIC_MODULES: tuple[str, ...] = ("cap.utils.metrics", "cap.utils.localization")
+#: The fields an entry's record adds to the run's own: its arrays' digests.
+ENTRY_DIGESTS: tuple[str, ...] = ("scores_sha256", "maps_sha256")
 #: Packages whose imports the code digest follows: the layers a detector builds on.
 DIGEST_PACKAGES: tuple[str, ...] = ("cap.detectors", "cap.utils")
 
@@ -90,19 +93,25 @@ class RunCache:
         if not record_path.is_file():
             return None
         try:
-            record = json.loads(record_path.read_text())
+            payload = json.loads(record_path.read_text())
             scores = np.load(scores_path, allow_pickle=False)
             maps = None if masks is None else np.load(maps_path, allow_pickle=False)
         except (OSError, ValueError, EOFError) as error:
             return _reject(record_path, f"it cannot be read ({error})")
-        problem = _inconsistency(record, scores, is_anomaly, expect) or (
-            None if masks is None else _maps_inconsistency(record, maps, masks)
+        if not isinstance(payload, dict):
+            return _reject(record_path, "its record is not a JSON object")
+        record, tampered = unseal(payload)
+        problem = (
+            (None if tampered is None else f"its record {tampered}")
+            or _inconsistency(record, scores, is_anomaly, expect)
+            or (None if masks is None else _maps_inconsistency(record, maps, masks))
         )
         if problem is not None:
             return _reject(record_path, problem)
         if monitored and not record.get("monitored", False):
             return None
-        return CachedRun(record=record, scores=scores, maps=maps)
+        own = {key: value for key, value in record.items() if key not in ENTRY_DIGESTS}
+        return CachedRun(record=own, scores=scores, maps=maps)
 
     def put(
         self,
@@ -111,13 +120,13 @@ class RunCache:
         scores: np.ndarray,
         maps: np.ndarray | None = None,
     ) -> None:
-        """Keep a finished run (its arrays first: the record, with their digests, marks it
-        complete)."""
+        """Keep a finished run (its arrays first: the record, with their digests, sealed,
+        marks it complete; its measured seconds cannot be edited unseen)."""
         record_path, scores_path, maps_path = self._paths(key)
         digests = {"scores_sha256": _save(scores_path, np.asarray(scores))}
         if maps is not None:
             digests["maps_sha256"] = _save(maps_path, np.asarray(maps))
-        write_json_atomic(record_path, {**record, **digests})
+        write_json_atomic(record_path, seal({**record, **digests}))
 
     def _paths(self, key: str) -> tuple[Path, Path, Path]:
         folder = self.folder / key[:2]

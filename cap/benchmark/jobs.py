@@ -29,7 +29,7 @@ from typing import Any, TypeVar
 
 from cap.data.transforms import DEFAULT_PREPROCESSING
 from cap.utils.errors import ConfigError
-from cap.utils.io import write_json_atomic
+from cap.utils.io import seal, unseal, write_json_atomic
 from cap.utils.resources import PackageFile
 
 Spec = TypeVar("Spec")
@@ -197,8 +197,6 @@ class ReportJob:
         return "resource" not in wildcards or wildcards["resource"] in self.resources
 
 
-#: The field of a spec file holding the sha256 of the rest, as the workflow wrote it.
-DIGEST_FIELD = "sha256"
 #: Hex digits of a setting key's digest, and the key's pattern (the workflow's wildcard).
 KEY_DIGITS = 10
 KEY_PATTERN = rf"[a-z0-9_]+-[0-9a-f]{{{KEY_DIGITS}}}"
@@ -246,7 +244,7 @@ def write_spec(path: str | os.PathLike[str], spec: Any) -> None:
 
 def write_spec_data(path: str | os.PathLike[str], data: dict[str, Any]) -> None:
     """Write a spec's data (:func:`spec_data`) as JSON with its sha256, atomically."""
-    write_json_atomic(path, {**data, DIGEST_FIELD: _digest(data)})
+    write_json_atomic(path, seal(data))
 
 
 def read_spec(kind: type[Spec], path: str | os.PathLike[str]) -> Spec:
@@ -254,15 +252,14 @@ def read_spec(kind: type[Spec], path: str | os.PathLike[str]) -> Spec:
     since the workflow wrote it, or without its sha256, is refused (:func:`write_spec`
     writes one by hand)."""
     payload = _read_payload(kind.__name__, path)
-    problem = _tampering(payload) if isinstance(payload, dict) else None
-    if problem is not None:
-        raise ConfigError(
-            f"{path} {problem}: a job runs the spec its plan wrote. Delete the file to let "
-            "the workflow write it again; for other settings, add a variant to the config "
-            "(a spec written by hand needs its sha256: cap.benchmark.jobs.write_spec)"
-        )
     if isinstance(payload, dict):
-        payload.pop(DIGEST_FIELD, None)
+        payload, problem = unseal(payload)
+        if problem is not None:
+            raise ConfigError(
+                f"{path} {problem}: a job runs the spec its plan wrote. Delete the file to let "
+                "the workflow write it again; for other settings, add a variant to the config "
+                "(a spec written by hand needs its sha256: cap.benchmark.jobs.write_spec)"
+            )
     return from_dict(kind, payload, where=str(path))
 
 
@@ -276,9 +273,10 @@ def check_unedited(path: str | os.PathLike[str], planned: dict[str, Any]) -> Non
     if not Path(path).is_file():
         return
     payload = _read_payload("spec", path)
-    problem = _tampering(payload) if isinstance(payload, dict) else None
+    if not isinstance(payload, dict):
+        return  # not a spec: its job's command names what is wrong
+    found, problem = unseal(payload)
     if problem is not None:
-        found = {key: value for key, value in payload.items() if key != DIGEST_FIELD}
         where = first_difference(found, planned) or "no field differs from the plan"
         raise ConfigError(
             f"{path} {problem} ({where}): a job runs the spec its plan writes. Delete the "
@@ -323,21 +321,6 @@ def check_run_keys(runs: tuple[RunSpec, ...], task: TaskSpec, where: str) -> Non
                 "after the plan named it. Let the workflow write the spec again; for other "
                 "settings, add a variant to the config"
             )
-
-
-def _digest(data: dict[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
-
-
-def _tampering(payload: dict[str, Any]) -> str | None:
-    """What shows a spec file's payload was not written by the workflow as it is: no
-    sha256, or one its content does not match; None where it is intact."""
-    if DIGEST_FIELD not in payload:
-        return f"has no {DIGEST_FIELD}, so it was not written by the workflow as it is"
-    data = {key: value for key, value in payload.items() if key != DIGEST_FIELD}
-    if payload[DIGEST_FIELD] != _digest(data):
-        return f"was changed after the workflow wrote it (its {DIGEST_FIELD} no longer matches)"
-    return None
 
 
 def _read_payload(kind: str, path: str | os.PathLike[str]) -> Any:

@@ -222,8 +222,13 @@ def make_run(
             monitored=spec.monitor,
             masks=masks,
         )
-        if cached is not None:
-            record = {**cached.record, "setting": spec.setting, "source": "cache"}
+        if cached is not None:  # what the method says of itself is its class's, not the file's
+            record = {
+                **cached.record,
+                "setting": spec.setting,
+                "source": "cache",
+                "chaotic": detector.chaotic,
+            }
             _log(record, "from the cache")
             return MadeRun(record, cached.scores, cached.maps)
     if spec.model is not None:

@@ -21,7 +21,7 @@ def run(args: argparse.Namespace) -> None:
 
     import pandas as pd
 
-    from cap.benchmark.records import write_batch, write_maps
+    from cap.benchmark.records import write_batch
     from cap.benchmark.runs import load_run_inputs, make_run
     from cap.detectors import detector_class
 
@@ -57,8 +57,6 @@ def run(args: argparse.Namespace) -> None:
         maps.append(made.maps)
     fitted = [f"{run['setting']}/seed{run['seed']}" for run in runs if run["source"] == "fit"]
     log.info("%d of %d runs fitted here, the others read back", len(fitted), len(runs))
-    if job.maps is not None:
-        write_maps(job.maps, runs=runs, maps=maps, ids=task.test_ids)
     items = pd.DataFrame(
         {"id": task.test_ids, "label": task.test_labels, "is_anomaly": task.is_anomaly}
     )
@@ -69,4 +67,6 @@ def run(args: argparse.Namespace) -> None:
         runs=runs,
         scores=scores,
         test=items,
+        maps_path=job.maps,
+        maps=maps,
     )

@@ -19,7 +19,7 @@ import pandas as pd
 
 from cap.benchmark.embeddings import load_embeddings
 from cap.benchmark.layout import map_name
-from cap.benchmark.records import read_maps, read_runs, read_scores
+from cap.benchmark.records import checked_maps, read_maps, read_runs, read_scores, run_scores
 from cap.reporting.bootstrap import MethodRuns, Replicates, bootstrap
 from cap.reporting.markdown import markdown
 from cap.utils.errors import DataError
@@ -57,42 +57,39 @@ def batch_replicates(
 
     ``labels`` names the variants (dataset → setting key → label, as the runs table); a
     variant's seeds are its runs of one setting. The exact pixel metrics come from the run
-    records, the maps only serve the resamples.
+    records, the maps only serve the resamples. Every run's scores and maps are checked
+    against its record (digest, count, metrics recomputed): a file changed since its job
+    wrote it raises :class:`DataError` naming it.
     """
     runs = read_runs([files.records])
     if not runs:
         raise DataError(f"{files.records} holds no run")
     test = load_embeddings(files.test_embeddings, feature_maps=False)
-    scores = read_scores(files.scores)
-    maps = read_maps(files.maps)
     if test.defect_type is None or test.masks is None:
         raise DataError(f"{files.test_embeddings} holds no defect types and masks")
+    scores = read_scores(files.scores)
+    maps = checked_maps(read_maps(files.maps), runs, test.masks, files.maps)
     for name, ids in (("scores", scores["id"].unique()), ("maps", maps["ids"])):
         if list(ids) != list(test.ids):
             raise DataError(f"the {name} of {files.records} are not of {files.test_embeddings}")
     identity = {column: str(runs[0][column]) for column in BATCH_COLUMNS}
     names = labels.get(identity["dataset"], {})
+    is_anomaly = np.asarray(test.labels) != 0
     methods: dict[str, MethodRuns] = {}
     for setting in dict.fromkeys(run["setting"] for run in runs):
         own = [run for run in runs if run["setting"] == setting]
         localizes = all(map_name(setting, run["seed"]) in maps for run in own)
         methods[names.get(setting, setting)] = MethodRuns(
-            scores=[_run_scores(scores, setting, run["seed"]) for run in own],
+            scores=[run_scores(scores, run, is_anomaly, files.scores) for run in own],
             maps=[maps[map_name(setting, run["seed"])] for run in own] if localizes else None,
             pixel=[{m: run[m] for m in PIXEL_METRICS} for run in own] if localizes else None,
         )
-    is_anomaly = np.asarray(test.labels) != 0
     types = [GOOD, *sorted(set(test.defect_type) - {GOOD})]
     defect_labels = np.array([types.index(kind) for kind in test.defect_type])
     replicates = bootstrap(
         is_anomaly, defect_labels, types, methods, test.masks, resamples=resamples, seed=seed
     )
     return identity, replicates
-
-
-def _run_scores(scores: pd.DataFrame, setting: str, seed: int) -> np.ndarray:
-    rows = scores[(scores["setting"] == setting) & (scores["seed"] == seed)]
-    return rows["score"].to_numpy(dtype=np.float64)
 
 
 def category_tables(

@@ -8,9 +8,10 @@ in percent; ``None`` stands for a cell the paper leaves empty ("-").
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from numbers import Real
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -51,7 +52,10 @@ def load_paper_results(path: str | os.PathLike[str]) -> dict[str, Any]:
         with open(path) as handle:
             raw = yaml.safe_load(handle)
     except yaml.YAMLError as error:
-        raise ConfigError(f"paper results {path}: not valid YAML: {error}") from error
+        mark = getattr(error, "problem_mark", None)
+        where = "" if mark is None else f" at line {mark.line + 1}, column {mark.column + 1}"
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        raise ConfigError(f"paper results {path}: not valid YAML{where}: {problem}") from error
     if not isinstance(raw, Mapping):
         raise ConfigError(f"paper results {path}: expected a mapping at the top level")
     expected = {"backbones", "scale", "claims", *TABLES}
@@ -75,6 +79,28 @@ def load_paper_results(path: str | os.PathLike[str]) -> dict[str, Any]:
     paper["scale"] = _check_scale(raw["scale"], backbones, f"paper results {path}: scale")
     paper["claims"] = _check_claims(raw["claims"], paper, f"paper results {path}: claims")
     return paper
+
+
+def check_paper_results(
+    path: str | os.PathLike[str],
+    project: Sequence[str | os.PathLike[str]],
+    where: str = "report.paper_results",
+) -> None:
+    """Refuse, naming the config key ``where``, a paper-results file outside the
+    ``project`` folders (a shared config reads no other file: not /etc/passwd) or one that
+    is not a paper-results file (:func:`load_paper_results`); at planning, before a job."""
+    resolved = Path(path).resolve()
+    if not any(resolved.is_relative_to(Path(root).resolve()) for root in project):
+        raise ConfigError(
+            f"{where}: {str(path)!r} is outside the project ({', '.join(map(str, project))}): "
+            "the paper's numbers are read from the project's files only"
+        )
+    if not resolved.is_file():
+        raise ConfigError(f"{where}: there is no file {str(path)!r}")
+    try:
+        load_paper_results(resolved)
+    except ConfigError as error:
+        raise ConfigError(f"{where}: {error}") from error
 
 
 def paper_rows(paper: Mapping[str, Any], key: str) -> PaperRows:

@@ -1,4 +1,6 @@
-"""Atomic file output: a killed run never leaves a file that looks complete.
+"""Atomic file output: a killed run never leaves a file that looks complete; and sealed
+JSON: a file that holds the sha256 of its own content, so that one changed afterwards
+(by hand, or by a tool that rewrote it) is told from one the workflow wrote.
 
 Every writer in ``cap`` goes through :func:`atomic_path`: it hands out a temporary
 path in the destination folder and renames it over the destination only when the
@@ -7,6 +9,7 @@ path in the destination folder and renames it over the destination only when the
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -56,3 +59,30 @@ def write_text_atomic(destination: str | os.PathLike[str], text: str) -> None:
 def write_json_atomic(destination: str | os.PathLike[str], payload: Any) -> None:
     """Write ``payload`` as indented JSON to ``destination`` atomically."""
     write_text_atomic(destination, json.dumps(payload, indent=2, sort_keys=True) + "\n")
+
+
+#: The field of a sealed JSON file holding the sha256 of the rest.
+DIGEST_FIELD = "sha256"
+
+
+def json_digest(data: Any) -> str:
+    """sha256 of JSON-like ``data``, independent of key order."""
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+
+
+def seal(data: dict[str, Any]) -> dict[str, Any]:
+    """``data`` with the sha256 of its content (as JSON reads it back) under
+    :data:`DIGEST_FIELD`."""
+    data = json.loads(json.dumps(data))
+    return {**data, DIGEST_FIELD: json_digest(data)}
+
+
+def unseal(payload: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
+    """A sealed payload's content, and what shows it was not written as it is (no
+    sha256, or one its content does not match), else None."""
+    data = {key: value for key, value in payload.items() if key != DIGEST_FIELD}
+    if DIGEST_FIELD not in payload:
+        return data, f"has no {DIGEST_FIELD}, so it was not written by the workflow as it is"
+    if payload[DIGEST_FIELD] != json_digest(data):
+        return data, f"was changed after it was written (its {DIGEST_FIELD} no longer matches)"
+    return data, None

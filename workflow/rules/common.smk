@@ -15,10 +15,15 @@ from cap.benchmark import layout
 from cap.benchmark.jobs import check_unedited, spec_data
 from cap.benchmark.layout import RULE
 from cap.benchmark.planning import Plan, Steps
+from cap.reporting.paper import check_paper_results
 
 validate(config, schema="../schemas/config.schema.yaml")
 PLAN = Plan(config)
 STEPS = Steps(PLAN)
+# The paper's numbers: read from the working directory or this repository only.
+check_paper_results(
+    PLAN.config.report.paper_results, project=[os.getcwd(), os.path.dirname(workflow.basedir)]
+)
 
 # Jobs find the `cap` command beside this interpreter, so that `venv/bin/snakemake`
 # works without activating the venv (under --use-conda, the rule's environment has it).

@@ -1,11 +1,10 @@
 """Snakemake script: bootstrap intervals over the test images of each category of the
 datasets with defect masks (results/tables/bootstrap*.csv and bootstrap.md)."""
 
-import logging
-
 from cap.reporting.category_intervals import BatchFiles, category_tables, write_category_tables
+from cap.utils.logs import log_to
 
-logging.basicConfig(filename=snakemake.log[0], level=logging.INFO)
+log_to(snakemake.log[0])
 
 batches = [
     BatchFiles(records, scores, maps, test)

@@ -1,6 +1,5 @@
 """Snakemake script: every claim judged over classes (results/tables/claims.csv)."""
 
-import logging
 from pathlib import Path
 
 from cap.benchmark.jobs import ClaimsJob, from_dict
@@ -8,8 +7,9 @@ from cap.benchmark.records import read_runs_table
 from cap.reporting.claims import judge_report_claims, write_claims
 from cap.reporting.paper import load_paper_results
 from cap.reporting.tables import read_table
+from cap.utils.logs import log_to
 
-logging.basicConfig(filename=snakemake.log[0], level=logging.INFO)
+log_to(snakemake.log[0])
 
 inputs = snakemake.input
 write_claims(

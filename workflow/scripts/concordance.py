@@ -1,13 +1,13 @@
 """Snakemake script: how alike the backbones rank the methods of the config's concordance
 table (results/tables/concordance*)."""
 
-import logging
 from pathlib import Path
 
 from cap.benchmark.records import read_runs_table
 from cap.reporting.concordance import method_means, rank_concordance, write_concordance
+from cap.utils.logs import log_to
 
-logging.basicConfig(filename=snakemake.log[0], level=logging.INFO)
+log_to(snakemake.log[0])
 
 spec = snakemake.params.spec
 metric = spec.get("metric", "auroc")

@@ -1,6 +1,5 @@
 """Snakemake script: Figures 4/5, anomaly maps over test images (and MVTec masks)."""
 
-import logging
 from pathlib import Path
 
 from cap.reporting.figure_examples import (
@@ -9,8 +8,9 @@ from cap.reporting.figure_examples import (
     load_images,
 )
 from cap.reporting.figures import plot_anomaly_maps
+from cap.utils.logs import log_to
 
-logging.basicConfig(filename=snakemake.log[0], level=logging.INFO)
+log_to(snakemake.log[0])
 
 inputs, params = snakemake.input, snakemake.params
 run = load_figure_run(inputs, params)

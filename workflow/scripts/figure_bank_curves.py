@@ -1,12 +1,12 @@
 """Snakemake script: AUROC against the bank size, per class and on average, per method."""
 
-import logging
 from pathlib import Path
 
 from cap.benchmark.records import summarize_records
 from cap.reporting.figures import plot_bank_curves
+from cap.utils.logs import log_to
 
-logging.basicConfig(filename=snakemake.log[0], level=logging.INFO)
+log_to(snakemake.log[0])
 
 figure = snakemake.params.figure
 plot_bank_curves(

@@ -1,21 +1,23 @@
 """Snakemake script: the localization figure (images, ground-truth contours, each
 method's anomaly map)."""
 
-import logging
 from pathlib import Path
 
 from cap.benchmark.embeddings import load_embeddings
-from cap.benchmark.records import read_maps
+from cap.benchmark.records import checked_maps, read_maps, read_runs
 from cap.reporting.figure_examples import load_images
 from cap.reporting.localization_figure import localization_examples, plot_localization
+from cap.utils.logs import log_to
 
-logging.basicConfig(filename=snakemake.log[0], level=logging.INFO)
+log_to(snakemake.log[0])
 
-params = snakemake.params
+params, inputs = snakemake.params, snakemake.input
+test = load_embeddings(inputs.test_emb, feature_maps=False)
+maps = checked_maps(read_maps(inputs.maps), read_runs([inputs.records]), test.masks, inputs.maps)
 examples = localization_examples(
-    read_maps(snakemake.input.maps),
+    maps,
     params.columns,
-    load_embeddings(snakemake.input.test_emb, feature_maps=False),
+    test,
     load_images(params.dataset, "test"),
     n_per_type=params.figure["n_per_type"],
 )

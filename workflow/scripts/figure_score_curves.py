@@ -1,12 +1,12 @@
 """Snakemake script: Figures 3/6, mean test anomaly scores over training, one pair per λ."""
 
-import logging
 from pathlib import Path
 
 from cap.benchmark.records import read_runs
 from cap.reporting.figures import plot_score_curves
+from cap.utils.logs import log_to
 
-logging.basicConfig(filename=snakemake.log[0], level=logging.INFO)
+log_to(snakemake.log[0])
 
 runs = {(run["setting"], run["seed"]): run for run in read_runs(snakemake.input.records)}
 plot_score_curves(

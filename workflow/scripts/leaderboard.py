@@ -1,11 +1,10 @@
 """Snakemake script: the leaderboard (results/tables/leaderboard.csv and .md)."""
 
-import logging
-
 from cap.benchmark.records import read_runs_table
 from cap.reporting.leaderboard import build_leaderboard, write_leaderboard
+from cap.utils.logs import log_to
 
-logging.basicConfig(filename=snakemake.log[0], level=logging.INFO)
+log_to(snakemake.log[0])
 
 spec = snakemake.params.spec
 write_leaderboard(

@@ -1,6 +1,5 @@
 """Snakemake script: the reproduction report (results/report/reproduction.md)."""
 
-import logging
 from pathlib import Path
 
 from cap.benchmark import layout
@@ -10,8 +9,9 @@ from cap.reporting.claims import read_claims
 from cap.reporting.paper import load_paper_results
 from cap.reporting.provenance import backbone_weights
 from cap.reporting.report import ReportInputs, write_report
+from cap.utils.logs import log_to
 
-logging.basicConfig(filename=snakemake.log[0], level=logging.INFO)
+log_to(snakemake.log[0])
 
 inputs, params = snakemake.input, snakemake.params
 job = from_dict(ReportJob, params.job, where="params.job")

@@ -3,14 +3,14 @@
 ``write_table`` names its files from the CSV's prefix: {prefix}.md, .tex, _per_class.csv.
 """
 
-import logging
 from pathlib import Path
 
 from cap.benchmark.records import summarize_records
 from cap.reporting.paper import load_paper_results
 from cap.reporting.tables import build_table, write_table
+from cap.utils.logs import log_to
 
-logging.basicConfig(filename=snakemake.log[0], level=logging.INFO)
+log_to(snakemake.log[0])
 
 table = build_table(
     summarize_records(snakemake.input.records, snakemake.params.labels),

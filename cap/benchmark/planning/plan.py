@@ -191,14 +191,14 @@ class Plan:
         drawn = [
             self.targets.figure_runs(kind, figure)
             for kind in MODEL_FIGURES
-            for figure in self.config.figures.get(kind, ())
+            for figure in self.targets.figures.get(kind, ())
         ]
         return {runs[0] for runs in drawn if runs}
 
     @cached_property
     def monitored_runs(self) -> set[Run]:
         """Runs whose test scores are recorded after every epoch: those the score curves draw."""
-        if "score_curves" not in self.config.figures:
+        if "score_curves" not in self.targets.figures:
             return set()
         return set(self.targets.runs("fig_score_curves"))
 
@@ -275,10 +275,15 @@ class Plan:
         ]
 
     def _set(self, key: str) -> bool:
+        """Whether config ``key`` asks for its once-rule, and the rule has runs to read: a
+        table it names is one ``only`` left runs to; intervals over test images need a
+        dataset with masks."""
         value: Any = self.config
         for part in key.split("."):
             value = getattr(value, part)
-        return bool(value)
+        if key == "report.bootstrap":
+            return bool(value) and any(self.localizes(batch.dataset) for batch in self.batches)
+        return value in self.targets.tables if isinstance(value, str) else bool(value)
 
     def embedding_files(self) -> list[str]:
         """The embedding files of this config's runs."""
@@ -302,12 +307,14 @@ class Plan:
         the paper's, and the config's own."""
         return ClaimsJob(
             paper_results=self.config.report.paper_results,
-            paper_tables={name: table.paper for name, table in self.config.tables.items()},
+            paper_tables={name: table.paper for name, table in self.targets.tables.items()},
             table_classes={
                 name: {dataset: list(ids) for dataset, ids in table.classes.items()}
-                for name, table in self.config.tables.items()
+                for name, table in self.targets.tables.items()
             },
-            claims=self.config.report.claims,
+            claims=tuple(
+                c for c in self.config.report.claims if c.tables[0] in self.targets.tables
+            ),
         )
 
     def leaderboard_spec(self) -> dict[str, Any]:
@@ -324,7 +331,7 @@ class Plan:
                 for dataset, entry in self.datasets.items()
             },
             classes={dataset: self.class_ids(dataset) for dataset in self.datasets},
-            tables=list(self.config.tables),
+            tables=list(self.targets.tables),
             resources=list(self.config.resources),
             config=dict(self.config.raw),
         )

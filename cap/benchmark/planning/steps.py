@@ -194,11 +194,16 @@ class Steps:
         return self.task(self.plan.batch_of(run))
 
     def localization_inputs(self, wildcards: Mapping[str, str]) -> dict[str, str]:
-        """The maps and test embeddings of the category a localization figure draws."""
+        """The maps, the records they are checked against and the test embeddings of the
+        category a localization figure draws."""
         run = self.plan.targets.figure_runs("localization", self._localization(wildcards))[0]
         batch = self.plan.batch_of(run)
         test = self.split_inputs(batch.dataset, batch.backbone, batch.cls)["test_emb"]
-        return {"maps": batch.path(layout.MAPS), "test_emb": test}
+        return {
+            "maps": batch.path(layout.MAPS),
+            "records": batch.path(layout.RECORDS),
+            "test_emb": test,
+        }
 
     def localization_columns(self, wildcards: Mapping[str, str]) -> dict[str, str]:
         """Each drawn variant → the entry of its first seed's maps (:func:`layout.map_name`)."""

@@ -7,6 +7,8 @@ seed); its setting is a content key (:mod:`cap.benchmark.planning.variants`).
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -41,6 +43,17 @@ class Targets:
         self.variants = variants
         self.tables: Mapping[str, Table] = config.tables
         self.figures: Mapping[str, tuple[Figure, ...]] = config.figures
+        # What the config's ``only`` leaves runs to: a table or figure without its runs is
+        # no target, and a figure draws the methods it keeps.
+        self.tables = {name: table for name, table in self.tables.items() if self.table_runs(name)}
+        narrowed = {
+            kind: [self._narrowed(figure) for figure in figures]
+            for kind, figures in config.figures.items()
+        }
+        self.figures = {
+            kind: tuple(figure for figure in figures if self.figure_runs(kind, figure))
+            for kind, figures in narrowed.items()
+        }
 
     def names(self) -> list[str]:
         """The named targets: one per table, one per figure kind (``fig_<kind>``)."""
@@ -69,6 +82,19 @@ class Targets:
             for cls in (entry.classes if classes is None else classes)
             for seed in self.variants.seeds_of(dataset, setting.key)
         ]
+
+    def keeps(self, dataset: str, variant: str) -> bool:
+        """Whether the config's ``only`` keeps the runs of ``variant`` on ``dataset``."""
+        return self.config.only.keeps(dataset, self.variants.setting(dataset, variant).method)
+
+    def _narrowed(self, figure: Figure) -> Figure:
+        """``figure`` drawing only the variants (and curves) whose runs ``only`` keeps."""
+        kept = functools.partial(self.keeps, figure.dataset)
+        return dataclasses.replace(
+            figure,
+            variants=tuple(filter(kept, figure.variants)),
+            curves=tuple(curve for curve in figure.curves if all(map(kept, curve.variants))),
+        )
 
     # ------------------------------------------------------------------- tables
 
