@@ -10,8 +10,8 @@ from assets import REPO
 from cap.benchmark.records import write_runs_table
 from cap.cli import main as cap_main
 from cap.reporting.claims import write_claims
-from cap.reporting.verification import read_tables, verify
-from cap.utils.errors import DataError
+from cap.reporting.verification import compare_runs, read_tables, verify
+from cap.utils.errors import ConfigError, DataError
 
 DEMO = REPO / "docs" / "demo-report" / "tables"
 #: The largest |ΔAUROC| of a λ = 0 run between two machines, measured (issue 17).
@@ -242,3 +242,26 @@ def test_chaotic_as_text_is_refused_not_read_as_true(demo):
     assert read_tables(DEMO)[0]["chaotic"].dtype == bool
     with pytest.raises(DataError, match="'chaotic' column holds"):
         verify(runs.assign(chaotic=runs["chaotic"].astype(str)), runs)  # "False" is truthy
+
+
+@pytest.mark.parametrize("option", ["--tolerance", "--z"])
+@pytest.mark.parametrize("value", ["nan", "inf", "-0.001", "abc"])
+def test_a_bound_that_is_not_a_finite_number_at_least_zero_is_refused(capsys, option, value):
+    with pytest.raises(SystemExit) as raised:
+        cap_main(["verify", option, value, str(DEMO), str(DEMO)])
+    assert raised.value.code == 2
+    error = capsys.readouterr().err
+    assert f"argument {option}: '{value}' is not a finite number ≥ 0" in error
+    assert "Traceback" not in error
+
+
+@pytest.mark.parametrize("bound", ["tolerance", "z"])
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -1.0])
+def test_verify_refuses_a_bound_that_is_not_a_finite_number_at_least_zero(demo, bound, value):
+    with pytest.raises(ConfigError, match=f"{bound} must be a finite number"):
+        check(demo, **{bound: value})
+
+
+def test_a_nan_tolerance_passes_no_run(demo):
+    runs = demo[0][~demo[0]["chaotic"]]
+    assert len(compare_runs(runs, runs, tolerance=float("nan"))) == len(runs)

@@ -31,7 +31,7 @@ import pandas as pd
 
 from cap.benchmark.records import read_runs_table
 from cap.reporting.claims import read_claims
-from cap.utils.errors import DataError
+from cap.utils.errors import ConfigError, DataError
 from cap.utils.localization import PIXEL_METRICS
 
 #: Keys that identify a run across two runs tables.
@@ -88,6 +88,8 @@ def verify(
     ``subset``, ``actual`` may hold a slice of ``expected``'s runs (e.g. CI's slice of a
     long benchmark): only the runs it has are compared.
     """
+    check_bound(tolerance, "tolerance")
+    check_bound(z, "z")
     if "chaotic" not in expected:
         raise DataError(
             "the expected runs table has no 'chaotic' column: it predates this version; "
@@ -159,10 +161,18 @@ def compare_runs(
         if metric != "auroc":  # a pixel metric: only of the runs that localize
             merged = merged[merged["expected"].notna() | merged["actual"].notna()]
         difference = merged["actual"] - merged["expected"]
-        bad = difference.isna() | (difference.abs() > tolerance)
+        bad = ~(difference.abs() <= tolerance)  # a NaN difference (or tolerance) fails
         mismatches.append(merged[bad].assign(metric=metric, difference=difference[bad]))
     columns = [*RUN_KEY, "metric", "expected", "actual", "difference"]
     return pd.concat(mismatches, ignore_index=True)[columns].assign(tolerance=tolerance)
+
+
+def check_bound(value: float, name: str) -> float:
+    """``value`` if it is a finite number ≥ 0: every comparison with a NaN bound is false,
+    so a NaN tolerance would pass any difference, a negative one fail every run."""
+    if not (math.isfinite(value) and value >= 0):
+        raise ConfigError(f"{name} must be a finite number ≥ 0, not {value!r}")
+    return value
 
 
 def verified_metrics(expected: pd.DataFrame) -> list[str]:
