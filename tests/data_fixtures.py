@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import gzip
+import struct
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +25,19 @@ def write_image(
     pixels = rng.integers(0, 256, size=(size[1], size[0], channels), dtype=np.uint8)
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(pixels.squeeze(-1) if channels == 1 else pixels).save(path)
+
+
+def png_header(width: int, height: int) -> bytes:
+    """A PNG that says it is ``width`` × ``height`` RGB but holds no pixels: a decompression
+    bomb's header, a few dozen bytes."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        )
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)  # 8 bits, RGB
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", b"") + chunk(b"IEND", b"")
 
 
 def make_image_folder(root: Path, counts: dict[str, dict[str, int]] | None = None) -> Path:

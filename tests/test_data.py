@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import io
+import os
 import pickle
+import re
+import zipfile
 
 import numpy as np
 import pytest
 import torch
 from assets import DEBIAN_FMNIST
-from data_fixtures import make_image_folder, make_mvtec, write_idx, zip_folder
+from data_fixtures import make_image_folder, make_mvtec, png_header, write_idx, zip_folder
 from PIL import Image
 
-from cap.data import DATASETS, list_classes, load_dataset
+from cap.data import DATASETS, list_classes, load_dataset, tree
 from cap.data.cifar import CIFAR100_COARSE_CLASSES, CIFAR100_FINE_TO_COARSE
 from cap.data.transforms import (
     IMAGENET_MEAN,
@@ -86,6 +90,81 @@ def test_subset_view_keeps_ids_labels_and_pixels(tmp_path):
     view = dataset.subset([5, 0])
     assert view.ids == [dataset.ids[5], dataset.ids[0]] and view.labels.tolist() == [2, 0]
     np.testing.assert_array_equal(np.asarray(view.image(0)), np.asarray(dataset.image(5)))
+
+
+# --- files too large to be images ----------------------------------------------------
+
+
+def image_of(root, form, tmp_path, image_id):
+    """The train split of ``root`` as a folder or a zip, and the position of ``image_id``."""
+    source = root if form == "folder" else zip_folder(root, tmp_path / "images.zip")
+    dataset = load_dataset("imagefolder", source, "train")
+    return dataset, dataset.index_of(image_id)
+
+
+@pytest.mark.parametrize("form", ["folder", "zip"])
+def test_a_file_larger_than_any_image_is_refused_unread(tmp_path, monkeypatch, form):
+    root = make_image_folder(tmp_path / "images")
+    os.truncate(root / "train/cat/01.jpg", tree.MAX_FILE_BYTES + 1)  # sparse zeros: no disk
+    dataset, index = image_of(root, form, tmp_path, "train/cat/01.jpg")
+    unread = lambda *args: pytest.fail("the member was read")  # noqa: E731
+    monkeypatch.setattr(zipfile.ZipExtFile, "read", unread)  # its size is its header's
+    with pytest.raises(DataError) as error:
+        dataset.image(index)
+    assert str(error.value) == (
+        f"{dataset.source(index)} holds {tree.MAX_FILE_BYTES + 1} bytes, more than the "
+        f"{tree.MAX_FILE_BYTES} an image file may have"
+    )
+
+
+def test_a_zip_member_longer_than_its_header_says_is_read_no_further_than_the_cap(
+    tmp_path, monkeypatch
+):
+    class Lying:
+        """An archive whose member says it is empty but goes on."""
+
+        def getinfo(self, path: str) -> zipfile.ZipInfo:
+            return zipfile.ZipInfo(path)
+
+        def open(self, info: zipfile.ZipInfo) -> io.BytesIO:
+            return io.BytesIO(bytes(2000))
+
+    monkeypatch.setattr(tree, "MAX_FILE_BYTES", 1000)
+    files = tree.FileTree(
+        zip_folder(make_image_folder(tmp_path / "images"), tmp_path / "a.zip"), ""
+    )
+    files._archive, files._archive_pid = Lying(), os.getpid()
+    with pytest.raises(DataError, match=r"a\.zip::train/cat/00\.png holds 1001 bytes, more than"):
+        files.open_image("train/cat/00.png")
+
+
+@pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")
+@pytest.mark.parametrize("form", ["folder", "zip"])
+@pytest.mark.parametrize("side", [10_000, 100_000], ids=["pillow-warns", "pillow-refuses"])
+def test_an_image_whose_header_says_too_many_pixels_is_refused_undecoded(tmp_path, form, side):
+    assert tree.MAX_PIXELS == Image.MAX_IMAGE_PIXELS  # Pillow's default, stated once
+    root = make_image_folder(tmp_path / "images")
+    (root / "train/cat/00.png").write_bytes(png_header(side, side))
+    dataset, index = image_of(root, form, tmp_path, "train/cat/00.png")
+    with pytest.raises(DataError) as error:
+        dataset.image(index)
+    message = str(error.value)
+    assert message.startswith(f"{dataset.source(index)} ") and len(message.splitlines()) == 1
+    assert "refused as a decompression bomb" in message
+
+
+@pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")
+@pytest.mark.parametrize("file", ["test/broken/000.png", "ground_truth/broken/000_mask.png"])
+def test_mvtec_refuses_an_image_or_mask_of_too_many_pixels(tmp_path, file):
+    root = make_mvtec(tmp_path / "mvtec")
+    (root / "bottle" / file).write_bytes(png_header(10_000, 10_000))
+    test = load_dataset("mvtec", root, "test", category="bottle")
+    index = test.index_of("test/broken/000.png")
+    read = test.image if file.startswith("test/") else test.mask
+    with pytest.raises(
+        DataError, match=re.escape(f"{root / 'bottle' / file} is 10000x10000 pixels")
+    ):
+        read(index)
 
 
 # --- registry ------------------------------------------------------------------------

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import yaml
 from assets import CIFAR10_ZIP, MOBILENET, needs_cifar10_zip, needs_mobilenet
-from data_fixtures import MeanColourBackbone, make_image_folder, make_mvtec
+from data_fixtures import MeanColourBackbone, make_image_folder, make_mvtec, png_header
 from workflow_helpers import SCHEMA, run_step
 
 from cap.backbones import build_backbone
@@ -121,6 +121,20 @@ def test_corrupt_image_fails_cleanly_or_is_skipped_and_counted(folder, tmp_path)
     assert len(loaded.ids) == 11 and loaded.features.shape == (11, 3)
     with h5py.File(out) as store:
         assert store["skipped_ids"].asstr()[()].tolist() == ["train/bee/01.jpg"]
+
+
+@pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")
+def test_a_decompression_bomb_stops_the_run_or_is_skipped_and_counted(folder, tmp_path):
+    """Refused from its header, before any decoding: like a corrupt image, unless
+    ``skip_corrupt`` it stops the run; with it, it is skipped, logged and counted."""
+    (folder / "train/bee/01.jpg").write_bytes(png_header(10_000, 10_000))
+    dataset = load_dataset("imagefolder", folder, "train")
+    out = tmp_path / "out" / "train.h5"
+    with pytest.raises(DataError, match="train/bee/01.jpg is 10000x10000 pixels.*skip_corrupt"):
+        extract_embeddings(dataset, MeanColourBackbone(), out, num_workers=0)
+    extract_embeddings(dataset, MeanColourBackbone(), out, num_workers=0, skip_corrupt=True)
+    loaded = load_embeddings(out)
+    assert loaded.attrs["skipped_count"] == 1 and "train/bee/01.jpg" not in loaded.ids
 
 
 def test_a_run_interrupted_midway_leaves_no_file(folder, tmp_path):

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from assets import SHARED
+from data_fixtures import png_header
 from PIL import Image
 
 from cap.data import list_classes, load_dataset
@@ -360,6 +361,17 @@ def test_mask_of_another_size_than_its_image_names_both(small_tree, form):
         f"mask {where}tire/test/cut/gt/000.png is {width // 2}x{height // 2} but its image "
         f"{where}tire/test/cut/rgb/000.png is {width}x{height}"
     )
+
+
+@pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")
+@pytest.mark.parametrize("form", ["folder", "zip"])
+def test_mask_of_too_many_pixels_is_refused_undecoded_naming_it(small_tree, form):
+    (small_tree / "tire/test/cut/gt/000.png").write_bytes(png_header(10_000, 10_000))
+    root, where = as_form(small_tree, form)
+    test = load(root, "test")
+    with pytest.raises(DataError) as error:
+        test.mask(test.index_of("test/cut/rgb/000.png"))
+    assert str(error.value).startswith(f"{where}tire/test/cut/gt/000.png is 10000x10000 pixels")
 
 
 @pytest.mark.parametrize("form", ["folder", "zip"])

@@ -10,7 +10,8 @@ from assets import REPO
 from cap.benchmark.records import write_runs_table
 from cap.cli import main as cap_main
 from cap.reporting.claims import write_claims
-from cap.reporting.verification import read_tables, verify
+from cap.reporting.verification import compare_runs, read_tables, verify
+from cap.utils.errors import ConfigError, DataError
 
 DEMO = REPO / "docs" / "demo-report" / "tables"
 #: The largest |ΔAUROC| of a λ = 0 run between two machines, measured (issue 17).
@@ -190,3 +191,77 @@ def test_a_config_without_claims_verifies_with_its_empty_claims_table(demo, tmp_
     write_claims(expected / "claims.csv", claims)  # verdicts expected: none to compare with
     assert cap_main(["verify", str(expected), str(actual)]) == 2
     assert "verdict" in capsys.readouterr().err
+
+
+def write_table(folder, runs):
+    """``runs`` as ``folder``/runs.csv (no claims.csv beside it)."""
+    folder.mkdir(exist_ok=True)
+    write_runs_table(folder / "runs.csv", runs)
+    return folder
+
+
+def localizing(runs):
+    """``runs`` where the head_lrl runs localize (an AUPRO) and the others hold none."""
+    return runs.assign(aupro=runs["auroc"].where(runs["variant"] == "head_lrl"))
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "said"),
+    [
+        ("auroc", "abc", "'abc' is not a number"),
+        ("aupro", "abc", "'abc' is not a number"),
+        ("seed", "x", "'x' is not an integer"),
+        ("seed", "1.5", "'1.5' is not an integer"),
+        ("dataset", None, "an empty cell is not a name"),
+        ("variant", None, "an empty cell is not a name"),
+        ("chaotic", "maybe", "'maybe' is not a boolean"),
+    ],
+)
+def test_a_bad_cell_is_a_one_line_error_naming_file_line_and_column(
+    demo, tmp_path, capsys, column, value, said
+):
+    runs = localizing(demo[0])
+    bad = runs.astype({column: object})
+    bad.loc[5, column] = value  # line 7 of the file: the header is line 1
+    good = write_table(tmp_path / "good", runs)
+    table = write_table(tmp_path / "bad", bad)
+    for expected, actual in ((good, table), (table, good)):
+        assert cap_main(["verify", "--no-claims", str(expected), str(actual)]) == 2
+        error = capsys.readouterr().err.strip()
+        assert error == f"cap verify: error: {table / 'runs.csv'}, line 7, column {column}: {said}"
+
+
+def test_empty_pixel_metrics_of_runs_that_do_not_localize_pass(demo, tmp_path):
+    table = write_table(tmp_path / "tables", localizing(demo[0]))
+    assert read_tables(table)[0]["aupro"].isna().any()
+    assert cap_main(["verify", "--no-claims", str(table), str(table)]) == 0
+
+
+def test_chaotic_as_text_is_refused_not_read_as_true(demo):
+    runs = demo[0]
+    assert read_tables(DEMO)[0]["chaotic"].dtype == bool
+    with pytest.raises(DataError, match="'chaotic' column holds"):
+        verify(runs.assign(chaotic=runs["chaotic"].astype(str)), runs)  # "False" is truthy
+
+
+@pytest.mark.parametrize("option", ["--tolerance", "--z"])
+@pytest.mark.parametrize("value", ["nan", "inf", "-0.001", "abc"])
+def test_a_bound_that_is_not_a_finite_number_at_least_zero_is_refused(capsys, option, value):
+    with pytest.raises(SystemExit) as raised:
+        cap_main(["verify", option, value, str(DEMO), str(DEMO)])
+    assert raised.value.code == 2
+    error = capsys.readouterr().err
+    assert f"argument {option}: '{value}' is not a finite number ≥ 0" in error
+    assert "Traceback" not in error
+
+
+@pytest.mark.parametrize("bound", ["tolerance", "z"])
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -1.0])
+def test_verify_refuses_a_bound_that_is_not_a_finite_number_at_least_zero(demo, bound, value):
+    with pytest.raises(ConfigError, match=f"{bound} must be a finite number"):
+        check(demo, **{bound: value})
+
+
+def test_a_nan_tolerance_passes_no_run(demo):
+    runs = demo[0][~demo[0]["chaotic"]]
+    assert len(compare_runs(runs, runs, tolerance=float("nan"))) == len(runs)

@@ -262,5 +262,5 @@ def write_runs_table(path: str | os.PathLike[str], frame: pd.DataFrame) -> None:
 
 
 def read_runs_table(path: str | os.PathLike[str]) -> pd.DataFrame:
-    """A runs table of :func:`write_runs_table`; class ids and variants stay text."""
-    return pd.read_csv(path, dtype={"cls": str, "variant": str, "class_name": str})
+    """A runs table of :func:`write_runs_table`; datasets, class ids and variants stay text."""
+    return pd.read_csv(path, dtype={"dataset": str, "cls": str, "variant": str, "class_name": str})

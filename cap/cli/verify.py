@@ -39,6 +39,16 @@ def run(args: argparse.Namespace) -> None:
     log.info("%s reproduces %s\n%s", args.actual, args.expected, result.summary)
 
 
+def finite_non_negative(text: str) -> float:
+    """An argument that must be a finite number ≥ 0 (a NaN tolerance would pass anything)."""
+    from cap.reporting.verification import check_bound
+
+    try:
+        return check_bound(float(text), "argument")
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number ≥ 0") from None
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``verify`` to the ``cap`` parser."""
     from cap.reporting import verification
@@ -54,11 +64,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("actual", type=Path, help="the tables/ folder (or runs.csv) to check")
     parser.add_argument(
-        "--tolerance", type=float, default=verification.RUN_TOLERANCE,
+        "--tolerance", type=finite_non_negative, default=verification.RUN_TOLERANCE,
         help="largest |ΔAUROC| of a deterministic run (default: %(default)g)",
     )  # fmt: skip
     parser.add_argument(
-        "--z", type=float, default=verification.CHAOTIC_Z,
+        "--z", type=finite_non_negative, default=verification.CHAOTIC_Z,
         help="standard deviations a chaotic group's seed mean may move (default: %(default)g)",
     )  # fmt: skip
     parser.add_argument(

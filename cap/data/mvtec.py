@@ -15,6 +15,7 @@ import numpy as np
 from PIL import Image
 
 from cap.data.base import IMAGE_READ_ERRORS, ImageDataset
+from cap.data.tree import open_image_file
 from cap.utils.errors import ConfigError, DataError, MissingResourceError
 
 MVTEC_CATEGORIES: tuple[str, ...] = (
@@ -98,7 +99,7 @@ class MVTecDataset(DefectDataset):
         super().__init__("mvtec", split, category, ids, defect_types)
 
     def _load(self, index: int) -> Image.Image:
-        return Image.open(self.folder / self.ids[index])
+        return open_image_file(self.folder / self.ids[index])
 
     def source(self, index: int) -> str:
         return str(self.folder / self.ids[index])
@@ -114,13 +115,15 @@ class MVTecDataset(DefectDataset):
         """Defect mask of shape (H, W), bool, at the image's resolution (all False if good)."""
         path = self.mask_path(index)
         if path is None:
-            with Image.open(self.folder / self.ids[index]) as image:  # reads the header only
+            with self._load(index) as image:  # reads the header only
                 width, height = image.size
             return np.zeros((height, width), dtype=bool)
         if not path.is_file():
             raise MissingResourceError(f"MVTec AD {self.category}: mask {path} is missing")
         try:
-            with Image.open(path) as mask:
+            with open_image_file(path) as mask:
                 return np.asarray(mask.convert("L")) > 0
+        except DataError:
+            raise
         except IMAGE_READ_ERRORS as error:
             raise DataError(f"cannot read mask {path}: {error}") from error

@@ -31,7 +31,7 @@ import pandas as pd
 
 from cap.benchmark.records import read_runs_table
 from cap.reporting.claims import read_claims
-from cap.utils.errors import DataError
+from cap.utils.errors import ConfigError, DataError
 from cap.utils.localization import PIXEL_METRICS
 
 #: Keys that identify a run across two runs tables.
@@ -88,12 +88,19 @@ def verify(
     ``subset``, ``actual`` may hold a slice of ``expected``'s runs (e.g. CI's slice of a
     long benchmark): only the runs it has are compared.
     """
+    check_bound(tolerance, "tolerance")
+    check_bound(z, "z")
     if "chaotic" not in expected:
         raise DataError(
             "the expected runs table has no 'chaotic' column: it predates this version; "
             "regenerate it (docs/update-*-report.sh)"
         )
-    chaotic = expected["chaotic"].fillna(False).astype(bool)
+    chaotic = expected["chaotic"]
+    if not pd.api.types.is_bool_dtype(chaotic):  # "False" as text would be truthy
+        raise DataError(
+            f"the expected runs table's 'chaotic' column holds {chaotic.dtype}, not booleans: "
+            "read it with read_tables"
+        )
     if subset:
         present = actual.set_index(list(RUN_KEY)).index
         expected = expected[expected.set_index(list(RUN_KEY)).index.isin(present)]
@@ -154,10 +161,18 @@ def compare_runs(
         if metric != "auroc":  # a pixel metric: only of the runs that localize
             merged = merged[merged["expected"].notna() | merged["actual"].notna()]
         difference = merged["actual"] - merged["expected"]
-        bad = difference.isna() | (difference.abs() > tolerance)
+        bad = ~(difference.abs() <= tolerance)  # a NaN difference (or tolerance) fails
         mismatches.append(merged[bad].assign(metric=metric, difference=difference[bad]))
     columns = [*RUN_KEY, "metric", "expected", "actual", "difference"]
     return pd.concat(mismatches, ignore_index=True)[columns].assign(tolerance=tolerance)
+
+
+def check_bound(value: float, name: str) -> float:
+    """``value`` if it is a finite number ≥ 0: every comparison with a NaN bound is false,
+    so a NaN tolerance would pass any difference, a negative one fail every run."""
+    if not (math.isfinite(value) and value >= 0):
+        raise ConfigError(f"{name} must be a finite number ≥ 0, not {value!r}")
+    return value
 
 
 def verified_metrics(expected: pd.DataFrame) -> list[str]:
@@ -223,7 +238,40 @@ def read_tables(path: str | os.PathLike[str]) -> tuple[pd.DataFrame, pd.DataFram
         if claims_path.is_file()
         else None
     )
-    return _read_checked(runs_path, read_runs_table, (*RUN_KEY, "auroc"), "runs table"), claims
+    runs = _read_checked(runs_path, read_runs_table, (*RUN_KEY, "auroc"), "runs table")
+    return check_runs_table(runs, runs_path), claims
+
+
+def check_runs_table(frame: pd.DataFrame, path: Path) -> pd.DataFrame:
+    """``frame``, as read from the CSV ``path``, with the columns that :func:`verify` reads
+    typed: text keys, integer seeds, numeric metrics (an empty cell: a run without it) and
+    a boolean ``chaotic`` (empty: False). The first bad cell raises :class:`DataError`
+    naming the file, its line (the header is line 1) and the column: a comparison would
+    otherwise fail on it with a traceback, or, for ``chaotic``, read "False" as true."""
+    for column in ("dataset", "cls", "variant"):
+        _refuse(frame, column, frame[column].isna(), path, "a name")
+    seeds = pd.to_numeric(frame["seed"], errors="coerce")
+    _refuse(frame, "seed", ~(seeds % 1 == 0), path, "an integer")
+    typed = {"seed": seeds.astype("int64")}
+    for metric in ("auroc", *(m for m in PIXEL_METRICS if m in frame)):
+        typed[metric] = pd.to_numeric(frame[metric], errors="coerce")
+        _refuse(frame, metric, typed[metric].isna() & frame[metric].notna(), path, "a number")
+    if "chaotic" in frame:
+        text = frame["chaotic"].astype("string").str.lower()
+        _refuse(frame, "chaotic", text.notna() & ~text.isin(["true", "false"]), path, "a boolean")
+        typed["chaotic"] = text.eq("true").fillna(False).astype(bool)
+    return frame.assign(**typed)
+
+
+def _refuse(frame: pd.DataFrame, column: str, bad: pd.Series, path: Path, what: str) -> None:
+    """Raise :class:`DataError` at the first row of ``bad``, if any."""
+    if not bad.any():
+        return
+    row = bad.to_numpy().argmax()
+    value = frame[column].iloc[row]
+    cell = "an empty cell" if pd.isna(value) else repr(str(value)[:40])
+    more = f" ({int(bad.sum())} such cells)" if bad.sum() > 1 else ""
+    raise DataError(f"{path}, line {row + 2}, column {column}: {cell} is not {what}{more}")
 
 
 def _read_checked(
