@@ -324,6 +324,54 @@ def test_timm_options_and_offline_errors_say_what_to_do():
         build_backbone("timm", architecture="resnet18.a1_in1k", offline=True)
 
 
+@pytest.fixture(scope="module")
+def random_resnet18(tmp_path_factory):
+    """timm's ResNet-18, randomly initialised, as a local state-dict file."""
+    import timm
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("weights") / "resnet18-random.pth"
+    torch.save(timm.create_model("resnet18", pretrained=False).state_dict(), path)
+    return path
+
+
+def resnet18(weights, *patch_layers: str):
+    return build_backbone(
+        "timm", weights=weights, architecture="resnet18", device="cpu", patch_layers=patch_layers
+    )
+
+
+@needs_timm
+def test_timm_patch_layers_give_their_maps_finest_first(random_resnet18):
+    images = _uint8_batch(2)[:, :64, :64]
+    encoded = resnet18(random_resnet18, "layer1", "layer2").encode(images, patches=True)
+    assert [m.shape for m in encoded.patches] == [(2, 16, 16, 64), (2, 8, 8, 128)]
+
+
+@needs_timm
+@pytest.mark.parametrize(
+    ("layer", "gave"),
+    [("global_pool", r"gives \(2, 512\)"), ("fc", "is not called by the forward")],
+    ids=["pooled", "never-called"],
+)
+def test_a_timm_patch_layer_without_a_feature_map_is_refused_naming_those_with_one(
+    random_resnet18, layer, gave
+):
+    """A module outside forward_features (pooled, or never called while encoding) gives
+    no (B, C, h, w) map: refused at the first batch, listing the modules that give one."""
+    backbone = resnet18(random_resnet18, "layer2", layer)
+    with pytest.raises(ConfigError, match=f"patch layer '{layer}' {gave}, not a feature map") as e:
+        backbone.encode(_uint8_batch(2)[:, :64, :64], patches=True)
+    assert "give one: conv1, bn1, act1, maxpool, layer1.0, layer1.1, layer1," in str(e.value)
+    assert str(e.value).endswith("layer4.0, layer4.1, layer4") and "\n" not in str(e.value)
+
+
+@needs_timm
+def test_the_whole_network_is_no_patch_layer(random_resnet18):
+    with pytest.raises(ConfigError, match="no module '' for patch_layers; .*: conv1, bn1"):
+        resnet18(random_resnet18, "")
+
+
 @needs_onnx
 @needs_file(SHUFFLENET)
 def test_onnx_names_a_missing_tensor_and_a_wrong_layout():
