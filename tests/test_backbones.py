@@ -25,7 +25,7 @@ from PIL import Image
 
 from cap.backbones import BACKBONES, build_backbone
 from cap.backbones.base import file_sha256
-from cap.backbones.timm_models import match_state_dict
+from cap.backbones.timm_models import match_state_dict, pretrained_name
 from cap.utils.errors import ConfigError, MissingResourceError
 from cap.utils.resources import package_file
 
@@ -312,6 +312,45 @@ def test_a_state_dict_in_another_naming_loads_by_order_and_each_shape_is_checked
     torch.save(timm.create_model("efficientnet_b0", pretrained=False).state_dict(), b0)
     with pytest.raises(ConfigError, match="b0.pth"):
         build_backbone("timm", weights=b0, architecture="tf_efficientnet_lite0", device="cpu")
+
+
+@needs_timm
+def test_a_timm_name_takes_the_pretrained_tag_timm_create_model_takes():
+    """As timm's README names models (``resnet18``), the default tag; a tag as written."""
+    import timm
+
+    assert pretrained_name(timm, "resnet18") == "resnet18.a1_in1k"
+    assert pretrained_name(timm, "tf_efficientnet_lite0") == "tf_efficientnet_lite0.in1k"
+    assert pretrained_name(timm, "resnet18.tv_in1k") == "resnet18.tv_in1k"
+
+
+def hub_cache(root, hub_id: str, weights) -> None:
+    """A Hugging Face hub cache under ``root`` holding ``weights`` as ``hub_id``'s file."""
+    repo = root / f"models--{hub_id.replace('/', '--')}"
+    snapshot = repo / "snapshots" / ("0" * 40)
+    snapshot.mkdir(parents=True)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("0" * 40)
+    (snapshot / "pytorch_model.bin").symlink_to(weights)
+
+
+@needs_timm
+def test_an_untagged_timm_name_loads_its_default_tags_weights_offline(
+    random_resnet18, tmp_path, monkeypatch
+):
+    """``resnet18`` without local weights is ``resnet18.a1_in1k``: found in the hub cache
+    under that tag's hub id and recorded in the weights id, as the tagged name is."""
+    import huggingface_hub
+
+    hub_cache(tmp_path, "timm/resnet18.a1_in1k", random_resnet18)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path))
+    for name in ("resnet18", "resnet18.a1_in1k"):
+        backbone = build_backbone("timm", architecture=name, offline=True, device="cpu")
+        assert backbone.weights_id == "timm:resnet18.a1_in1k", name
+        saved = torch.load(random_resnet18, weights_only=True)["conv1.weight"]
+        torch.testing.assert_close(backbone.module.conv1.weight, saved)  # the cached file's
+    with pytest.raises(ConfigError, match="no architecture 'resnet18.nope' with pretrained"):
+        build_backbone("timm", architecture="resnet18.nope", offline=True)
 
 
 @needs_timm
