@@ -188,9 +188,10 @@ def lite2() -> dict:
 #:   efficientnet_lite0 (float32 logit)   0.81  1.93                4.80    6.30
 #:   efficientnet_lite2 (float32 logit)   0.81  1.93                4.46    2.92
 #:
-#: ShuffleNetV2 (int8, onnxruntime): AVX2 CPUs name "military uniform" first (issue 29),
-#: this one "suit" by 0.86 (5 output steps). Its margin, 1.5 (8.7 steps), holds on both
-#: with room and still fails faults, measured: the photographs in another order (the right
+#: ShuffleNetV2 (int8, onnxruntime): AVX2 CPUs name "military uniform" first (issue 29;
+#: all four right labels are top-1 there, where a top-1 check passed), this one "suit" by
+#: 0.86 (5 output steps). Its margin, 1.5 (8.7 steps), holds on both with room and still
+#: fails faults, measured: the photographs in another order (the right
 #: label 11.9 to 23 below the top one), channels in BGR order (hot dog ranked 89th), the
 #: portrait cropped ("paper" preprocessing: uniform 4.3 below); a missing mean/std passes
 #: (gaps 0.69, 0.17). onnxruntime has no switch to take the AVX2 kernels on a VNNI CPU
