@@ -26,7 +26,7 @@ from PIL import Image
 
 from cap.backbones import BACKBONES, build_backbone
 from cap.backbones.base import file_sha256
-from cap.backbones.timm_models import match_state_dict
+from cap.backbones.timm_models import match_state_dict, pretrained_name
 from cap.utils.errors import ConfigError, MissingResourceError
 from cap.utils.resources import package_file
 
@@ -157,7 +157,8 @@ def test_checkpoint_of_another_model_or_not_a_checkpoint_is_refused(tmp_path):
 
 # --- real pretrained backbones: photographs classified right ---------------------------
 
-#: Each sample photograph's right top-1 ImageNet labels (../shared/models/README.md).
+#: Each sample photograph's right ImageNet labels: the model card's top-1
+#: (../shared/models/README.md).
 SAMPLE_LABELS: dict[str, set[str]] = {
     "cat.bmp": {"Egyptian cat", "tabby, tabby cat"},
     "grace_hopper.bmp": {"military uniform"},
@@ -174,20 +175,49 @@ def lite2() -> dict:
     return {"weights": package_file(EFFICIENTNET_LITE2), "architecture": "tf_efficientnet_lite2"}
 
 
-#: ImageNet backbones that keep their classifier: (model, options, first logit's label index).
+#: ImageNet backbones that keep their classifier: (model, options, first logit's label
+#: index, margin). The margin is how far (in the model's output units) the right label's
+#: output may lie below the top one: onnxruntime's int8 kernels round differently on AVX2
+#: (u8s8 products summed in pairs into a saturating int16) than with AVX-512 VNNI (exact
+#: int32 sums), and ShuffleNetV2's top-1 for Grace Hopper differs between them. Measured on
+#: an AVX-512 VNNI CPU: the top-1 label's lead over the second one (negative: the right
+#: label's gap below the top one):
+#:
+#:   backbone (output)                    cat   grace_hopper        parrot  hot_dog
+#:   mobilenet_v2 (uint8 probability)     0.68  0.91                1.00    0.86
+#:   shufflenet_v2 (int8 logit, step .17) 2.41  -0.86 (suit first)  8.28    0.34
+#:   efficientnet_lite0 (float32 logit)   0.81  1.93                4.80    6.30
+#:   efficientnet_lite2 (float32 logit)   0.81  1.93                4.46    2.92
+#:
+#: ShuffleNetV2 (int8, onnxruntime): AVX2 CPUs name "military uniform" first (issue 29;
+#: all four right labels are top-1 there, where a top-1 check passed), this one "suit" by
+#: 0.86 (5 output steps). Its margin, 1.5 (8.7 steps), holds on both with room and still
+#: fails faults, measured: the photographs in another order (the right
+#: label 11.9 to 23 below the top one), channels in BGR order (hot dog ranked 89th), the
+#: portrait cropped ("paper" preprocessing: uniform 4.3 below); a missing mean/std passes
+#: (gaps 0.69, 0.17). onnxruntime has no switch to take the AVX2 kernels on a VNNI CPU
+#: (MLAS picks them by cpuid); its session option ``session.x64quantprecision=1`` makes
+#: AVX2 exact too (u8u8) and changes no bit here, but it would pin the label to this CPU's,
+#: not the model card's: unused.
+#: MobileNetV2 (uint8, LiteRT): XNNPACK, the builtin and the reference kernels differ by at
+#: most 0.031 (8 steps of 1/256) here, far below its smallest top-1 lead 0.68: top-1 kept.
+#: EfficientNet-Lite (float32, torch): AVX2 kernels forced (``ATEN_CPU_CAPABILITY=avx2``,
+#: ``ONEDNN_MAX_CPU_ISA=AVX2``, read when torch loads) changed no bit of the logits, and
+#: the smallest top-1 lead is 0.81: top-1 kept, no kernels forced.
 CLASSIFIERS = [
     pytest.param(
-        "tflite", lambda: {"weights": MOBILENET}, 0, marks=needs_mobilenet, id="mobilenet_v2"
+        "tflite", lambda: {"weights": MOBILENET}, 0, 0.0, marks=needs_mobilenet, id="mobilenet_v2"
     ),
     pytest.param(
         "onnx",
         lambda: {"weights": SHUFFLENET, "pooled_tensor": "611", "map_tensor": "610"},
         1,
+        1.5,
         marks=[needs_onnx, needs_file(SHUFFLENET)],
         id="shufflenet_v2",
     ),
-    pytest.param("timm", lite0, 1, marks=[needs_timm, needs_lite0], id="efficientnet_lite0"),
-    pytest.param("timm", lite2, 1, marks=[needs_timm, needs_lite2], id="efficientnet_lite2"),
+    pytest.param("timm", lite0, 1, 0.0, marks=[needs_timm, needs_lite0], id="efficientnet_lite0"),
+    pytest.param("timm", lite2, 1, 0.0, marks=[needs_timm, needs_lite2], id="efficientnet_lite2"),
 ]
 
 
@@ -198,22 +228,29 @@ def photographs(backbone) -> np.ndarray:
     )
 
 
+@pytest.mark.cpu_sensitive
 @needs_file(IMAGENET_LABELS)
-@pytest.mark.parametrize(("model", "options", "offset"), CLASSIFIERS)
-def test_imagenet_backbones_classify_the_sample_photographs_right(model, options, offset):
-    """Weights loaded right and inputs preprocessed right: each photograph's top-1 label is
-    the one the model card gives (the whole image at the input size: cropping the portrait
-    of Grace Hopper cuts her uniform off)."""
+@pytest.mark.parametrize(("model", "options", "offset", "margin"), CLASSIFIERS)
+def test_imagenet_backbones_classify_the_sample_photographs_right(model, options, offset, margin):
+    """Weights loaded right and inputs preprocessed right: each photograph's label from the
+    model card is among the model's top 5, its output within ``margin`` of the top one
+    (top-1 where the margin is 0; the whole image at the input size: cropping the portrait
+    of Grace Hopper cuts her uniform off). A rank and a margin are properties of the
+    weights; an int8 model's top-1 on a close call is one of the CPU's kernels."""
     labels = IMAGENET_LABELS.read_text().splitlines()  # index 0: background
     backbone = build_backbone(model, device="cpu", preprocessing="direct", **options())
-    top = backbone.logits(photographs(backbone)).argmax(axis=1)
-    named = [labels[index + offset] for index in top]
-    for name, (photo, right) in zip(named, SAMPLE_LABELS.items(), strict=True):
-        assert name in right, (photo, name)
+    logits = backbone.logits(photographs(backbone))  # (4, n_classes)
+    for row, (photo, right) in zip(logits, SAMPLE_LABELS.items(), strict=True):
+        best = max(row[labels.index(name) - offset] for name in right)
+        above = int((row > best).sum())  # labels ranked before the right one
+        top = labels[row.argmax() + offset]
+        assert above < 5 and row.max() - best <= margin, (photo, top, above, row.max() - best)
 
 
-@pytest.mark.parametrize(("model", "options", "offset"), CLASSIFIERS)
-def test_pooled_features_are_repeatable_and_independent_of_the_batch(model, options, offset):
+@pytest.mark.parametrize(("model", "options", "offset", "margin"), CLASSIFIERS)
+def test_pooled_features_are_repeatable_and_independent_of_the_batch(
+    model, options, offset, margin
+):
     """Two backbones built alike give bit-identical pooled features; a batch of four gives
     each image's features as four batches of one do, up to the last bits where the
     runtime picks its kernels by batch size (oneDNN)."""
@@ -280,6 +317,45 @@ def test_a_state_dict_in_another_naming_loads_by_order_and_each_shape_is_checked
 
 
 @needs_timm
+def test_a_timm_name_takes_the_pretrained_tag_timm_create_model_takes():
+    """As timm's README names models (``resnet18``), the default tag; a tag as written."""
+    import timm
+
+    assert pretrained_name(timm, "resnet18") == "resnet18.a1_in1k"
+    assert pretrained_name(timm, "tf_efficientnet_lite0") == "tf_efficientnet_lite0.in1k"
+    assert pretrained_name(timm, "resnet18.tv_in1k") == "resnet18.tv_in1k"
+
+
+def hub_cache(root, hub_id: str, weights) -> None:
+    """A Hugging Face hub cache under ``root`` holding ``weights`` as ``hub_id``'s file."""
+    repo = root / f"models--{hub_id.replace('/', '--')}"
+    snapshot = repo / "snapshots" / ("0" * 40)
+    snapshot.mkdir(parents=True)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("0" * 40)
+    (snapshot / "pytorch_model.bin").symlink_to(weights)
+
+
+@needs_timm
+def test_an_untagged_timm_name_loads_its_default_tags_weights_offline(
+    random_resnet18, tmp_path, monkeypatch
+):
+    """``resnet18`` without local weights is ``resnet18.a1_in1k``: found in the hub cache
+    under that tag's hub id and recorded in the weights id, as the tagged name is."""
+    import huggingface_hub
+
+    hub_cache(tmp_path, "timm/resnet18.a1_in1k", random_resnet18)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path))
+    for name in ("resnet18", "resnet18.a1_in1k"):
+        backbone = build_backbone("timm", architecture=name, offline=True, device="cpu")
+        assert backbone.weights_id == "timm:resnet18.a1_in1k", name
+        saved = torch.load(random_resnet18, weights_only=True)["conv1.weight"]
+        torch.testing.assert_close(backbone.module.conv1.weight, saved)  # the cached file's
+    with pytest.raises(ConfigError, match="no architecture 'resnet18.nope' with pretrained"):
+        build_backbone("timm", architecture="resnet18.nope", offline=True)
+
+
+@needs_timm
 def test_timm_options_and_offline_errors_say_what_to_do():
     with pytest.raises(ConfigError, match="needs an architecture"):
         build_backbone("timm")
@@ -287,6 +363,54 @@ def test_timm_options_and_offline_errors_say_what_to_do():
         build_backbone("timm", architecture="resnet_9000")
     with pytest.raises(MissingResourceError, match="not in the Hugging Face cache and offline"):
         build_backbone("timm", architecture="resnet18.a1_in1k", offline=True)
+
+
+@pytest.fixture(scope="module")
+def random_resnet18(tmp_path_factory):
+    """timm's ResNet-18, randomly initialised, as a local state-dict file."""
+    import timm
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("weights") / "resnet18-random.pth"
+    torch.save(timm.create_model("resnet18", pretrained=False).state_dict(), path)
+    return path
+
+
+def resnet18(weights, *patch_layers: str):
+    return build_backbone(
+        "timm", weights=weights, architecture="resnet18", device="cpu", patch_layers=patch_layers
+    )
+
+
+@needs_timm
+def test_timm_patch_layers_give_their_maps_finest_first(random_resnet18):
+    images = _uint8_batch(2)[:, :64, :64]
+    encoded = resnet18(random_resnet18, "layer1", "layer2").encode(images, patches=True)
+    assert [m.shape for m in encoded.patches] == [(2, 16, 16, 64), (2, 8, 8, 128)]
+
+
+@needs_timm
+@pytest.mark.parametrize(
+    ("layer", "gave"),
+    [("global_pool", r"gives \(2, 512\)"), ("fc", "is not called by the forward")],
+    ids=["pooled", "never-called"],
+)
+def test_a_timm_patch_layer_without_a_feature_map_is_refused_naming_those_with_one(
+    random_resnet18, layer, gave
+):
+    """A module outside forward_features (pooled, or never called while encoding) gives
+    no (B, C, h, w) map: refused at the first batch, listing the modules that give one."""
+    backbone = resnet18(random_resnet18, "layer2", layer)
+    with pytest.raises(ConfigError, match=f"patch layer '{layer}' {gave}, not a feature map") as e:
+        backbone.encode(_uint8_batch(2)[:, :64, :64], patches=True)
+    assert "give one: conv1, bn1, act1, maxpool, layer1.0, layer1.1, layer1," in str(e.value)
+    assert str(e.value).endswith("layer4.0, layer4.1, layer4") and "\n" not in str(e.value)
+
+
+@needs_timm
+def test_the_whole_network_is_no_patch_layer(random_resnet18):
+    with pytest.raises(ConfigError, match="no module '' for patch_layers; .*: conv1, bn1"):
+        resnet18(random_resnet18, "")
 
 
 @needs_onnx

@@ -480,6 +480,16 @@ def test_schema_enums_are_the_registries():
     assert set(settings) == keywords, set(settings) ^ keywords
 
 
+def test_an_empty_patch_layer_is_refused_by_the_schema(paper_config):
+    """An empty module name would be the whole network, which no patch method can read."""
+    from snakemake.exceptions import WorkflowError
+
+    config = copy.deepcopy(paper_config)
+    config["backbones"]["resnet152"]["options"]["patch_layers"] = ["layer2", ""]
+    with pytest.raises(WorkflowError, match=r"(?s)should be non-empty.*\['patch_layers'\]\[1\]"):
+        validated(config)
+
+
 def test_every_schema_property_is_described():
     schema = yaml.safe_load(SCHEMA.read_text())
     undescribed = []

@@ -92,14 +92,15 @@ class TimmBackbone(TorchBackbone):
                 "tf_efficientnet_lite0; timm.list_models() lists them"
             )
         timm = import_timm()
-        if architecture not in timm.list_models(pretrained=weights is None) and not (
-            weights is not None and timm.is_model(architecture)
-        ):
+        known = timm.models.is_model_pretrained if weights is None else timm.is_model
+        if not known(architecture):
             raise ConfigError(
                 f"timm has no architecture {architecture!r}"
                 + (" with pretrained weights" if weights is None else "")
                 + "; timm.list_models('*pattern*') finds names"
             )
+        if weights is None:
+            architecture = pretrained_name(timm, architecture)
         model, self.weights_id = _create(timm, architecture, weights, offline)
         config = timm.data.resolve_model_data_config(model)
         self.name = name
@@ -132,11 +133,19 @@ class TimmBackbone(TorchBackbone):
         return classifier(pooled)  # (B, n_classes)
 
 
+def pretrained_name(timm: Any, architecture: str) -> str:
+    """``architecture`` with the pretrained tag ``timm.create_model(architecture,
+    pretrained=True)`` loads: its own, or the architecture's default in timm's registry
+    (``resnet18`` as timm's README names it → ``resnet18.a1_in1k``)."""
+    cfg = timm.models.get_pretrained_cfg(architecture)
+    return f"{cfg.architecture}.{cfg.tag}" if cfg.tag else cfg.architecture
+
+
 def _create(
     timm: Any, architecture: str, weights: str | os.PathLike[str] | None, offline: bool | None
 ) -> tuple[torch.nn.Module, str]:
     """The model with its weights, and what the weights are: the sha256 of a local file,
-    or timm's pretrained tag."""
+    or ``timm:`` and the tagged name of timm's pretrained weights."""
     if weights is not None:
         model = timm.create_model(architecture, pretrained=False)
         state = match_state_dict(load_checkpoint(weights), model.state_dict(), str(weights))
@@ -162,7 +171,7 @@ def _create(
         raise MissingResourceError(
             f"timm's pretrained weights of {architecture} could not be loaded ({error}): {advice}"
         ) from error
-    return model, f"timm:{hub_id}"
+    return model, f"timm:{architecture}"
 
 
 def _hub_cached_file(hub_id: str | None) -> str | None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import abc
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -78,13 +78,13 @@ class TorchBackbone(Backbone):
         self.device = str(resolve_device(device))
         self.module = module.eval().requires_grad_(False)
         self.module = self.module.to(self.device, memory_format=torch.channels_last)
-        modules = dict(self.module.named_modules())
+        # the root ("") is the whole network, whose forward encode never calls: not a layer
+        modules = {name: module for name, module in self.module.named_modules() if name}
         unknown = [layer for layer in patch_layers if layer not in modules]
         if unknown:
-            named = ", ".join(name for name in modules if name and name.count(".") < 2)
             raise ConfigError(
                 f"backbone {self.name!r} has no module {unknown[0]!r} for patch_layers; "
-                f"its modules include: {named}"
+                f"its modules include: {', '.join(_outer(modules))}"
             )
         self.patch_layers = tuple(patch_layers)
         self._caught: dict[str, torch.Tensor] = {}
@@ -110,16 +110,21 @@ class TorchBackbone(Backbone):
         """Class logits (B, n_classes) of pooled features (B, C)."""
         raise ConfigError(f"backbone {self.name!r} has no classifier")
 
+    def _inputs(self, batch: torch.Tensor | np.ndarray) -> torch.Tensor:
+        """Normalised channels-last images (B, 3, S, S) of (B, S, S, 3) uint8 images."""
+        import torch
+
+        return normalise(
+            torch.as_tensor(batch).to(self.device, non_blocking=True), self.mean, self.std
+        ).contiguous(memory_format=torch.channels_last)
+
     def _maps(self, batch: torch.Tensor | np.ndarray) -> torch.Tensor:
         """Float32 last feature maps (B, C, h, w) of (B, S, S, 3) uint8 images."""
         import torch
 
-        images = normalise(
-            torch.as_tensor(batch).to(self.device, non_blocking=True), self.mean, self.std
-        ).contiguous(memory_format=torch.channels_last)
         device_type = torch.device(self.device).type
         with torch.autocast(device_type, dtype=torch.bfloat16, enabled=self.bf16):
-            maps = self._forward(images)  # (B, C, h, w)
+            maps = self._forward(self._inputs(batch))  # (B, C, h, w)
         return maps.float()
 
     def _catch(self, layer: str) -> Callable[..., None]:
@@ -146,9 +151,7 @@ class TorchBackbone(Backbone):
             with torch.inference_mode():
                 last = self._maps(batch)  # (B, C, h, w)
                 pooled = self._pool(last)  # (B, C)
-                caught = (
-                    [self._caught[layer].float() for layer in self.patch_layers] if patches else []
-                )
+                caught = [self._caught_map(layer, batch) for layer in self.patch_layers if patches]
                 hwc = [
                     m.permute(0, 2, 3, 1).cpu().numpy() for m in ([last] if maps else []) + caught
                 ]
@@ -160,9 +163,59 @@ class TorchBackbone(Backbone):
             patches=tuple(hwc[1 if maps else 0 :]),  # each (B, h_l, w_l, C_l)
         )
 
+    def _caught_map(self, layer: str, batch: torch.Tensor | np.ndarray) -> torch.Tensor:
+        """``layer``'s float32 map (B, C_l, h_l, w_l) caught in the forward of ``batch``
+        just run; a ConfigError naming the layers that give maps where it gave none (it
+        was not called, or its output is pooled, flat or a tuple)."""
+        import torch
+
+        output = self._caught.get(layer)
+        if isinstance(output, torch.Tensor) and output.ndim == 4:
+            return output.float()
+        raise ConfigError(
+            f"backbone {self.name!r}: patch layer {layer!r} {_gave(output)}, not a feature map "
+            f"(B, C, h, w); layers that give one: {', '.join(self._map_layers(batch))}"
+        )
+
+    def _map_layers(self, batch: torch.Tensor | np.ndarray) -> list[str]:
+        """The modules (named by :func:`_outer`) whose outputs are feature maps
+        (B, C, h, w) in a forward of ``batch``, in the order they run: each is hooked."""
+        import torch
+
+        is_map: dict[str, bool] = {}
+
+        def record(name: str) -> Callable[..., None]:
+            def hook(module: Any, inputs: Any, output: Any) -> None:
+                is_map[name] = isinstance(output, torch.Tensor) and output.ndim == 4
+
+            return hook
+
+        modules = dict(self.module.named_modules())
+        handles = [modules[name].register_forward_hook(record(name)) for name in _outer(modules)]
+        try:
+            self._feature_map(self._inputs(batch))
+        finally:
+            for handle in handles:
+                handle.remove()
+        return [name for name, found in is_map.items() if found]
+
     def logits(self, batch: torch.Tensor | np.ndarray) -> np.ndarray:
         """Class logits (B, n_classes) of (B, S, S, 3) uint8 images; see :meth:`Backbone.logits`."""
         import torch
 
         with torch.inference_mode():
             return self._classify(self._pool(self._maps(batch))).float().cpu().numpy()
+
+
+def _outer(modules: Iterable[str]) -> list[str]:
+    """The names of the outer modules (at most one dot: ``layer2``, ``blocks.4``), the
+    ones an error lists, without the root ("")."""
+    return [name for name in modules if name and name.count(".") < 2]
+
+
+def _gave(output: Any) -> str:
+    """What a hooked module gave in a forward, for an error."""
+    if output is None:
+        return "is not called by the forward"
+    shape = getattr(output, "shape", None)
+    return f"gives a {type(output).__name__}" if shape is None else f"gives {tuple(shape)}"
