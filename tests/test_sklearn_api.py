@@ -62,6 +62,16 @@ METHOD_FAILURES = {
 }
 
 
+#: Checks that hold only to float32 rounding, which a CPU's kernels break their own way
+#: (float32 matrix products take other paths for other batch sizes with AVX-512 than with
+#: AVX2: CAP's scores of 20 items differed by 1.19e-7, one float32 step, between scoring
+#: all and scoring subsets on an Intel AVX-512 CPU, over the check's atol of 1e-7). Each is
+#: skipped here and asserted at a tolerance that holds on both below.
+ROUNDING_CHECKS = {"cap": {"check_methods_subset_invariance"}}
+#: Float32 steps (at the scores' scale) that scoring in subsets may move a score by.
+SUBSET_STEPS = 8
+
+
 def expected_failures(detector: BaseDetector) -> dict[str, str]:
     """The checks ``detector`` fails, each with its reason."""
     return {**COMMON_FAILURES, **METHOD_FAILURES[detector.name]}
@@ -89,6 +99,8 @@ def test_every_registered_detector_is_checked() -> None:
     detectors(pyod=False), expected_failed_checks=expected_failures, xfail_strict=True
 )
 def test_scikit_learn_checks(estimator: BaseDetector, check) -> None:
+    if check.func.__name__ in ROUNDING_CHECKS.get(estimator.name, ()):
+        pytest.skip("holds to float32 rounding only: test_scores_do_not_depend_on_the_subset")
     check(estimator)
 
 
@@ -124,3 +136,37 @@ def test_score_samples_is_the_negated_anomaly_score(blobs) -> None:
         detector.score_samples(blobs.test[:, :15])
     with pytest.raises(DataError, match="must be 2-D"):
         detector.score_samples(blobs.test[0])
+
+
+def subset_gap(detector: BaseDetector, X: np.ndarray) -> float:
+    """The largest change of a score between scoring ``X`` whole and in subsets (halves,
+    single items), in float32 steps at the scores' scale."""
+    whole = detector.anomaly_score(X)
+    parts = [
+        np.concatenate([detector.anomaly_score(p) for p in np.array_split(X, n)])
+        for n in (2, len(X))
+    ]
+    step = np.finfo(np.float32).eps * max(1.0, float(np.abs(whole).max()))
+    return max(float(np.abs(part - whole).max()) for part in parts) / step
+
+
+@pytest.mark.cpu_sensitive
+@pytest.mark.parametrize("method", METHODS)
+def test_scores_do_not_depend_on_the_subset(method: str) -> None:
+    """scikit-learn's subset invariance at a tolerance that holds on AVX2 and AVX-512 CPUs
+    (:data:`ROUNDING_CHECKS`), on the check's own data."""
+    X = 3 * np.random.default_rng(0).uniform(size=(20, 3))
+    detector = make_detector(method, **CHECK_SETTINGS[method]).fit(X)
+    assert subset_gap(detector, X) <= SUBSET_STEPS
+
+
+class BatchDependent(DN2Detector):
+    """A scorer whose scores move by 1e-6 per item scored together."""
+
+    def anomaly_score(self, X, *, neighbors=None):
+        return super().anomaly_score(X, neighbors=neighbors) + 1e-6 * len(X)
+
+
+def test_the_subset_tolerance_catches_a_score_that_depends_on_the_batch() -> None:
+    X = 3 * np.random.default_rng(0).uniform(size=(20, 3))
+    assert subset_gap(BatchDependent(k=1).fit(X), X) > SUBSET_STEPS
