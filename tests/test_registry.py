@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import importlib
 import re
-from pathlib import Path
 
 import pytest
 import yaml
@@ -29,7 +28,7 @@ def workflow():
             resource_settings=ResourceSettings(cores=1),
             config_settings=ConfigSettings(configfiles=[REPO / "tests/configs/smoke.yaml"]),
             snakefile=REPO / "workflow" / "Snakefile",
-            workdir=Path(__file__).parent,
+            workdir=REPO,  # where the config's paper_results path lies
         )
         yield loaded._workflow
 
