@@ -397,3 +397,17 @@ def test_offline_flag_or_environment(monkeypatch, flag, env, expected):
     else:
         monkeypatch.setenv("CAP_OFFLINE", env)
     assert is_offline(flag) is expected
+
+
+def test_an_idx_header_announcing_more_than_the_cap_is_refused_before_reading(tmp_path):
+    """A gzip of a few bytes can announce (and inflate to) gigabytes: nothing beyond the
+    header is read when it announces more than MAX_IDX_BYTES."""
+    import gzip
+
+    from cap.data.fmnist import MAX_IDX_BYTES, read_idx
+
+    path = tmp_path / "t10k-images-idx3-ubyte.gz"
+    with gzip.open(path, "wb") as handle:
+        handle.write(bytes([0, 0, 8, 3]) + b"".join(n.to_bytes(4, "big") for n in (2**16,) * 3))
+    with pytest.raises(DataError, match=f"more than the {MAX_IDX_BYTES} an idx file may hold"):
+        read_idx(path)
