@@ -1,7 +1,7 @@
 """capbench: CAP (Constrained Adaptive Projection, IJCAI 2022) and its baselines.
 
 The public names are imported lazily (PEP 562), so that light sub-modules used by the
-workflow (``cap.benchmark.records``, ``cap.benchmark.protocol``…) do not pay for importing torch.
+workflow (``cap.evaluation.records``, ``cap.evaluation.protocol``…) do not pay for importing torch.
 """
 
 from __future__ import annotations

@@ -9,6 +9,8 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
+from cap.metrics.image import METRICS, score_metrics
+from cap.metrics.localization import PIXEL_METRICS, full_resolution, pixel_metrics
 from cap.reporting.bootstrap import (
     MethodRuns,
     bootstrap,
@@ -19,8 +21,6 @@ from cap.reporting.bootstrap import (
     stratified_resamples,
 )
 from cap.utils.errors import DataError
-from cap.utils.localization import PIXEL_METRICS, full_resolution, pixel_metrics
-from cap.utils.metrics import METRICS, score_metrics
 
 NAMES = ["good", "crack", "cut", "hole"]
 

@@ -11,8 +11,10 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from cap.benchmark.embeddings import Embeddings, save_embeddings
-from cap.benchmark.records import write_batch, write_maps
+from cap.evaluation.embeddings import Embeddings, save_embeddings
+from cap.evaluation.records import write_batch, write_maps
+from cap.metrics.image import score_metrics
+from cap.metrics.localization import pixel_metrics
 from cap.reporting.category_intervals import (
     BatchFiles,
     category_markdown,
@@ -21,8 +23,6 @@ from cap.reporting.category_intervals import (
 )
 from cap.reporting.localization_figure import localization_examples, plot_localization
 from cap.utils.errors import DataError
-from cap.utils.localization import pixel_metrics
-from cap.utils.metrics import score_metrics
 
 TYPES = ["good"] * 6 + ["cut"] * 4 + ["hole"] * 4
 SIDE = 16
@@ -188,8 +188,8 @@ class FakeImages:
 
 
 def test_the_localization_figure_shows_each_type_with_each_methods_map(batch, tmp_path):
-    from cap.benchmark.embeddings import load_embeddings
-    from cap.benchmark.records import read_maps
+    from cap.evaluation.embeddings import load_embeddings
+    from cap.evaluation.records import read_maps
 
     test = load_embeddings(batch.test_embeddings, feature_maps=False)
     examples = localization_examples(

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from cap.benchmark.jobs import ClaimSpec
+from cap.evaluation.jobs import ClaimSpec
 from cap.reporting.claims import (
     FAILS,
     HOLDS,

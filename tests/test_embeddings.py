@@ -14,15 +14,15 @@ from data_fixtures import MeanColourBackbone, make_image_folder, make_mvtec, png
 from workflow_helpers import SCHEMA, run_step
 
 from cap.backbones import build_backbone
-from cap.benchmark.embeddings import (
+from cap.data import load_dataset
+from cap.evaluation.embeddings import (
     Embeddings,
     extract_embeddings,
     first_per_class,
     load_embeddings,
     save_embeddings,
 )
-from cap.benchmark.jobs import EmbedJob
-from cap.data import load_dataset
+from cap.evaluation.jobs import EmbedJob
 from cap.utils.errors import ConfigError, DataError, MissingResourceError
 
 COUNTS = {"train": {"ant": 5, "bee": 3, "cat": 4}, "test": {"ant": 2, "bee": 2, "cat": 2}}

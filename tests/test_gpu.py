@@ -31,8 +31,8 @@ from cap.backbones import build_backbone
 from cap.detectors.cap_model import CAPModel, cap_loss
 from cap.detectors.cap_training import float32_matmul_precision
 from cap.detectors.search import _exact_index, knn_search, l2_normalize
+from cap.metrics.image import auroc
 from cap.utils.errors import ConfigError
-from cap.utils.metrics import auroc
 from cap.utils.torch_io import resolve_device
 
 CUDA = torch.cuda.is_available()

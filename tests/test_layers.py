@@ -11,12 +11,14 @@ PACKAGE = Path(__file__).resolve().parents[1] / "cap"
 #: Each sub-package's layer; a module may import from its own layer's package or lower ones.
 LAYERS = {
     "utils": 0,
-    "detectors": 1,
-    "data": 1,
-    "backbones": 2,
-    "benchmark": 3,
-    "reporting": 4,
-    "cli": 5,
+    "metrics": 1,
+    "detectors": 2,
+    "data": 2,
+    "backbones": 3,
+    "evaluation": 4,
+    "reporting": 5,
+    "planning": 6,
+    "cli": 7,
 }
 
 
@@ -44,8 +46,8 @@ MODULES = sorted(p.relative_to(PACKAGE).as_posix() for p in PACKAGE.glob("*/**/*
 
 
 def test_a_module_importing_upwards_is_caught():
-    assert LAYERS["detectors"] < LAYERS["benchmark"]
-    assert "benchmark" in imported_packages(PACKAGE / "cli" / "evaluate.py")
+    assert LAYERS["detectors"] < LAYERS["evaluation"]
+    assert "evaluation" in imported_packages(PACKAGE / "cli" / "evaluate.py")
 
 
 @pytest.mark.parametrize("module", MODULES)
@@ -64,7 +66,7 @@ def test_planning_imports_no_torch():
     import sys
 
     code = (
-        "import sys, cap.benchmark.planning, cap.backbones, cap.data; "
+        "import sys, cap.planning, cap.backbones, cap.data; "
         "print(sorted(m for m in ('torch', 'torchvision', 'timm') if m in sys.modules))"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
+from cap.metrics.localization import aupro, full_resolution, pixel_auroc, pixel_metrics
 from cap.utils.errors import DataError
-from cap.utils.localization import aupro, full_resolution, pixel_auroc, pixel_metrics
 
 
 def masks_with_three_regions() -> np.ndarray:
@@ -63,7 +63,7 @@ def direct_aupro(masks: np.ndarray, scores: np.ndarray, limit: float = 0.3) -> f
 
 
 def test_the_regions_are_counted_with_8_connectivity():
-    from cap.utils.localization import region_labels
+    from cap.metrics.localization import region_labels
 
     regions, normal = region_labels(masks_with_three_regions())
     assert regions.max() == 3 and np.bincount(regions)[1:].tolist() == [4, 3, 4]

@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 from test_protocol import inputs_of, spec
 
-from cap.benchmark.neighbors import search_task_neighbors
-from cap.benchmark.protocol import OneClassTask
-from cap.benchmark.records import read_maps, write_maps
-from cap.benchmark.runs import localize, make_run
 from cap.detectors import NoAdaptationDetector, PatchCoreDetector
+from cap.evaluation.neighbors import search_task_neighbors
+from cap.evaluation.protocol import OneClassTask
+from cap.evaluation.records import read_maps, write_maps
+from cap.evaluation.runs import localize, make_run
+from cap.metrics.localization import pixel_metrics
 from cap.utils.errors import DataError
-from cap.utils.localization import pixel_metrics
 
 SIDE = 16  # mask side (pixels)
 GRID = 4  # patch grid side
@@ -96,7 +96,7 @@ def test_maps_of_pooled_methods_need_every_test_images_feature_maps():
 
 
 def test_the_cache_keeps_a_localizing_runs_maps_and_proves_them(tmp_path, caplog):
-    from cap.benchmark.cache import RunCache
+    from cap.evaluation.cache import RunCache
 
     task = defect_task()
     inputs = inputs_of(task, search_task_neighbors(task, k_max=2))

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from cap.metrics.image import METRICS, auroc, fpr_at_tpr, score_metrics
 from cap.utils.errors import DataError
-from cap.utils.metrics import METRICS, auroc, fpr_at_tpr, score_metrics
 
 
 def scored(seed: int, n: int = 300) -> tuple[np.ndarray, np.ndarray]:

@@ -12,9 +12,10 @@ import pytest
 import yaml
 from workflow_helpers import SCHEMA, validated
 
-from cap.benchmark import jobs, layout
-from cap.benchmark.planning import Batch, ConfigReferenceError, Plan, Run, Steps
-from cap.benchmark.planning.variants import detector_defaults
+from cap.evaluation import jobs
+from cap.planning import Batch, ConfigReferenceError, Plan, Run, Steps, layout
+from cap.planning.variants import detector_defaults
+from cap.reporting.tables import TABLE_SUFFIXES
 from cap.utils.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -151,7 +152,7 @@ def test_targets_cover_every_table_and_figure_kind(paper_plan):
     ]  # fmt: skip
     assert targets.outputs("fig_bank_curves") == targets.outputs("fig_localization") == []
     assert targets.outputs("table2") == [
-        f"results/tables/table2{suffix}" for suffix in layout.TABLE_SUFFIXES.values()
+        f"results/tables/table2{suffix}" for suffix in TABLE_SUFFIXES.values()
     ]
     assert "results/figures/anomaly_maps/mvtec/wide_resnet50_2/bottle/cap.pdf" in targets.outputs(
         "fig_anomaly_maps"

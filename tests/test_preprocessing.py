@@ -15,8 +15,6 @@ from torchvision import transforms as T
 from workflow_helpers import run_step
 
 from cap.backbones import build_backbone
-from cap.benchmark.embeddings import extract_embeddings, load_embeddings
-from cap.benchmark.jobs import EmbedJob
 from cap.data import load_dataset
 from cap.data.transforms import (
     PREPROCESSINGS,
@@ -24,6 +22,8 @@ from cap.data.transforms import (
     get_preprocessing,
     transform_mask,
 )
+from cap.evaluation.embeddings import extract_embeddings, load_embeddings
+from cap.evaluation.jobs import EmbedJob
 from cap.utils.errors import ConfigError
 
 LANCZOS, BILINEAR = Image.Resampling.LANCZOS, Image.Resampling.BILINEAR

@@ -12,17 +12,20 @@ import pandas as pd
 import pytest
 from workflow_helpers import step_argv
 
-from cap.benchmark import jobs
-from cap.benchmark.cache import RunCache, code_digest, fingerprint
-from cap.benchmark.embeddings import Embeddings
-from cap.benchmark.neighbors import (
+from cap.cli import main as cap_main
+from cap.detectors import CAPDetector, DN2Detector
+from cap.detectors.search import knn_search
+from cap.evaluation import jobs
+from cap.evaluation.cache import RunCache, code_digest, fingerprint
+from cap.evaluation.embeddings import Embeddings
+from cap.evaluation.neighbors import (
     Neighbors,
     load_neighbors,
     save_neighbors,
     search_task_neighbors,
 )
-from cap.benchmark.protocol import one_class_task
-from cap.benchmark.records import (
+from cap.evaluation.protocol import one_class_task
+from cap.evaluation.records import (
     SCORE_COLUMNS,
     read_runs_table,
     read_scores,
@@ -30,7 +33,7 @@ from cap.benchmark.records import (
     write_batch,
     write_runs_table,
 )
-from cap.benchmark.runs import (
+from cap.evaluation.runs import (
     RunInputs,
     bank_provenance,
     build_detector,
@@ -38,12 +41,9 @@ from cap.benchmark.runs import (
     make_run,
     score_task,
 )
-from cap.cli import main as cap_main
-from cap.detectors import CAPDetector, DN2Detector
-from cap.detectors.search import knn_search
+from cap.metrics.image import auroc
 from cap.utils.errors import ConfigError, DataError
 from cap.utils.io import seal, unseal
-from cap.utils.metrics import auroc
 
 
 def embeddings(features: np.ndarray, labels: list[int], prefix: str) -> Embeddings:
@@ -299,7 +299,7 @@ def test_a_monitored_run_needs_a_monitored_entry(three_classes, tmp_path):
 
 
 def test_the_code_digest_covers_a_detectors_modules_and_their_imports():
-    from cap.benchmark import cache
+    from cap.evaluation import cache
 
     cap_modules = cache._import_closure({"cap.detectors.cap_detector", *cache.METRIC_MODULES})
     # not the other detectors, nor how the inputs were read (their fingerprints say that);
@@ -307,14 +307,14 @@ def test_the_code_digest_covers_a_detectors_modules_and_their_imports():
     assert cap_modules == {
         "cap.detectors.cap_detector", "cap.detectors.cap_model", "cap.detectors.cap_training",
         "cap.detectors.base", "cap.detectors.search", "cap.detectors.knn",
-        "cap.utils.errors", "cap.utils.io", "cap.utils.localization", "cap.utils.metrics",
+        "cap.utils.errors", "cap.utils.io", "cap.metrics.localization", "cap.metrics.image",
         "cap.utils.torch_io", "cap.utils.validation",
     }  # fmt: skip
     assert code_digest(CAPDetector) != code_digest(DN2Detector)
 
 
 def test_the_code_digest_follows_a_change_to_an_imported_module(tmp_path, monkeypatch):
-    from cap.benchmark import cache
+    from cap.evaluation import cache
 
     modules = cache._import_closure({"cap.detectors.knn"})
     assert "cap.utils.validation" in modules

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from cap.benchmark.jobs import ClaimsJob
+from cap.evaluation.jobs import ClaimsJob
 from cap.reporting.claims import judge_report_claims
 from cap.reporting.comparison import compare_with_paper
 from cap.reporting.paper import load_paper_results
@@ -19,7 +19,7 @@ from cap.reporting.runtime import (
     elapsed_seconds,
     idle_seconds,
     job_intervals,
-    read_benchmarks,
+    read_timings,
     runtime_summary,
 )
 from cap.reporting.tables import build_table, read_table, write_table
@@ -87,29 +87,29 @@ def test_flags_only_differences_beyond_tolerance_with_the_papers_backbone(paper)
     assert not loose["flagged"].any()
 
 
-def write_benchmark(path: Path, seconds: float, rss: str) -> Path:
+def write_timing(path: Path, seconds: float, rss: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(f"s\th:m:s\tmax_rss\tmax_vms\n{seconds}\t0:00:01\t{rss}\t10\n")
     return path
 
 
 def test_runtime_summary_per_rule(tmp_path):
-    root = tmp_path / "results" / "benchmarks"
+    root = tmp_path / "results" / "timings"
     paths = [
-        write_benchmark(root / "train" / "cifar10" / "a.tsv", 10.0, "100.5"),
-        write_benchmark(root / "train" / "cifar10" / "b.tsv", 30.0, "300.0"),
-        write_benchmark(root / "embed" / "c.tsv", 5.0, "NA"),
+        write_timing(root / "train" / "cifar10" / "a.tsv", 10.0, "100.5"),
+        write_timing(root / "train" / "cifar10" / "b.tsv", 30.0, "300.0"),
+        write_timing(root / "embed" / "c.tsv", 5.0, "NA"),
     ]
     for age, path in enumerate(paths):  # written at t = 1000, 1100, 1200 s
         os.utime(path, (1000 + 100 * age, 1000 + 100 * age))
     rules = ["train", "train", "embed"]
-    jobs = read_benchmarks(list(zip(rules, paths, strict=True)))
+    jobs = read_timings(list(zip(rules, paths, strict=True)))
     intervals = job_intervals(jobs)
     assert elapsed_seconds(intervals) == pytest.approx(1200 - (1000 - 10))  # the first ran 10 s
     assert idle_seconds(intervals) == pytest.approx(210 - (10 + 30 + 5))  # the jobs never overlap
-    overlapping = write_benchmark(root / "train" / "cifar10" / "d.tsv", 150.0, "1.0")
+    overlapping = write_timing(root / "train" / "cifar10" / "d.tsv", 150.0, "1.0")
     os.utime(overlapping, (1150, 1150))  # ran 1000-1150, over a's end and all of b
-    with_overlap = read_benchmarks([*zip(rules, paths, strict=True), ("train", overlapping)])
+    with_overlap = read_timings([*zip(rules, paths, strict=True), ("train", overlapping)])
     assert idle_seconds(job_intervals(with_overlap)) == pytest.approx(210 - (160 + 5))
     summary = runtime_summary(jobs).set_index("rule")
     assert summary.loc["train"].tolist() == [2, 40.0, 30.0, 300.0]
@@ -118,7 +118,7 @@ def test_runtime_summary_per_rule(tmp_path):
 
 @pytest.fixture
 def report_inputs(tmp_path, paper):
-    """Table files, a figure and a benchmark laid out as the workflow writes them."""
+    """Table files, a figure and a timing file laid out as the workflow writes them."""
     results = tmp_path / "results"
     summary = pd.DataFrame(
         [
@@ -155,13 +155,13 @@ def report_inputs(tmp_path, paper):
     figure = results / "figures" / "attention" / "cifar10.png"
     figure.parent.mkdir(parents=True)
     figure.write_bytes(b"png")
-    benchmark = write_benchmark(results / "benchmarks" / "train" / "x.tsv", 12.0, "50")
+    timing = write_timing(results / "timings" / "train" / "x.tsv", 12.0, "50")
     return {
         "runs": summary,
         "tables": {"table1": results / "tables" / "table1.csv"},
         "paper": paper,
         "figures": [figure],
-        "benchmarks": [("train", benchmark)],
+        "timings": [("train", timing)],
         "config": {"seeds": [0], "report": {"tolerance": 1.0}},
         "out": results / "report" / "reproduction.md",
     }

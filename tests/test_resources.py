@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from workflow_helpers import run_step
 
-from cap.benchmark.jobs import FetchJob
 from cap.cli import main
+from cap.evaluation.jobs import FetchJob
 from cap.utils.errors import ConfigError, MissingResourceError
 from cap.utils.resources import PackageFile, check_package_file, fetch_resource, package_file
 

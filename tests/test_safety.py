@@ -17,9 +17,9 @@ from assets import needs_offline_assets
 from data_fixtures import make_image_folder, write_image
 from workflow_helpers import smoke_config, snakemake, validated, write_config
 
-from cap.benchmark import jobs, layout
-from cap.benchmark.planning import Plan, Steps
-from cap.benchmark.planning.names import UnsafeNameError
+from cap.evaluation import jobs
+from cap.planning import Plan, Steps, layout
+from cap.planning.names import UnsafeNameError
 from cap.utils.errors import ConfigError
 from cap.utils.io import DIGEST_FIELD
 

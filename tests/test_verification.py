@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 from assets import REPO
 
-from cap.benchmark.records import write_runs_table
 from cap.cli import main as cap_main
+from cap.evaluation.records import write_runs_table
 from cap.reporting.claims import write_claims
 from cap.reporting.verification import compare_runs, read_tables, verify
 from cap.utils.errors import ConfigError, DataError

@@ -24,9 +24,8 @@ from workflow_helpers import (
     write_config,
 )
 
-from cap.benchmark import layout
-from cap.benchmark.planning import Plan
-from cap.benchmark.records import read_runs_table
+from cap.evaluation.records import read_runs_table
+from cap.planning import Plan, layout
 from cap.reporting.tables import read_table
 
 
@@ -216,7 +215,7 @@ def assert_every_job_logged(workdir: Path, config: dict) -> None:
         (rule, tuple(w.items())): path for rule, w, path in layout.find_job_files("logs", workdir)
     }
     benchmarks = {
-        (rule, tuple(w.items())) for rule, w, _ in layout.find_job_files("benchmarks", workdir)
+        (rule, tuple(w.items())) for rule, w, _ in layout.find_job_files("timings", workdir)
     }
     assert {rule for rule, _ in logs} == set(LOGGED_RULES)
     assert {job for job in logs if not job[0].startswith("spec_")} == benchmarks
@@ -341,12 +340,10 @@ def test_jobs_find_cap_without_an_activated_environment(tmp_path):
 
 
 @needs_offline_assets
-def test_report_reads_only_this_configs_benchmarks(smoke_run):
+def test_report_reads_only_this_configs_timings(smoke_run):
     workdir, config, _ = smoke_run
     # a job of another config in the same folder: another dataset, another class
-    stray = (
-        workdir / "results/benchmarks/train/imagenet/mobilenet_v2/0/all/cap-0123456789/seed0.tsv"
-    )
+    stray = workdir / "results/timings/train/imagenet/mobilenet_v2/0/all/cap-0123456789/seed0.tsv"
     stray.parent.mkdir(parents=True)
     stray.write_text("s\th:m:s\tmax_rss\n99999.0\t27:46:39\t1.0\n")
     result = snakemake(

@@ -14,9 +14,9 @@ from typing import Any
 import yaml
 from assets import CIFAR10_ZIP, DEBIAN_FMNIST, MOBILENET, REPO
 
-from cap.benchmark.jobs import write_spec
-from cap.benchmark.records import read_runs
 from cap.cli import build_parser
+from cap.evaluation.jobs import write_spec
+from cap.evaluation.records import read_runs
 
 SNAKEFILE = REPO / "workflow" / "Snakefile"
 SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"

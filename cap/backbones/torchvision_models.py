@@ -28,7 +28,7 @@ from cap.utils.offline import is_offline
 if TYPE_CHECKING:
     import torch
 
-#: ``weights`` value that skips loading (random initialisation), for speed benchmarks only.
+#: ``weights`` value that skips loading (random initialisation), for speed measurements only.
 RANDOM_WEIGHTS = "random"
 
 

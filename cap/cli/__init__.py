@@ -1,6 +1,6 @@
 """The ``cap`` command line: one sub-command per `cap` step of the workflow, and ``verify``.
 
-The steps are those of :data:`cap.benchmark.layout.RULES` that read a spec; each lives in
+The steps are those of :data:`cap.planning.layout.RULES` that read a spec; each lives in
 its own module ``cap.cli.<step>``, which gives its ``SUMMARY`` line, its ``run(args)``
 handler and, where it has options beside its spec file, ``add_arguments(parser)``. The
 Snakemake rules call these sub-commands, so the workflow stays a thin layer over the
@@ -17,11 +17,11 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from cap.benchmark.layout import RULE, SPEC_STEPS
+from cap.planning.layout import RULE, SPEC_STEPS
 from cap.utils.errors import CapError
 
 if TYPE_CHECKING:
-    from cap.benchmark.cache import RunCache
+    from cap.evaluation.cache import RunCache
 
 #: Modules under ``cap.cli`` that each contribute a sub-command: the `cap` steps, ``verify``.
 COMMAND_MODULES: tuple[str, ...] = (*SPEC_STEPS, "verify")
@@ -50,7 +50,7 @@ def add_spec_command(
     handler: Callable[[argparse.Namespace], None],
 ) -> argparse.ArgumentParser:
     """A sub-command whose one argument is its job's spec file, described in ``--help``."""
-    from cap.benchmark.jobs import describe
+    from cap.evaluation.jobs import describe
 
     parser = subparsers.add_parser(
         name,
@@ -66,7 +66,7 @@ def add_spec_command(
 
 def open_cache(folder: str | None) -> RunCache | None:
     """The run cache of a job's spec (None: no cache)."""
-    from cap.benchmark.cache import RunCache
+    from cap.evaluation.cache import RunCache
 
     return None if folder is None else RunCache(folder)
 

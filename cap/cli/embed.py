@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from cap.benchmark.jobs import EmbedJob, read_spec
+from cap.evaluation.jobs import EmbedJob, read_spec
 
 SUMMARY = "extract backbone features of one dataset split to HDF5"
 
@@ -19,9 +19,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> None:
     """Handler of ``cap embed``."""
     from cap.backbones import backbone_options, build_backbone
-    from cap.benchmark.embeddings import extract_embeddings
     from cap.cli import log_startup
     from cap.data import load_dataset
+    from cap.evaluation.embeddings import extract_embeddings
 
     job = read_spec(EmbedJob, args.spec)
     dataset = load_dataset(

@@ -6,8 +6,8 @@ from __future__ import annotations
 import argparse
 import logging
 
-from cap.benchmark import jobs
 from cap.cli import log_startup, open_cache, warm_up
+from cap.evaluation import jobs
 from cap.utils.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -21,9 +21,9 @@ def run(args: argparse.Namespace) -> None:
 
     import pandas as pd
 
-    from cap.benchmark.records import write_batch
-    from cap.benchmark.runs import load_run_inputs, make_run
     from cap.detectors import detector_class
+    from cap.evaluation.records import write_batch
+    from cap.evaluation.runs import load_run_inputs, make_run
 
     job = jobs.read_spec(jobs.EvaluateJob, args.spec)
     if not job.runs:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from cap.benchmark.jobs import FetchJob, read_spec
-from cap.benchmark.layout import RESOURCES
+from cap.evaluation.jobs import FetchJob, read_spec
+from cap.planning.layout import RESOURCES
 from cap.utils.errors import ConfigError
 
 SUMMARY = "link a local dataset/weight file into resources/, else download it"

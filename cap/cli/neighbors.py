@@ -6,8 +6,8 @@ from __future__ import annotations
 import argparse
 import logging
 
-from cap.benchmark import jobs
 from cap.cli import log_startup
+from cap.evaluation import jobs
 
 log = logging.getLogger(__name__)
 
@@ -16,8 +16,8 @@ SUMMARY = "search k_max cosine neighbours once"
 
 def run(args: argparse.Namespace) -> None:
     """Handler of ``cap neighbors``."""
-    from cap.benchmark.neighbors import save_neighbors, search_task_neighbors
-    from cap.benchmark.protocol import load_task
+    from cap.evaluation.neighbors import save_neighbors, search_task_neighbors
+    from cap.evaluation.protocol import load_task
 
     job = jobs.read_spec(jobs.NeighborsJob, args.spec)
     task, _ = load_task(job.task)

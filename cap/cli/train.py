@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import argparse
 
-from cap.benchmark import jobs
 from cap.cli import log_startup, open_cache, warm_up
+from cap.evaluation import jobs
 
 SUMMARY = "fit one trainable run and keep its model"
 
 
 def run(args: argparse.Namespace) -> None:
     """Handler of ``cap train``."""
-    from cap.benchmark.runs import load_run_inputs, train_run
+    from cap.evaluation.runs import load_run_inputs, train_run
 
     job = jobs.read_spec(jobs.TrainJob, args.spec)
     jobs.check_run_keys((job.run,), job.task, str(args.spec))

@@ -280,7 +280,7 @@ def projection_readout(
 
 def score_summary(model: CAPModel, bank: torch.Tensor, monitor: Monitor) -> dict[str, float]:
     """Test-score means/stds of normal and anomalous items and the AUROC (Figures 3, 6)."""
-    from cap.utils.metrics import auroc  # scikit-learn: imported only when monitoring
+    from cap.metrics.image import auroc  # scikit-learn: imported only when monitoring
 
     X, is_anomaly, index = monitor
     model.eval()

@@ -17,7 +17,7 @@ The steps, as the released code takes them (its defaults in brackets):
 5. a patch's score is its squared L2 distance to the nearest memory patch (faiss, 1
    neighbour), an image's score the largest of its patches'; the grid of patch scores
    is the anomaly map (upsampled and smoothed for the pixel metrics,
-   :mod:`cap.utils.localization`).
+   :mod:`cap.metrics.localization`).
 
 Shapes: N = images, h × w = the finest layer's grid, P = N·h·w patches, E = target_dim.
 Inputs are the patch layers' maps (a sequence of (N, h_l, w_l, C_l) arrays, one per
@@ -34,8 +34,8 @@ import numpy as np
 
 from cap.detectors.base import BaseDetector, check_is_fitted
 from cap.detectors.search import l2_knn_search
+from cap.metrics.localization import map_maxima
 from cap.utils.errors import ConfigError, DataError
-from cap.utils.localization import map_maxima
 from cap.utils.validation import (
     check_features,
     check_not_constant,

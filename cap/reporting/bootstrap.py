@@ -13,10 +13,10 @@ A resample is handled as counts, how often it drew each image (B, M), and every 
 computed from those counts for all resamples at once: an image drawn twice counts twice
 (its defect regions too), exactly as if it were in the resample twice.
 
-- Image metrics (:data:`~cap.utils.metrics.METRICS`) and the AUROC of good images against
+- Image metrics (:data:`~cap.metrics.image.METRICS`) and the AUROC of good images against
   each defect type are exact on every resample (cumulative counts over the distinct
   scores, ties as scikit-learn handles them).
-- Pixel metrics (:data:`~cap.utils.localization.PIXEL_METRICS`) on resamples are binned:
+- Pixel metrics (:data:`~cap.metrics.localization.PIXEL_METRICS`) on resamples are binned:
   each run's maps are brought to the masks' resolution once, their pixel scores cut at up
   to ``bins`` thresholds (quantiles of the defect and of the defect-free pixels), and per
   image (and per defect region) only the pixel counts per bin are kept. Pixel AUROC counts
@@ -36,8 +36,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from cap.utils.errors import DataError
-from cap.utils.localization import (
+from cap.metrics.image import METRICS, TPR_TARGET, score_metrics
+from cap.metrics.localization import (
     PIXEL_METRICS,
     PRO_LIMIT,
     aupro,
@@ -46,7 +46,7 @@ from cap.utils.localization import (
     pixel_auroc,
     region_labels,
 )
-from cap.utils.metrics import METRICS, TPR_TARGET, score_metrics
+from cap.utils.errors import DataError
 
 #: Score thresholds of the binned pixel metrics: enough that the binned value on the whole
 #: split is within 0.002 of the exact one on realistic maps (tested).
@@ -121,7 +121,7 @@ class Replicates:
         ----------
         pairs
             The (method, versus) pairs; by default every unordered pair once, in the
-            methods' order. For metrics of :data:`~cap.utils.metrics.LOWER_IS_BETTER` a
+            methods' order. For metrics of :data:`~cap.metrics.image.LOWER_IS_BETTER` a
             negative difference favours ``method``.
         level
             Coverage of the interval.
@@ -192,8 +192,8 @@ def resample_counts(indices: np.ndarray, images: int) -> np.ndarray:
 def resample_image_metrics(
     is_anomaly: np.ndarray, scores: np.ndarray, counts: np.ndarray
 ) -> dict[str, np.ndarray]:
-    """Every metric of :data:`~cap.utils.metrics.METRICS` on each resample, each (B,):
-    :func:`~cap.utils.metrics.score_metrics` of the images repeated by their ``counts``
+    """Every metric of :data:`~cap.metrics.image.METRICS` on each resample, each (B,):
+    :func:`~cap.metrics.image.score_metrics` of the images repeated by their ``counts``
     (B, M), for all resamples at once; NaN where a resample has no anomaly or no normal
     image (counts of zero).
 
@@ -269,7 +269,7 @@ def resample_pixel_metrics(
     histograms: PixelHistograms, counts: np.ndarray, limit: float = PRO_LIMIT
 ) -> dict[str, np.ndarray]:
     """Binned pixel AUROC and AUPRO on each resample given as ``counts`` (B, M), each (B,):
-    the definitions of :mod:`cap.utils.localization` on the images repeated by their counts,
+    the definitions of :mod:`cap.metrics.localization` on the images repeated by their counts,
     at the thresholds of ``histograms``; NaN where a resample has no defect pixel (or no
     region)."""
     counts = np.asarray(counts, dtype=np.float64)
@@ -331,12 +331,12 @@ def bootstrap(
     Returns
     -------
     Replicates
-        Metrics: every image metric of :data:`~cap.utils.metrics.METRICS`;
+        Metrics: every image metric of :data:`~cap.metrics.image.METRICS`;
         ``auroc:<defect type>``, the AUROC of the good images against that type only (on a
         resample: the resample's good images and images of that type, NaN where it drew
         none); and, for methods with maps when masks are given,
-        :data:`~cap.utils.localization.PIXEL_METRICS`. Estimates are exact (pixel metrics
-        as :func:`~cap.utils.localization.pixel_metrics` computes them); per-resample pixel
+        :data:`~cap.metrics.localization.PIXEL_METRICS`. Estimates are exact (pixel metrics
+        as :func:`~cap.metrics.localization.pixel_metrics` computes them); per-resample pixel
         metrics are binned. Each value is the mean over the method's seeds.
     """
     is_anomaly, labels, masks = _checked(is_anomaly, labels, class_names, methods, masks)

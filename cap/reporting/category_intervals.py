@@ -17,15 +17,21 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from cap.benchmark.embeddings import load_embeddings
-from cap.benchmark.layout import map_name
-from cap.benchmark.records import checked_maps, read_maps, read_runs, read_scores, run_scores
+from cap.evaluation.embeddings import load_embeddings
+from cap.evaluation.records import (
+    checked_maps,
+    map_name,
+    read_maps,
+    read_runs,
+    read_scores,
+    run_scores,
+)
+from cap.metrics.image import METRICS
+from cap.metrics.localization import PIXEL_METRICS
 from cap.reporting.bootstrap import MethodRuns, Replicates, bootstrap
 from cap.reporting.markdown import markdown
 from cap.utils.errors import DataError
 from cap.utils.io import atomic_path, write_text_atomic
-from cap.utils.localization import PIXEL_METRICS
-from cap.utils.metrics import METRICS
 
 #: A category's identity columns, first in both tables.
 BATCH_COLUMNS: tuple[str, ...] = ("dataset", "backbone", "cls")

@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from cap.benchmark.jobs import ClaimsJob, ClaimSpec
+from cap.evaluation.jobs import ClaimsJob, ClaimSpec
 from cap.utils.io import atomic_path
 
 HOLDS, FAILS, INCONCLUSIVE, NOT_RUN = "holds", "does not hold", "inconclusive", "not run"

@@ -22,7 +22,7 @@ backbone's method means are shuffled independently, and p = (1 + #{W* ≥ W}) / 
 over P permutations, so it is never 0.
 
 Ranks put the best method first (rank 1): the highest AUROC or AUPR, the lowest FPR at
-95% TPR (:data:`cap.utils.metrics.LOWER_IS_BETTER`; :func:`best_first_ranks`). Reversing
+95% TPR (:data:`cap.metrics.image.LOWER_IS_BETTER`; :func:`best_first_ranks`). Reversing
 every backbone's order at once changes neither τ, ρ nor W, so the direction only matters
 for the ranks and orders shown.
 
@@ -46,13 +46,13 @@ import seaborn as sns
 from matplotlib.figure import Figure
 from scipy import stats
 
+from cap.metrics.image import LOWER_IS_BETTER
 from cap.reporting.claims import CONFIDENCE, class_auroc, seeds_per_class, t_interval
 from cap.reporting.figures import save_figure
 from cap.reporting.markdown import markdown, number
 from cap.reporting.tables import METRIC_NAMES
 from cap.utils.errors import DataError
 from cap.utils.io import atomic_path, write_text_atomic
-from cap.utils.metrics import LOWER_IS_BETTER
 
 #: Columns of :func:`method_means`: one row per (dataset, entry) with runs.
 MEANS_COLUMNS: tuple[str, ...] = (

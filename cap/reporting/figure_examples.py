@@ -21,11 +21,11 @@ from cap.reporting.figures import AnomalyMapExample, AttentionExample, anomaly_m
 from cap.utils.errors import DataError
 
 if TYPE_CHECKING:
-    from cap.benchmark.embeddings import Embeddings
-    from cap.benchmark.jobs import TaskSpec
-    from cap.benchmark.neighbors import Neighbors
-    from cap.benchmark.protocol import OneClassTask
     from cap.data.base import ImageDataset
+    from cap.evaluation.embeddings import Embeddings
+    from cap.evaluation.jobs import TaskSpec
+    from cap.evaluation.neighbors import Neighbors
+    from cap.evaluation.protocol import OneClassTask
 
 #: The files of a model figure's job that :func:`load_trained_run` reads beside its task's.
 RUN_INPUTS: tuple[str, ...] = ("model", "neighbors")
@@ -48,8 +48,8 @@ def load_trained_run(
 ) -> TrainedRun:
     """Load a run's task (with the test split's feature maps), its neighbours and its
     CAPDetector saved without the bank, checking that the model was trained on this bank."""
-    from cap.benchmark.runs import load_run_inputs
     from cap.detectors import CAPDetector
+    from cap.evaluation.runs import load_run_inputs
 
     inputs, test_embeddings = load_run_inputs(task, neighbors, feature_maps=True)
     return TrainedRun(
@@ -63,7 +63,7 @@ def load_trained_run(
 def load_figure_run(inputs: Any, params: Any) -> TrainedRun:
     """The trained run a model figure's job draws, from the job's Snakemake ``inputs``
     (:data:`RUN_INPUTS`) and its ``params.task`` (a :class:`TaskSpec` as plain data)."""
-    from cap.benchmark.jobs import TaskSpec, from_dict
+    from cap.evaluation.jobs import TaskSpec, from_dict
 
     return load_trained_run(
         **{key: getattr(inputs, key) for key in RUN_INPUTS},

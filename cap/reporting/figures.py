@@ -250,7 +250,7 @@ def anomaly_map(
     ndarray of shape (size, size), float32
     """
     from cap.detectors.knn import cosine_gap_maps
-    from cap.utils.localization import full_resolution
+    from cap.metrics.localization import full_resolution
 
     coarse = cosine_gap_maps(
         np.reshape(z, (1, -1)), np.reshape(z_hat_n, (1, -1)), np.asarray(feature_map)[None]

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from cap.metrics.image import METRICS
 from cap.reporting.claims import (
     CONFIDENCE,
     HOLDS,
@@ -29,7 +30,6 @@ from cap.reporting.claims import (
 )
 from cap.reporting.markdown import markdown, number
 from cap.utils.io import atomic_path, write_text_atomic
-from cap.utils.metrics import METRICS
 
 #: The metrics beside AUROC, each with its interval: ``<metric>_pct``, ``<metric>_ci_low``,
 #: ``<metric>_ci_high`` (runs tables made before they were recorded leave them empty).

@@ -4,7 +4,7 @@ and each method's anomaly map over them, as the pixel metrics score them.
 A row is one test image (the first ``n_per_type`` of each defect type, and as many good
 ones), as the backbone saw it (resized and cropped like its embeddings); a column is a
 method. A map is the run's coarse map brought to the image's resolution and smoothed
-(:func:`cap.utils.localization.full_resolution`), drawn on one colour scale per method:
+(:func:`cap.metrics.localization.full_resolution`), drawn on one colour scale per method:
 from its lowest pixel score over the whole test split to its :data:`TOP` quantile (a few
 extreme pixels would dim every other map), so that a row shows where a method's scores
 stand among all of its own.
@@ -22,9 +22,9 @@ import numpy as np
 from matplotlib.figure import Figure
 from PIL import Image
 
+from cap.metrics.localization import full_resolution
 from cap.reporting.figures import save_figure, show_image
 from cap.utils.errors import DataError
-from cap.utils.localization import full_resolution
 
 #: Side (inches) of one panel.
 PANEL_IN = 1.6
@@ -57,10 +57,10 @@ def localization_examples(
     Parameters
     ----------
     maps
-        A maps file's arrays (:func:`cap.benchmark.records.read_maps`): ``ids`` and each
+        A maps file's arrays (:func:`cap.evaluation.records.read_maps`): ``ids`` and each
         run's coarse maps (M, h, w).
     columns
-        Method label → the run's entry in ``maps`` (:func:`cap.benchmark.layout.map_name`).
+        Method label → the run's entry in ``maps`` (:func:`cap.evaluation.records.map_name`).
     test_embeddings
         The test split's embeddings: its ids, defect types, masks and preprocessing.
     test_images

@@ -21,7 +21,7 @@ from cap.reporting.claims import CONFIDENCE
 from cap.reporting.comparison import backbone_frame, compare_with_paper, comparison_frame, overview
 from cap.reporting.markdown import markdown
 from cap.reporting.provenance import detect_environment, provenance
-from cap.reporting.runtime import Benchmark, runtime_section
+from cap.reporting.runtime import Timing, runtime_section
 from cap.reporting.tables import read_table
 from cap.utils.io import write_text_atomic
 
@@ -30,7 +30,7 @@ from cap.utils.io import write_text_atomic
 class ReportInputs:
     """What the report sets side by side."""
 
-    runs: pd.DataFrame  # the long-form runs table (``cap.benchmark.records``)
+    runs: pd.DataFrame  # the long-form runs table (``cap.evaluation.records``)
     tables: Mapping[str, str | os.PathLike[str]]  # name → table CSV; its .md beside is shown
     claims: pd.DataFrame  # judged (:func:`cap.reporting.claims.judge_report_claims`)
     paper: Mapping[str, Any]  # :func:`cap.reporting.paper.load_paper_results`
@@ -40,7 +40,7 @@ class ReportInputs:
     sections: Mapping[str, str | os.PathLike[str]] = field(default_factory=dict)  # once-rule
     #  → its Markdown, shown under the rule's name (the leaderboard, where there is one)
     figures: Sequence[str | os.PathLike[str]] = ()  # PNGs, linked relative to the report
-    benchmarks: Sequence[Benchmark] = ()  # this run's jobs' (rule, benchmark file)
+    timings: Sequence[Timing] = ()  # this run's jobs' (rule, timing file)
     environment: Mapping[str, str] = field(default_factory=dict)  # extra provenance
     repository: str | os.PathLike[str] | None = None  # the checkout that ran, for its commit
 
@@ -67,7 +67,7 @@ def write_report(out_md: str | os.PathLike[str], inputs: ReportInputs) -> None:
         "## Figures",
         _figures_section(inputs.figures, out_md.parent),
         "## Runtime per rule",
-        runtime_section(inputs.benchmarks),
+        runtime_section(inputs.timings),
         "## Provenance and environment",
         markdown(
             pd.DataFrame(

@@ -1,5 +1,5 @@
 """How long a run took: per rule, and from the first job's start to the last one's end,
-from Snakemake's benchmark files (found under ``results/`` through the layout)."""
+from Snakemake's timing files (found under ``results/`` through the layout)."""
 
 from __future__ import annotations
 
@@ -13,16 +13,16 @@ import pandas as pd
 
 from cap.reporting.markdown import markdown
 
-#: A job's benchmark file and its rule, as :func:`cap.benchmark.layout.find_job_files` finds it.
-Benchmark = tuple[str, str | os.PathLike[str]]
+#: A job's timing file and its rule, as :func:`cap.planning.layout.find_job_files` finds it.
+Timing = tuple[str, str | os.PathLike[str]]
 
 
-def read_benchmarks(benchmarks: Sequence[Benchmark]) -> pd.DataFrame:
-    """Every benchmark file's rows, each file read once: its rule, the file (one job), the
+def read_timings(timings: Sequence[Timing]) -> pd.DataFrame:
+    """Every timing file's rows, each file read once: its rule, the file (one job), the
     wall seconds ``s``, the max RSS (MB) and the file's mtime ``end`` (written as its job
     ends)."""
     frames = []
-    for rule, path in benchmarks:
+    for rule, path in timings:
         frame = pd.read_csv(path, sep="\t")
         rss = frame.get("max_rss", np.nan)
         frames.append(
@@ -40,8 +40,8 @@ def read_benchmarks(benchmarks: Sequence[Benchmark]) -> pd.DataFrame:
 
 
 def job_intervals(jobs: pd.DataFrame) -> list[tuple[float, float]]:
-    """Each job's (start, end) in epoch seconds (:func:`read_benchmarks`): it ended as its
-    benchmark file was written, after its ``s`` seconds."""
+    """Each job's (start, end) in epoch seconds (:func:`read_timings`): it ended as its
+    timing file was written, after its ``s`` seconds."""
     per_job = jobs.groupby("job", sort=False).agg(s=("s", "sum"), end=("end", "first"))
     return [(end - s, end) for s, end in zip(per_job["s"], per_job["end"], strict=True)]
 
@@ -61,11 +61,11 @@ def idle_seconds(intervals: Sequence[tuple[float, float]]) -> float:
     return elapsed_seconds(intervals) - busy
 
 
-def runtime_section(benchmarks: Sequence[Benchmark]) -> str:
+def runtime_section(timings: Sequence[Timing]) -> str:
     """The wall time, its idle part, and the per-rule table, as Markdown."""
-    if not benchmarks:
-        return "No benchmark files."
-    jobs = read_benchmarks(benchmarks)
+    if not timings:
+        return "No timing files."
+    jobs = read_timings(timings)
     intervals = job_intervals(jobs)
     minutes, idle = elapsed_seconds(intervals) / 60, idle_seconds(intervals) / 60
     return (
@@ -76,7 +76,7 @@ def runtime_section(benchmarks: Sequence[Benchmark]) -> str:
 
 
 def runtime_summary(jobs: pd.DataFrame) -> pd.DataFrame:
-    """Per rule (:func:`read_benchmarks`): job count, total and longest wall time (s),
+    """Per rule (:func:`read_timings`): job count, total and longest wall time (s),
     largest max RSS (MB)."""
     table = jobs.groupby("rule", sort=True).agg(
         jobs=("s", "size"),

@@ -9,7 +9,7 @@ each cell::
      "entries": [{"label": "1", "variants": {"cifar10": "k1", "mvtec": "k1"}}, ...]}
 
 A cell is the mean over the dataset's classes of the table's metric (``spec["metric"]``:
-AUROC by default, or AUPR, or FPR at 95% TPR; :mod:`cap.utils.metrics`) of that
+AUROC by default, or AUPR, or FPR at 95% TPR; :mod:`cap.metrics.image`) of that
 variant; with several seeds the class mean is taken per seed, then reported as mean ±
 std (ddof=1) across seeds. The machine-readable CSV is tidy — one row per (entry,
 dataset), the metric in percent, with the paper's value beside ours — while Markdown
@@ -30,17 +30,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from cap.benchmark.layout import TABLE_SUFFIXES
+from cap.metrics.image import LOWER_IS_BETTER, METRICS
+from cap.metrics.localization import PIXEL_METRICS
 from cap.reporting.paper import paper_rows, reported_rows
 from cap.utils.errors import ConfigError, DataError
 from cap.utils.io import atomic_path, write_text_atomic
-from cap.utils.localization import PIXEL_METRICS
-from cap.utils.metrics import LOWER_IS_BETTER, METRICS
 
 log = logging.getLogger(__name__)
 
 LAYOUTS: tuple[str, ...] = ("variants_as_rows", "variants_as_columns")
-#: Columns a run summary must have (``cap.benchmark.records.summarize_records``), beside
+#: Columns a run summary must have (``cap.evaluation.records.summarize_records``), beside
 #: the table's metric.
 SUMMARY_COLUMNS: tuple[str, ...] = ("dataset", "backbone", "cls", "variant", "seed")
 #: How each metric is named in a table's legend.
@@ -89,6 +88,14 @@ DATASET_NAMES: dict[str, str] = {
 }
 MISSING = "–"
 REPORTED_SUFFIX = " (reported)"
+
+#: A table's files: ``<prefix><suffix>`` for each kind.
+TABLE_SUFFIXES: dict[str, str] = {
+    "csv": ".csv",
+    "md": ".md",
+    "tex": ".tex",
+    "per_class": "_per_class.csv",
+}
 
 
 @dataclass(frozen=True)
@@ -185,7 +192,7 @@ def build_table(
 
 
 def write_table(table: Table, out_prefix: str | os.PathLike[str]) -> list[Path]:
-    """Write the table's files, ``{prefix}`` plus each of ``layout.TABLE_SUFFIXES``, atomically."""
+    """Write the table's files, ``{prefix}`` plus each of :data:`TABLE_SUFFIXES`, atomically."""
     paths = {kind: Path(f"{out_prefix}{suffix}") for kind, suffix in TABLE_SUFFIXES.items()}
     for frame, path in ((table.cells, paths["csv"]), (table.per_class, paths["per_class"])):
         with atomic_path(path) as temporary:

@@ -29,10 +29,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from cap.benchmark.records import read_runs_table
+from cap.evaluation.records import read_runs_table
+from cap.metrics.localization import PIXEL_METRICS
 from cap.reporting.claims import read_claims
 from cap.utils.errors import ConfigError, DataError
-from cap.utils.localization import PIXEL_METRICS
 
 #: Keys that identify a run across two runs tables.
 RUN_KEY: tuple[str, ...] = ("dataset", "cls", "variant", "seed")

@@ -18,7 +18,7 @@ rule bootstrap:
     log:
         layout.log_path("bootstrap"),
     benchmark:
-        layout.benchmark_path("bootstrap")
+        layout.timing_path("bootstrap")
     localrule: RULE["bootstrap"].local
     conda:
         CONDA_ENV

@@ -9,7 +9,7 @@ rule embed:
     log:
         layout.log_path("embed"),
     benchmark:
-        layout.benchmark_path("embed")
+        layout.timing_path("embed")
     localrule: RULE["embed"].local
     conda:
         CONDA_ENV

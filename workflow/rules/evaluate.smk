@@ -11,7 +11,7 @@ rule evaluate:
     log:
         layout.log_path("evaluate"),
     benchmark:
-        layout.benchmark_path("evaluate")
+        layout.timing_path("evaluate")
     localrule: RULE["evaluate"].local
     conda:
         CONDA_ENV
@@ -30,7 +30,7 @@ use rule evaluate as localize with:
     log:
         layout.log_path("localize"),
     benchmark:
-        layout.benchmark_path("localize")
+        layout.timing_path("localize")
     wildcard_constraints:
         dataset=PLAN.localized_datasets_pattern(),
     threads: RULE["localize"].threads
@@ -50,7 +50,7 @@ rule aggregate:
     log:
         layout.log_path("aggregate"),
     benchmark:
-        layout.benchmark_path("aggregate")
+        layout.timing_path("aggregate")
     localrule: RULE["aggregate"].local
     conda:
         CONDA_ENV

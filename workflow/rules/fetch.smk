@@ -7,7 +7,7 @@ rule fetch:
     log:
         layout.log_path("fetch"),
     benchmark:
-        layout.benchmark_path("fetch")
+        layout.timing_path("fetch")
     localrule: RULE["fetch"].local
     conda:
         CONDA_ENV

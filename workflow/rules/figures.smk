@@ -13,7 +13,7 @@ rule figure_attention:
     log:
         layout.log_path("figure_attention"),
     benchmark:
-        layout.benchmark_path("figure_attention")
+        layout.timing_path("figure_attention")
     localrule: RULE["figure_attention"].local
     conda:
         CONDA_ENV
@@ -40,7 +40,7 @@ rule figure_score_curves:
     log:
         layout.log_path("figure_score_curves"),
     benchmark:
-        layout.benchmark_path("figure_score_curves")
+        layout.timing_path("figure_score_curves")
     localrule: RULE["figure_score_curves"].local
     conda:
         CONDA_ENV
@@ -66,7 +66,7 @@ rule figure_anomaly_maps:
     log:
         layout.log_path("figure_anomaly_maps"),
     benchmark:
-        layout.benchmark_path("figure_anomaly_maps")
+        layout.timing_path("figure_anomaly_maps")
     localrule: RULE["figure_anomaly_maps"].local
     conda:
         CONDA_ENV
@@ -93,7 +93,7 @@ rule figure_bank_curves:
     log:
         layout.log_path("figure_bank_curves"),
     benchmark:
-        layout.benchmark_path("figure_bank_curves")
+        layout.timing_path("figure_bank_curves")
     localrule: RULE["figure_bank_curves"].local
     conda:
         CONDA_ENV
@@ -119,7 +119,7 @@ rule figure_localization:
     log:
         layout.log_path("figure_localization"),
     benchmark:
-        layout.benchmark_path("figure_localization")
+        layout.timing_path("figure_localization")
     localrule: RULE["figure_localization"].local
     conda:
         CONDA_ENV

@@ -9,7 +9,7 @@ rule neighbors:
     log:
         layout.log_path("neighbors"),
     benchmark:
-        layout.benchmark_path("neighbors")
+        layout.timing_path("neighbors")
     localrule: RULE["neighbors"].local
     conda:
         CONDA_ENV

@@ -10,7 +10,7 @@ rule claims:
     log:
         layout.log_path("claims"),
     benchmark:
-        layout.benchmark_path("claims")
+        layout.timing_path("claims")
     localrule: RULE["claims"].local
     conda:
         CONDA_ENV
@@ -30,7 +30,7 @@ rule leaderboard:
     log:
         layout.log_path("leaderboard"),
     benchmark:
-        layout.benchmark_path("leaderboard")
+        layout.timing_path("leaderboard")
     localrule: RULE["leaderboard"].local
     conda:
         CONDA_ENV
@@ -49,7 +49,7 @@ rule concordance:
     log:
         layout.log_path("concordance"),
     benchmark:
-        layout.benchmark_path("concordance")
+        layout.timing_path("concordance")
     localrule: RULE["concordance"].local
     conda:
         CONDA_ENV
@@ -80,7 +80,7 @@ rule report:
     log:
         layout.log_path("report"),
     benchmark:
-        layout.benchmark_path("report")
+        layout.timing_path("report")
     localrule: RULE["report"].local
     conda:
         CONDA_ENV

@@ -16,7 +16,7 @@ rule table:
     log:
         layout.log_path("table"),
     benchmark:
-        layout.benchmark_path("table")
+        layout.timing_path("table")
     localrule: RULE["table"].local
     conda:
         CONDA_ENV

@@ -9,7 +9,7 @@ rule train:
     log:
         layout.log_path("train"),
     benchmark:
-        layout.benchmark_path("train")
+        layout.timing_path("train")
     localrule: RULE["train"].local
     conda:
         CONDA_ENV

@@ -1,6 +1,6 @@
 """Snakemake script: every run in one long-form table (results/tables/runs.csv)."""
 
-from cap.benchmark.records import summarize_records, write_runs_table
+from cap.evaluation.records import summarize_records, write_runs_table
 from cap.utils.logs import log_to
 
 log_to(snakemake.log[0])

@@ -2,8 +2,8 @@
 
 from pathlib import Path
 
-from cap.benchmark.jobs import ClaimsJob, from_dict
-from cap.benchmark.records import read_runs_table
+from cap.evaluation.jobs import ClaimsJob, from_dict
+from cap.evaluation.records import read_runs_table
 from cap.reporting.claims import judge_report_claims, write_claims
 from cap.reporting.paper import load_paper_results
 from cap.reporting.tables import read_table

@@ -3,7 +3,7 @@ table (results/tables/concordance*)."""
 
 from pathlib import Path
 
-from cap.benchmark.records import read_runs_table
+from cap.evaluation.records import read_runs_table
 from cap.reporting.concordance import method_means, rank_concordance, write_concordance
 from cap.utils.logs import log_to
 

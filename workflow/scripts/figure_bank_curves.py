@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from cap.benchmark.records import summarize_records
+from cap.evaluation.records import summarize_records
 from cap.reporting.figures import plot_bank_curves
 from cap.utils.logs import log_to
 

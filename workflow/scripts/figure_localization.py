@@ -3,8 +3,8 @@ method's anomaly map)."""
 
 from pathlib import Path
 
-from cap.benchmark.embeddings import load_embeddings
-from cap.benchmark.records import checked_maps, read_maps, read_runs
+from cap.evaluation.embeddings import load_embeddings
+from cap.evaluation.records import checked_maps, read_maps, read_runs
 from cap.reporting.figure_examples import load_images
 from cap.reporting.localization_figure import localization_examples, plot_localization
 from cap.utils.logs import log_to

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from cap.benchmark.records import read_runs
+from cap.evaluation.records import read_runs
 from cap.reporting.figures import plot_score_curves
 from cap.utils.logs import log_to
 

@@ -1,6 +1,6 @@
 """Snakemake script: the leaderboard (results/tables/leaderboard.csv and .md)."""
 
-from cap.benchmark.records import read_runs_table
+from cap.evaluation.records import read_runs_table
 from cap.reporting.leaderboard import build_leaderboard, write_leaderboard
 from cap.utils.logs import log_to
 

@@ -2,9 +2,9 @@
 
 from pathlib import Path
 
-from cap.benchmark import layout
-from cap.benchmark.jobs import ReportJob, from_dict
-from cap.benchmark.records import read_runs_table
+from cap.evaluation.jobs import ReportJob, from_dict
+from cap.evaluation.records import read_runs_table
+from cap.planning import layout
 from cap.reporting.claims import read_claims
 from cap.reporting.paper import load_paper_results
 from cap.reporting.provenance import backbone_weights
@@ -16,9 +16,9 @@ log_to(snakemake.log[0])
 inputs, params = snakemake.input, snakemake.params
 job = from_dict(ReportJob, params.job, where="params.job")
 # this config's jobs, found under results/ (a missing one is no input: nothing reruns)
-benchmarks = [
+timings = [
     (rule, path)
-    for rule, wildcards, path in layout.find_job_files("benchmarks")
+    for rule, wildcards, path in layout.find_job_files("timings")
     if rule != "report" and job.owns(wildcards)
 ]
 write_report(
@@ -33,7 +33,7 @@ write_report(
         tolerance=job.tolerance,
         sections={name: getattr(inputs, name) for name in params.sections},
         figures=list(inputs.figures),
-        benchmarks=benchmarks,
+        timings=timings,
         environment=backbone_weights(list(inputs.embeddings)),
         repository=Path(snakemake.scriptdir).parents[1],
     ),

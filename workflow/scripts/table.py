@@ -5,7 +5,7 @@
 
 from pathlib import Path
 
-from cap.benchmark.records import summarize_records
+from cap.evaluation.records import summarize_records
 from cap.reporting.paper import load_paper_results
 from cap.reporting.tables import build_table, write_table
 from cap.utils.logs import log_to

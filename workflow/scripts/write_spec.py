@@ -1,5 +1,5 @@
-"""Snakemake script: one job's spec file, with its sha256 (cap.benchmark.jobs)."""
+"""Snakemake script: one job's spec file, with its sha256 (cap.evaluation.jobs)."""
 
-from cap.benchmark.jobs import write_spec_data
+from cap.evaluation.jobs import write_spec_data
 
 write_spec_data(snakemake.output[0], snakemake.params.job)

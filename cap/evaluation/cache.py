@@ -41,20 +41,20 @@ from typing import Any
 
 import numpy as np
 
+from cap.metrics.image import score_metrics
+from cap.metrics.localization import pixel_metrics
 from cap.utils.io import atomic_path, seal, unseal, write_json_atomic
-from cap.utils.localization import pixel_metrics
-from cap.utils.metrics import score_metrics
 
 log = logging.getLogger(__name__)
 
 #: The module that fits and scores every run (hashed as it is, its imports are not).
-RUN_MODULES: tuple[str, ...] = ("cap.benchmark.runs",)
+RUN_MODULES: tuple[str, ...] = ("cap.evaluation.runs",)
 #: The metrics every run's record holds (image, and pixel where it localizes).
-METRIC_MODULES: tuple[str, ...] = ("cap.utils.metrics", "cap.utils.localization")
+METRIC_MODULES: tuple[str, ...] = ("cap.metrics.image", "cap.metrics.localization")
 #: The fields an entry's record adds to the run's own: its arrays' digests.
 ENTRY_DIGESTS: tuple[str, ...] = ("scores_sha256", "maps_sha256")
 #: Packages whose imports the code digest follows: the layers a detector builds on.
-DIGEST_PACKAGES: tuple[str, ...] = ("cap.detectors", "cap.utils")
+DIGEST_PACKAGES: tuple[str, ...] = ("cap.detectors", "cap.metrics", "cap.utils")
 
 
 @dataclass(frozen=True)

@@ -12,10 +12,10 @@ the nearest neighbours of an item are then nearly random, so a CAP step projects
 distinct bank rows as on real features (≈ (1 + K)·B at B = 64); blob-tight features
 would share far more. The paper's shape is
 ``--per-class 5000 --test-per-class 1000 --dim 2048`` (hours of CAP training on a laptop
-CPU, minutes on a GPU: ``benchmarks/bench_gpu.py`` runs it there); the default is a tenth
+CPU, minutes on a GPU: ``perf/time_gpu.py`` runs it there); the default is a tenth
 of the bank, one epoch and one seed, Tables 2–4.
 
-    python benchmarks/bench_workflow.py [--per-class 500] [--epochs 1] [--cores 2]
+    python perf/time_workflow.py [--per-class 500] [--epochs 1] [--cores 2]
 
 It prints:
 
@@ -45,9 +45,9 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from cap.benchmark import layout
-from cap.benchmark.embeddings import Embeddings, save_embeddings
-from cap.benchmark.records import read_runs_table
+from cap.evaluation.embeddings import Embeddings, save_embeddings
+from cap.evaluation.records import read_runs_table
+from cap.planning import layout
 
 REPO = Path(__file__).resolve().parents[1]
 PAPER_CONFIG = REPO / "config" / "config.yaml"
@@ -153,11 +153,11 @@ def run_workflow(workdir: Path, config: dict[str, Any], cores: int) -> float:
 def job_times(workdir: Path) -> pd.DataFrame:
     """One row per job: its rule, its log's id, its seconds and peak memory."""
     rows = []
-    for rule, _, path in layout.find_job_files("benchmarks", workdir):
+    for rule, _, path in layout.find_job_files("timings", workdir):
         measured = pd.read_csv(path, sep="\t").iloc[0]
         rows.append({
             "rule": rule,
-            "job": str(path.relative_to(workdir / "results" / "benchmarks").with_suffix("")),
+            "job": str(path.relative_to(workdir / "results" / "timings").with_suffix("")),
             "s": float(measured["s"]),
             "max_rss": pd.to_numeric(measured["max_rss"], errors="coerce"),
         })  # fmt: skip

@@ -1,4 +1,4 @@
-"""Each job of the workflow as a typed spec (:mod:`cap.benchmark.jobs`), and the files it
+"""Each job of the workflow as a typed spec (:mod:`cap.evaluation.jobs`), and the files it
 reads: what the rules declare and the ``cap`` command is given, from one place."""
 
 from __future__ import annotations
@@ -7,8 +7,7 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
-from cap.benchmark import layout
-from cap.benchmark.jobs import (
+from cap.evaluation.jobs import (
     EmbedJob,
     EvaluateJob,
     FetchJob,
@@ -18,8 +17,10 @@ from cap.benchmark.jobs import (
     TaskSpec,
     TrainJob,
 )
-from cap.benchmark.planning.plan import Batch, Plan
-from cap.benchmark.planning.targets import Run
+from cap.evaluation.records import map_name
+from cap.planning import layout
+from cap.planning.plan import Batch, Plan
+from cap.planning.targets import Run
 
 
 class Steps:
@@ -206,13 +207,13 @@ class Steps:
         }
 
     def localization_columns(self, wildcards: Mapping[str, str]) -> dict[str, str]:
-        """Each drawn variant → the entry of its first seed's maps (:func:`layout.map_name`)."""
+        """Each drawn variant → the entry of its first seed's maps (:func:`map_name`)."""
         figure = self._localization(wildcards)
         columns = {}
         for variant in figure.variants:
             setting = self.plan.variants.setting(figure.dataset, variant).key
             seed = self.plan.variants.seeds_of(figure.dataset, setting)[0]
-            columns[variant] = layout.map_name(setting, seed)
+            columns[variant] = map_name(setting, seed)
         return columns
 
     def _localization(self, wildcards: Mapping[str, str]) -> Any:

@@ -1,4 +1,4 @@
-"""benchmarks/bench_gpu.py end to end at its tiny shapes (on the CPU where there is no CUDA)."""
+"""perf/time_gpu.py end to end at its tiny shapes (on the CPU where there is no CUDA)."""
 
 from __future__ import annotations
 
@@ -10,12 +10,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_gpu.py"
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "time_gpu.py"
 
 
 @pytest.fixture(scope="module")
-def bench_gpu():
-    spec = importlib.util.spec_from_file_location("bench_gpu", SCRIPT)
+def time_gpu():
+    spec = importlib.util.spec_from_file_location("time_gpu", SCRIPT)
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up there
     try:
@@ -27,9 +27,9 @@ def bench_gpu():
 
 @pytest.mark.slow  # about 50 s on 2 busy cores
 @pytest.mark.usefixtures("single_thread_math")  # a smoke run: fast on a shared, busy CPU
-def test_the_tiny_benchmark_prints_every_figure_and_the_projection(bench_gpu) -> None:
+def test_the_tiny_benchmark_prints_every_figure_and_the_projection(time_gpu) -> None:
     lines: list[str] = []
-    bench_gpu.main(["--tiny", "--cores", "1"], out=lines.append)
+    time_gpu.main(["--tiny", "--cores", "1"], out=lines.append)
     text = "\n".join(lines)
     expected = [
         r"^capbench GPU benchmark: .*tiny shapes",
@@ -64,25 +64,25 @@ def test_the_tiny_benchmark_prints_every_figure_and_the_projection(bench_gpu) ->
         assert text.count("gpu busy: not sampled (no GPU)") == 7
 
 
-def test_paper_work_is_what_the_plan_counts(bench_gpu) -> None:
+def test_paper_work_is_what_the_plan_counts(time_gpu) -> None:
     config = Path(__file__).resolve().parents[1] / "config" / "config.yaml"
-    work = bench_gpu.paper_work(config)
+    work = time_gpu.paper_work(config)
     images = 60_000 + 60_000 + 70_000 + 5_354  # CIFAR-10, CIFAR-100, Fashion-MNIST, MVTec AD
     assert (work.fits, work.files, work.images, work.jobs) == (1410, 36, images, 55 + 36)
-    total, formula = bench_gpu.project_paper(work, 1.0, 1000.0, 5.0)
+    total, formula = time_gpu.project_paper(work, 1.0, 1000.0, 5.0)
     assert total == pytest.approx(1410 + 195.354 + 91 * 5)
     assert formula.startswith("T = F·t_fit + I/r_embed + J·t_start = 1,410 × 1.00 s")
 
 
-def test_fit_flop_counts_eight_projections_per_step(bench_gpu) -> None:
-    shape = bench_gpu.PAPER
-    assert bench_gpu.fit_flop(shape, 2000.0) == 10 * 79 * 16 * 2000 * 2048**2  # ≈ 106 TFLOP
+def test_fit_flop_counts_eight_projections_per_step(time_gpu) -> None:
+    shape = time_gpu.PAPER
+    assert time_gpu.fit_flop(shape, 2000.0) == 10 * 79 * 16 * 2000 * 2048**2  # ≈ 106 TFLOP
 
 
-def test_random_neighbours_exclude_the_item_and_repeat_no_one(bench_gpu) -> None:
-    shape = bench_gpu.TINY
-    bank, index = bench_gpu.paper_features(shape)
+def test_random_neighbours_exclude_the_item_and_repeat_no_one(time_gpu) -> None:
+    shape = time_gpu.TINY
+    bank, index = time_gpu.paper_features(shape)
     assert bank.shape == (200, 64) and index.shape == (200, 32)
     assert not (index == np.arange(200)[:, None]).any()
     assert all(len(set(row)) == 32 for row in index.tolist())
-    assert bench_gpu.mean_distinct_rows(shape, index) > 150  # of 200: hardly any overlap
+    assert time_gpu.mean_distinct_rows(shape, index) > 150  # of 200: hardly any overlap

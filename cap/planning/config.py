@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from cap.benchmark.jobs import ClaimSpec
+from cap.evaluation.jobs import ClaimSpec
 from cap.utils.resources import PackageFile
 
 #: A normal class: a class id (one-class protocol) or a category name (MVTec).

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 import h5py
 import numpy as np
 
-from cap.benchmark.protocol import OneClassTask
 from cap.detectors.search import knn_search
+from cap.evaluation.protocol import OneClassTask
 from cap.utils.errors import ConfigError
 from cap.utils.io import atomic_path
 

@@ -9,8 +9,8 @@ wildcards: ``dataset``, ``backbone``, ``cls`` (class id or MVTec category), ``ba
 ``split`` (train or test), ``resource``, ``table``, ``name``.
 
 Every list of rules elsewhere is derived from :data:`RULES`: the jobs' logs and
-benchmark files, the ``cap`` steps and their spec writers, the ``cap`` command's
-sub-commands, each rule's threads, GPU slot and local or cluster placement, the
+timing files (Snakemake's ``benchmark:``), the ``cap`` steps and their spec writers, the
+``cap`` command's sub-commands, each rule's threads, GPU slot and local or cluster placement, the
 targets of ``all`` that no config decides, and the names a table may not take.
 """
 
@@ -21,7 +21,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cap.benchmark import jobs
+from cap.evaluation import jobs
+from cap.reporting.tables import TABLE_SUFFIXES
 
 RESULTS = "results"
 #: A run: one setting and seed on one class's bank.
@@ -38,14 +39,14 @@ EMBEDDINGS = f"{RESULTS}/embeddings/{{dataset}}/{{backbone}}/{{subset}}/{{split}
 NEIGHBORS = f"{RESULTS}/neighbors/{{dataset}}/{{backbone}}/{{cls}}/{{bank}}.h5"
 #: A trained model, kept for the figures that draw it (or for every run: keep_models).
 MODEL = f"{RESULTS}/models/{RUN}.pt"
-#: Finished runs by content key (:mod:`cap.benchmark.cache`): never made twice.
+#: Finished runs by content key (:mod:`cap.evaluation.cache`): never made twice.
 RUN_CACHE = f"{RESULTS}/cache/runs"
 #: Each run of a batch: identity, settings, AUROC, timings and training history.
 RECORDS = f"{RESULTS}/runs/{BATCH}.json"
 #: Each run's anomaly score of every test image, one row per (run, image).
 SCORES = f"{RESULTS}/scores/{BATCH}.csv.gz"
 #: Each localizing run's anomaly maps, on datasets with defect masks (``localize``), each
-#: under :func:`map_name`.
+#: under :func:`cap.evaluation.records.map_name`.
 MAPS = f"{RESULTS}/maps/{BATCH}.npz"
 #: Every run in one long-form table, one row per run (config/README.md lists its columns).
 RUNS_TABLE = f"{RESULTS}/tables/runs.csv"
@@ -73,12 +74,6 @@ REPORT = f"{RESULTS}/report/reproduction.md"
 
 #: A table's files: ``{TABLE}{suffix}`` for each kind (written by ``cap.reporting.tables``).
 TABLE = f"{RESULTS}/tables/{{table}}"
-TABLE_SUFFIXES: dict[str, str] = {
-    "csv": ".csv",
-    "md": ".md",
-    "tex": ".tex",
-    "per_class": "_per_class.csv",
-}
 
 #: Figure kinds of the config's ``figures`` section and the stem of each figure's files
 #: (``.png`` for the report, ``.pdf`` for papers).
@@ -99,7 +94,7 @@ TABLES_FOLDER = f"{RESULTS}/tables"
 class Rule:
     """One rule of the workflow, as every place that lists rules reads it."""
 
-    name: str  # the rule's name; its logs and benchmarks are filed under it
+    name: str  # the rule's name; its logs and timings are filed under it
     job: str | None  # the wildcards naming one of its jobs (a pattern); None: it runs once
     spec: type | None = None  # a `cap` step: the spec its command reads; None: a script rule
     twin: str | None = None  # runs that `cap` step's command and spec, for more outputs
@@ -110,7 +105,7 @@ class Rule:
     runtime: int = 60  # minutes a cluster job asks for
     outputs: Mapping[str, str] = field(default_factory=dict)  # a once-rule's named outputs
     final: str | None = None  # a once-rule's outputs are targets of `all`: "always", or
-    #  while this config key (dotted, of cap.benchmark.planning.config.Config) is set
+    #  while this config key (dotted, of cap.planning.config.Config) is set
 
 
 #: The workflow's rules, in the order of its steps.
@@ -144,11 +139,11 @@ RULES: tuple[Rule, ...] = (
 )
 #: Each rule by name.
 RULE: dict[str, Rule] = {rule.name: rule for rule in RULES}
-#: The ``cap`` steps: each job of theirs reads one spec file (:mod:`cap.benchmark.jobs`),
+#: The ``cap`` steps: each job of theirs reads one spec file (:mod:`cap.evaluation.jobs`),
 #: written by the rule ``spec_<step>``; its command is ``cap <step>`` (``cap.cli.<step>``).
 SPEC_STEPS: tuple[str, ...] = tuple(rule.name for rule in RULES if rule.spec is not None)
-#: Each rule's job identity: its log is ``logs/<rule>/<id>.log`` and its benchmark
-#: ``benchmarks/<rule>/<id>.tsv`` (``logs/<rule>.log`` for rules that run once); the spec
+#: Each rule's job identity: its log is ``logs/<rule>/<id>.log`` and its timing
+#: ``timings/<rule>/<id>.tsv`` (``logs/<rule>.log`` for rules that run once); the spec
 #: writers log where their step's jobs do.
 JOB_IDS: dict[str, str | None] = {
     **{rule.name: rule.job for rule in RULES},
@@ -174,11 +169,6 @@ def reserved_table_names() -> set[str]:
     return {"all", *JOB_IDS, *written}
 
 
-def map_name(setting: str, seed: int) -> str:
-    """A run's entry in a maps file (:data:`MAPS`)."""
-    return f"{setting}.seed{seed}"
-
-
 def spec_path(rule: str) -> str:
     """The spec file pattern of a ``cap`` step's jobs."""
     return _job_path("specs", rule, "json")
@@ -195,9 +185,9 @@ def log_path(rule: str) -> str:
     return _job_path("logs", rule, "log")
 
 
-def benchmark_path(rule: str) -> str:
-    """The benchmark (runtime, memory) pattern of ``rule``."""
-    return _job_path("benchmarks", rule, "tsv")
+def timing_path(rule: str) -> str:
+    """The timing (Snakemake benchmark: runtime, memory) pattern of ``rule``."""
+    return _job_path("timings", rule, "tsv")
 
 
 def _job_path(folder: str, rule: str, extension: str) -> str:
@@ -209,7 +199,7 @@ def _job_path(folder: str, rule: str, extension: str) -> str:
 def find_job_files(
     folder: str, root: str | Path = "."
 ) -> Iterator[tuple[str, dict[str, str], Path]]:
-    """Every job file under ``<root>/results/<folder>`` (``logs``, ``benchmarks``) whose
+    """Every job file under ``<root>/results/<folder>`` (``logs``, ``timings``) whose
     path matches a rule's pattern: (rule, wildcards, path)."""
     base = Path(root) / RESULTS / folder
     for rule in JOB_IDS:

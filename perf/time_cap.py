@@ -8,7 +8,7 @@ give the same scores. Features are random: only the sizes matter here.
 Default size runs in about a minute on 2 CPU cores; the paper's CIFAR size is
 ``--bank 5000 --epochs 10``.
 
-    python benchmarks/bench_cap.py [--bank 1000] [--test 10000] [--epochs 1] ...
+    python perf/time_cap.py [--bank 1000] [--test 10000] [--epochs 1] ...
 """
 
 from __future__ import annotations

@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 from cap.backbones import backbone_options
-from cap.benchmark.planning.config import Backbone, Config, Dataset, Figure, Variant
 from cap.data import DATASETS as DATASET_REGISTRY
 from cap.detectors import detector_class
+from cap.planning.config import Backbone, Config, Dataset, Figure, Variant
 from cap.utils.errors import ConfigError
 from cap.utils.resources import check_package_file
 

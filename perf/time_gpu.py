@@ -1,8 +1,8 @@
 """The paper's experiments on one GPU: embedding throughput, CAP fits and process start-up,
 on synthetic inputs of the paper's shape, with the whole paper's time projected from them.
 
-    python benchmarks/bench_gpu.py            # CUDA: the paper's shapes, a few minutes (H200)
-    python benchmarks/bench_gpu.py --tiny     # tiny shapes (the default where CUDA is absent)
+    python perf/time_gpu.py            # CUDA: the paper's shapes, a few minutes (H200)
+    python perf/time_gpu.py --tiny     # tiny shapes (the default where CUDA is absent)
 
 No network: the backbone is a random-init ResNet-152 (speed does not depend on the
 weights) and every input is synthetic.
@@ -10,7 +10,7 @@ weights) and every input is synthetic.
 - embedding (:func:`bench_embedding`): ``--images`` random 32×32 JPEGs through the
   library's extraction pipeline (decode, 224×224 preprocessing, DataLoader workers,
   backbone, HDF5), against the backbone's bare forward on pre-made inputs measured in
-  the same run, in float32 and bfloat16 (``benchmarks/bench_embed.py``'s functions);
+  the same run, in float32 and bfloat16 (``perf/time_embed.py``'s functions);
 - CAP fits (:func:`bench_fits`): paper-size fits in this process (N = 5,000, D = 2,048,
   K = 32, batch 64, 10 epochs) on random features with random neighbour indices, so
   that a step projects as many distinct bank rows as on real features (U ≈ 1,700-2,000;
@@ -20,7 +20,7 @@ weights) and every input is synthetic.
   device=...)"``, what every workflow job pays before its work;
 - the paper's runs through the workflow (:func:`bench_runs`): the CIFAR-10 runs of
   ``config/config.yaml`` (Tables 1–4, their variants and seeds) on ``--classes`` normal
-  classes at N = 5,000, D = 2,048 over synthetic features (``benchmarks/bench_workflow.py``),
+  classes at N = 5,000, D = 2,048 over synthetic features (``perf/time_workflow.py``),
   with ``snakemake --cores`` (16 on the GPU machine): wall time, job time per rule, the
   start-up share and the seconds per fit as the jobs measured them;
 - the GPU's busy share during each of them, sampled by ``nvidia-smi`` every 200 ms.
@@ -49,9 +49,9 @@ import numpy as np
 import torch
 import yaml
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench_embed, when imported
-from bench_embed import SyntheticJpegs, bare_throughput, pipeline_throughput
-from bench_workflow import (
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # time_embed, when imported
+from time_embed import SyntheticJpegs, bare_throughput, pipeline_throughput
+from time_workflow import (
     SyntheticShape,
     job_times,
     paper_cifar10_config,
@@ -63,14 +63,13 @@ from bench_workflow import (
 
 from cap import CAPDetector
 from cap.backbones import build_backbone
-from cap.benchmark import layout
-from cap.benchmark.planning import Plan
-from cap.benchmark.records import read_runs_table
 from cap.detectors.cap_training import (
     MATMUL_PRECISIONS,
     epoch_layout,
     float32_matmul_precision,
 )
+from cap.evaluation.records import read_runs_table
+from cap.planning import Plan, layout
 from cap.utils.torch_io import resolve_device
 
 REPO = Path(__file__).resolve().parents[1]

@@ -5,7 +5,7 @@ A batch's *records* file (``layout.RECORDS``) is sealed JSON (it holds its own s
 the job's start-up seconds and which runs it fitted, and one object per run with its
 identity (dataset, backbone, cls, class_name, preprocessing), task (n_train, n_test,
 n_anomalous), backbone (backbone_model, weights) and the record of
-:func:`cap.benchmark.runs.make_run` (setting key, method, seed, settings, AUROC, ...)
+:func:`cap.evaluation.runs.make_run` (setting key, method, seed, settings, AUROC, ...)
 and the digests of its scores and maps, which every reader of those files checks.
 Its *scores* file (``layout.SCORES``) is a gzipped CSV, one row per (run, test image).
 On a dataset with defect masks, its *maps* file (``layout.MAPS``, NumPy ``.npz``) holds
@@ -13,7 +13,7 @@ each localizing run's anomaly maps (M, h, w) on the detector's grid, under
 :func:`map_name`, and the test ``ids`` in their row order.
 
 Runs are named by their settings' content keys; the runs table gives each the label
-of its variant (:meth:`cap.benchmark.planning.Plan.run_labels`).
+of its variant (the workflow's planning names them).
 """
 
 from __future__ import annotations
@@ -27,12 +27,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from cap.benchmark.cache import fingerprint
-from cap.benchmark.layout import map_name
+from cap.evaluation.cache import fingerprint
+from cap.metrics.image import METRICS, score_metrics
+from cap.metrics.localization import PIXEL_METRICS, pixel_metrics
 from cap.utils.errors import DataError
 from cap.utils.io import atomic_path, seal, unseal, write_json_atomic
-from cap.utils.localization import PIXEL_METRICS, pixel_metrics
-from cap.utils.metrics import METRICS, score_metrics
 
 #: Columns of a batch's score file.
 SCORE_COLUMNS: tuple[str, ...] = ("setting", "seed", "id", "label", "is_anomaly", "score")
@@ -43,11 +42,16 @@ IDENTITY_COLUMNS: tuple[str, ...] = (
     "preprocessing", "backbone_model", "weights", "n_train", "n_test", "n_anomalous", "chaotic",
 )  # fmt: skip
 MEASURE_COLUMNS: tuple[str, ...] = (*METRICS, *PIXEL_METRICS, "fit_s", "score_s")
-#: A run record's digests of its scores and maps (:func:`cap.benchmark.cache.fingerprint`).
+#: A run record's digests of its scores and maps (:func:`cap.evaluation.cache.fingerprint`).
 SCORES_DIGEST = "scores_sha256"
 MAPS_DIGEST = "maps_sha256"
 #: Order of the runs in every table.
 SORT_COLUMNS: tuple[str, ...] = ("dataset", "backbone", "cls", "variant", "seed")
+
+
+def map_name(setting: str, seed: int) -> str:
+    """A run's entry in a maps file."""
+    return f"{setting}.seed{seed}"
 
 
 def write_batch(

@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from cap.benchmark.embeddings import Embeddings, load_embeddings
+from cap.evaluation.embeddings import Embeddings, load_embeddings
 from cap.utils.errors import ConfigError, DataError
 
 if TYPE_CHECKING:
-    from cap.benchmark.jobs import TaskSpec
+    from cap.evaluation.jobs import TaskSpec
 
 
 @dataclass(frozen=True)

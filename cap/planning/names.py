@@ -13,8 +13,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from cap.benchmark import layout
-from cap.benchmark.planning.config import Config
+from cap.planning import layout
+from cap.planning.config import Config
 from cap.utils.errors import ConfigError
 
 #: Letters, digits, ``_``, ``-`` and ``.``; not starting with ``.``, no ``..``: one path

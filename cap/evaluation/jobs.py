@@ -258,7 +258,7 @@ def read_spec(kind: type[Spec], path: str | os.PathLike[str]) -> Spec:
             raise ConfigError(
                 f"{path} {problem}: a job runs the spec its plan wrote. Delete the file to let "
                 "the workflow write it again; for other settings, add a variant to the config "
-                "(a spec written by hand needs its sha256: cap.benchmark.jobs.write_spec)"
+                "(a spec written by hand needs its sha256: cap.evaluation.jobs.write_spec)"
             )
     return from_dict(kind, payload, where=str(path))
 

@@ -4,7 +4,7 @@ scored on the whole test split.
 
 The workflow's ``evaluate`` job makes every run of one class and bank in one process
 (``cap evaluate``); its ``train`` job fits a run whose model a figure draws (``cap
-train``). Both describe each run by a :class:`cap.benchmark.jobs.RunSpec`.
+train``). Both describe each run by a :class:`cap.evaluation.jobs.RunSpec`.
 """
 
 from __future__ import annotations
@@ -20,10 +20,6 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from cap.benchmark.cache import RunCache, code_digest, fingerprint, run_key
-from cap.benchmark.jobs import RunSpec, TaskSpec
-from cap.benchmark.neighbors import Neighbors, load_neighbors
-from cap.benchmark.protocol import OneClassTask, load_task
 from cap.detectors import (
     BaseDetector,
     KNNDetector,
@@ -31,9 +27,13 @@ from cap.detectors import (
     detector_class,
     make_detector,
 )
+from cap.evaluation.cache import RunCache, code_digest, fingerprint, run_key
+from cap.evaluation.jobs import RunSpec, TaskSpec
+from cap.evaluation.neighbors import Neighbors, load_neighbors
+from cap.evaluation.protocol import OneClassTask, load_task
+from cap.metrics.image import score_metrics
+from cap.metrics.localization import map_maxima, pixel_metrics
 from cap.utils.errors import ConfigError, DataError
-from cap.utils.localization import map_maxima, pixel_metrics
-from cap.utils.metrics import score_metrics
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +83,7 @@ def load_run_inputs(
     patch_maps: bool = False,
 ) -> tuple[RunInputs, Any]:
     """A job's inputs, and the test embeddings (with their attributes and feature maps as
-    :func:`cap.benchmark.protocol.load_task` reads them; ``patch_maps``: both splits'
+    :func:`cap.evaluation.protocol.load_task` reads them; ``patch_maps``: both splits'
     patch layers, for patch-level methods)."""
     task, test = load_task(spec, feature_maps=feature_maps, patch_maps=patch_maps)
     inputs = RunInputs(
@@ -174,7 +174,7 @@ def localize(detector: BaseDetector, task: OneClassTask, neighbors: Neighbors) -
 
 
 def cache_key(detector: BaseDetector, spec: RunSpec, inputs: RunInputs) -> str:
-    """The run's content key (:mod:`cap.benchmark.cache`): the neighbours count only for
+    """The run's content key (:mod:`cap.evaluation.cache`): the neighbours count only for
     the detectors that read them, as many columns as they read; patch layers, masks and
     feature maps only for the runs that read them."""
     data = [inputs.provenance["bank_sha256"], inputs.test_fingerprint]

@@ -5,10 +5,10 @@ decisions into the typed spec of each ``cap`` job. Both are pure functions of th
 validated config, without Snakemake.
 """
 
-from cap.benchmark.planning.plan import Batch, Plan
-from cap.benchmark.planning.references import ConfigReferenceError, check_references
-from cap.benchmark.planning.steps import Steps
-from cap.benchmark.planning.targets import Run
-from cap.benchmark.planning.variants import Setting
+from cap.planning.plan import Batch, Plan
+from cap.planning.references import ConfigReferenceError, check_references
+from cap.planning.steps import Steps
+from cap.planning.targets import Run
+from cap.planning.variants import Setting
 
 __all__ = ["Batch", "ConfigReferenceError", "Plan", "Run", "Setting", "Steps", "check_references"]

@@ -10,7 +10,7 @@ Runs are made in *batches*, one ``evaluate`` job each: every run of one class an
 A batch is named by its class and bank alone, and its runs by their settings' content
 keys, so that re-saving the config with its keys in another order or adding a table
 over existing variants changes no job, and a new variant reruns its classes' jobs,
-which find every other run in the run cache (:mod:`cap.benchmark.cache`).
+which find every other run in the run cache (:mod:`cap.evaluation.cache`).
 """
 
 from __future__ import annotations
@@ -23,15 +23,15 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from cap.benchmark import layout
-from cap.benchmark.jobs import KEY_PATTERN, ClaimsJob, ReportJob
-from cap.benchmark.planning.config import Config
-from cap.benchmark.planning.config import Dataset as DatasetConfig
-from cap.benchmark.planning.names import check_names
-from cap.benchmark.planning.references import MODEL_FIGURES, check_references
-from cap.benchmark.planning.targets import Run, Targets
-from cap.benchmark.planning.variants import Setting, Variants
 from cap.data import DATASETS as DATASET_REGISTRY
+from cap.evaluation.jobs import KEY_PATTERN, ClaimsJob, ReportJob
+from cap.planning import layout
+from cap.planning.config import Config
+from cap.planning.config import Dataset as DatasetConfig
+from cap.planning.names import check_names
+from cap.planning.references import MODEL_FIGURES, check_references
+from cap.planning.targets import Run, Targets
+from cap.planning.variants import Setting, Variants
 from cap.utils.errors import ConfigError
 from cap.utils.resources import first_existing, tree_version
 
@@ -46,7 +46,7 @@ class Batch:
     bank: str  # "all", or the bank size N
 
     def path(self, pattern: str) -> str:
-        """``pattern`` (a :mod:`cap.benchmark.layout` path) filled with this batch."""
+        """``pattern`` (a :mod:`cap.planning.layout` path) filled with this batch."""
         return pattern.format(
             dataset=self.dataset, backbone=self.backbone, cls=self.cls, bank=self.bank
         )
@@ -251,7 +251,7 @@ class Plan:
 
     def final_outputs(self) -> list[str]:
         """What ``snakemake all`` builds: the tables and figures, the outputs of the
-        once-rules that are targets (:data:`cap.benchmark.layout.RULES`: the runs and
+        once-rules that are targets (:data:`cap.planning.layout.RULES`: the runs and
         claims tables, the report, the leaderboard where the config ranks a table), and
         every batch's scores (no later step reads them, so that a deleted scores file is
         made again)."""

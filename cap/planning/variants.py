@@ -17,9 +17,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from cap.benchmark.jobs import setting_key
-from cap.benchmark.planning.config import Config
 from cap.detectors import detector_class
+from cap.evaluation.jobs import setting_key
+from cap.planning.config import Config
 from cap.utils.errors import ConfigError
 
 #: The seed is the run's, not the setting's.

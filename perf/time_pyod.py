@@ -10,7 +10,7 @@ on tiny data (imports and numba's compilation are not timed); one that takes ove
 ``--limit`` seconds is stopped and reported as too slow. The default list takes a
 few minutes on 2 CPU cores.
 
-    python benchmarks/bench_pyod.py [--bank 5000] [--dim 1280] [--test 10000] \
+    python perf/time_pyod.py [--bank 5000] [--dim 1280] [--test 10000] \
         [--limit 120] [--threads 1] [--methods ECOD IForest dn2 ...]
 """
 

@@ -1,10 +1,10 @@
 """Embedding throughput: the full pipeline (decode, preprocess, DataLoader, backbone, HDF5)
 against the backbone's bare forward on pre-made input tensors, for each backbone kind.
 
-    python benchmarks/bench_embed.py      # MobileNetV2, its bird twin and MobileNetV1
+    python perf/time_embed.py      # MobileNetV2, its bird twin and MobileNetV1
                                           # (TFLite), ShuffleNetV2 (ONNX),
                                           # EfficientNet-Lite0 (timm), ResNet-152
-    python benchmarks/bench_embed.py --backbones efficientnet_lite0 --compile \
+    python perf/time_embed.py --backbones efficientnet_lite0 --compile \
         --data ../shared/data/cifar10-jpg.zip
 
 The data pipeline should not be the bottleneck: aim for a pipeline/bare ratio ≥ 0.8.
@@ -27,9 +27,9 @@ from PIL import Image
 
 from cap.backbones import build_backbone
 from cap.backbones.base import Backbone
-from cap.benchmark.embeddings import extract_embeddings
 from cap.data import load_dataset
 from cap.data.base import ImageDataset
+from cap.evaluation.embeddings import extract_embeddings
 from cap.utils.resources import PackageFile, package_file
 
 MODELS = Path(__file__).resolve().parents[2] / "shared" / "models"
