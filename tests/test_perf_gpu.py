@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "time_gpu.py"
+SCRIPT = Path(__file__).resolve().parents[1] / "perf" / "time_gpu.py"
 
 
 @pytest.fixture(scope="module")
