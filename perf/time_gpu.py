@@ -69,8 +69,8 @@ from cap.detectors.cap_training import (
     float32_matmul_precision,
 )
 from cap.evaluation.records import read_runs_table
-from cap.planning import Plan, layout
 from cap.utils.torch_io import resolve_device
+from cap.workflow import Plan, layout
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -47,7 +47,7 @@ import yaml
 
 from cap.evaluation.embeddings import Embeddings, save_embeddings
 from cap.evaluation.records import read_runs_table
-from cap.planning import layout
+from cap.workflow import layout
 
 REPO = Path(__file__).resolve().parents[1]
 PAPER_CONFIG = REPO / "config" / "config.yaml"

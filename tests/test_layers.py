@@ -17,7 +17,7 @@ LAYERS = {
     "backbones": 3,
     "evaluation": 4,
     "reporting": 5,
-    "planning": 6,
+    "workflow": 6,
     "cli": 7,
 }
 
@@ -66,7 +66,7 @@ def test_planning_imports_no_torch():
     import sys
 
     code = (
-        "import sys, cap.planning, cap.backbones, cap.data; "
+        "import sys, cap.workflow, cap.backbones, cap.data; "
         "print(sorted(m for m in ('torch', 'torchvision', 'timm') if m in sys.modules))"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

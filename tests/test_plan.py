@@ -13,10 +13,10 @@ import yaml
 from workflow_helpers import SCHEMA, validated
 
 from cap.evaluation import jobs
-from cap.planning import Batch, ConfigReferenceError, Plan, Run, Steps, layout
-from cap.planning.variants import detector_defaults
 from cap.reporting.tables import TABLE_SUFFIXES
 from cap.utils.errors import ConfigError
+from cap.workflow import Batch, ConfigReferenceError, Plan, Run, Steps, layout
+from cap.workflow.variants import detector_defaults
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -1,4 +1,4 @@
-"""The table of rules (cap.planning.layout.RULES) and every list derived from it: the
+"""The table of rules (cap.workflow.layout.RULES) and every list derived from it: the
 workflow's rules with their placement and threads, the spec writers, the `cap` command's
 sub-commands, the SLURM profile, the job files' patterns."""
 
@@ -12,7 +12,7 @@ import yaml
 from assets import REPO
 
 from cap.cli import COMMAND_MODULES, build_parser
-from cap.planning import layout
+from cap.workflow import layout
 
 PROFILE = REPO / "workflow" / "profiles" / "slurm" / "config.yaml"
 

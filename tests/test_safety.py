@@ -18,10 +18,10 @@ from data_fixtures import make_image_folder, write_image
 from workflow_helpers import smoke_config, snakemake, validated, write_config
 
 from cap.evaluation import jobs
-from cap.planning import Plan, Steps, layout
-from cap.planning.names import UnsafeNameError
 from cap.utils.errors import ConfigError
 from cap.utils.io import DIGEST_FIELD
+from cap.workflow import Plan, Steps, layout
+from cap.workflow.names import UnsafeNameError
 
 REPO = Path(__file__).resolve().parents[1]
 INJECTION = "r$(touch PWNED)"

@@ -20,7 +20,7 @@ import pytest
 from assets import REPO, needs_offline_assets
 from workflow_helpers import auroc_records, smoke_config, snakemake_command, write_config
 
-from cap.planning import layout
+from cap.workflow import layout
 
 pytestmark = [pytest.mark.slurm, needs_offline_assets]
 

@@ -25,8 +25,8 @@ from workflow_helpers import (
 )
 
 from cap.evaluation.records import read_runs_table
-from cap.planning import Plan, layout
 from cap.reporting.tables import read_table
+from cap.workflow import Plan, layout
 
 
 def paper_config() -> dict:

@@ -1,6 +1,6 @@
 """The ``cap`` command line: one sub-command per `cap` step of the workflow, and ``verify``.
 
-The steps are those of :data:`cap.planning.layout.RULES` that read a spec; each lives in
+The steps are those of :data:`cap.workflow.layout.RULES` that read a spec; each lives in
 its own module ``cap.cli.<step>``, which gives its ``SUMMARY`` line, its ``run(args)``
 handler and, where it has options beside its spec file, ``add_arguments(parser)``. The
 Snakemake rules call these sub-commands, so the workflow stays a thin layer over the
@@ -17,8 +17,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from cap.planning.layout import RULE, SPEC_STEPS
 from cap.utils.errors import CapError
+from cap.workflow.layout import RULE, SPEC_STEPS
 
 if TYPE_CHECKING:
     from cap.evaluation.cache import RunCache

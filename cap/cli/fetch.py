@@ -6,8 +6,8 @@ import argparse
 from pathlib import Path
 
 from cap.evaluation.jobs import FetchJob, read_spec
-from cap.planning.layout import RESOURCES
 from cap.utils.errors import ConfigError
+from cap.workflow.layout import RESOURCES
 
 SUMMARY = "link a local dataset/weight file into resources/, else download it"
 

@@ -1,7 +1,7 @@
 # Config validation, wildcard constraints and the input functions of the workflow.
-# Every decision is made by cap.planning (unit-tested) from the config typed
+# Every decision is made by cap.workflow (unit-tested) from the config typed
 # once (Plan(config)); every rule's placement, threads and GPU slot come from the table
-# of rules, cap.planning.layout.RULES. These wrappers only hand the plan the wildcards.
+# of rules, cap.workflow.layout.RULES. These wrappers only hand the plan the wildcards.
 import dataclasses
 import os
 import shlex
@@ -11,10 +11,10 @@ import sys
 from snakemake.utils import validate
 from snakemake_interface_executor_plugins.settings import DeploymentMethod
 
-from cap.planning import layout
+from cap.workflow import layout
 from cap.evaluation.jobs import check_unedited, spec_data
-from cap.planning.layout import RULE
-from cap.planning import Plan, Steps
+from cap.workflow.layout import RULE
+from cap.workflow import Plan, Steps
 from cap.reporting.paper import check_paper_results
 
 validate(config, schema="../schemas/config.schema.yaml")

@@ -4,12 +4,12 @@ from pathlib import Path
 
 from cap.evaluation.jobs import ReportJob, from_dict
 from cap.evaluation.records import read_runs_table
-from cap.planning import layout
 from cap.reporting.claims import read_claims
 from cap.reporting.paper import load_paper_results
 from cap.reporting.provenance import backbone_weights
 from cap.reporting.report import ReportInputs, write_report
 from cap.utils.logs import log_to
+from cap.workflow import layout
 
 log_to(snakemake.log[0])
 

@@ -19,8 +19,8 @@ from typing import Any
 
 from cap.detectors import detector_class
 from cap.evaluation.jobs import setting_key
-from cap.planning.config import Config
 from cap.utils.errors import ConfigError
+from cap.workflow.config import Config
 
 #: The seed is the run's, not the setting's.
 RUN_PARAMETERS: frozenset[str] = frozenset({"seed"})

@@ -2,7 +2,7 @@
 
 A *target* is a table (by its name) or a figure kind (``fig_<kind>``); ``snakemake
 <target>`` builds it alone. A *run* is one (dataset, backbone, class, bank, setting,
-seed); its setting is a content key (:mod:`cap.planning.variants`).
+seed); its setting is a content key (:mod:`cap.workflow.variants`).
 """
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from cap.planning import layout
-from cap.planning.config import ClassId, Config, Figure, Table
-from cap.planning.references import MODEL_FIGURES, ConfigReferenceError
-from cap.planning.variants import Variants
+from cap.workflow import layout
+from cap.workflow.config import ClassId, Config, Figure, Table
+from cap.workflow.references import MODEL_FIGURES, ConfigReferenceError
+from cap.workflow.variants import Variants
 
 
 @dataclass(frozen=True, order=True)
@@ -31,7 +31,7 @@ class Run:
     seed: int
 
     def path(self, pattern: str) -> str:
-        """``pattern`` (a :mod:`cap.planning.layout` path) filled with this run."""
+        """``pattern`` (a :mod:`cap.workflow.layout` path) filled with this run."""
         return pattern.format(**asdict(self))
 
 

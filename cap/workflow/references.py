@@ -12,9 +12,9 @@ from collections.abc import Iterable, Mapping
 from cap.backbones import backbone_options
 from cap.data import DATASETS as DATASET_REGISTRY
 from cap.detectors import detector_class
-from cap.planning.config import Backbone, Config, Dataset, Figure, Variant
 from cap.utils.errors import ConfigError
 from cap.utils.resources import check_package_file
+from cap.workflow.config import Backbone, Config, Dataset, Figure, Variant
 
 #: Figure kinds that draw a trained model (its first seed), not only histories.
 MODEL_FIGURES: tuple[str, ...] = ("attention", "anomaly_maps")

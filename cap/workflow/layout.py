@@ -105,7 +105,7 @@ class Rule:
     runtime: int = 60  # minutes a cluster job asks for
     outputs: Mapping[str, str] = field(default_factory=dict)  # a once-rule's named outputs
     final: str | None = None  # a once-rule's outputs are targets of `all`: "always", or
-    #  while this config key (dotted, of cap.planning.config.Config) is set
+    #  while this config key (dotted, of cap.workflow.config.Config) is set
 
 
 #: The workflow's rules, in the order of its steps.

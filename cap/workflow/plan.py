@@ -25,15 +25,15 @@ from typing import Any
 
 from cap.data import DATASETS as DATASET_REGISTRY
 from cap.evaluation.jobs import KEY_PATTERN, ClaimsJob, ReportJob
-from cap.planning import layout
-from cap.planning.config import Config
-from cap.planning.config import Dataset as DatasetConfig
-from cap.planning.names import check_names
-from cap.planning.references import MODEL_FIGURES, check_references
-from cap.planning.targets import Run, Targets
-from cap.planning.variants import Setting, Variants
 from cap.utils.errors import ConfigError
 from cap.utils.resources import first_existing, tree_version
+from cap.workflow import layout
+from cap.workflow.config import Config
+from cap.workflow.config import Dataset as DatasetConfig
+from cap.workflow.names import check_names
+from cap.workflow.references import MODEL_FIGURES, check_references
+from cap.workflow.targets import Run, Targets
+from cap.workflow.variants import Setting, Variants
 
 
 @dataclass(frozen=True, order=True)
@@ -46,7 +46,7 @@ class Batch:
     bank: str  # "all", or the bank size N
 
     def path(self, pattern: str) -> str:
-        """``pattern`` (a :mod:`cap.planning.layout` path) filled with this batch."""
+        """``pattern`` (a :mod:`cap.workflow.layout` path) filled with this batch."""
         return pattern.format(
             dataset=self.dataset, backbone=self.backbone, cls=self.cls, bank=self.bank
         )
@@ -251,7 +251,7 @@ class Plan:
 
     def final_outputs(self) -> list[str]:
         """What ``snakemake all`` builds: the tables and figures, the outputs of the
-        once-rules that are targets (:data:`cap.planning.layout.RULES`: the runs and
+        once-rules that are targets (:data:`cap.workflow.layout.RULES`: the runs and
         claims tables, the report, the leaderboard where the config ranks a table), and
         every batch's scores (no later step reads them, so that a deleted scores file is
         made again)."""

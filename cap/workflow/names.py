@@ -13,9 +13,9 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from cap.planning import layout
-from cap.planning.config import Config
 from cap.utils.errors import ConfigError
+from cap.workflow import layout
+from cap.workflow.config import Config
 
 #: Letters, digits, ``_``, ``-`` and ``.``; not starting with ``.``, no ``..``: one path
 #: component that is neither hidden nor a parent, and one shell word without quoting.

@@ -18,9 +18,9 @@ from cap.evaluation.jobs import (
     TrainJob,
 )
 from cap.evaluation.records import map_name
-from cap.planning import layout
-from cap.planning.plan import Batch, Plan
-from cap.planning.targets import Run
+from cap.workflow import layout
+from cap.workflow.plan import Batch, Plan
+from cap.workflow.targets import Run
 
 
 class Steps:
