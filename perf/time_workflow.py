@@ -47,7 +47,7 @@ import yaml
 
 from cap.evaluation.embeddings import Embeddings, save_embeddings
 from cap.evaluation.records import read_runs_table
-from cap.workflow import layout
+from cap.workflow import layout, registry
 
 REPO = Path(__file__).resolve().parents[1]
 PAPER_CONFIG = REPO / "config" / "config.yaml"
@@ -153,7 +153,7 @@ def run_workflow(workdir: Path, config: dict[str, Any], cores: int) -> float:
 def job_times(workdir: Path) -> pd.DataFrame:
     """One row per job: its rule, its log's id, its seconds and peak memory."""
     rows = []
-    for rule, _, path in layout.find_job_files("timings", workdir):
+    for rule, _, path in registry.find_job_files("timings", workdir):
         measured = pd.read_csv(path, sep="\t").iloc[0]
         rows.append({
             "rule": rule,
@@ -165,9 +165,9 @@ def job_times(workdir: Path) -> pd.DataFrame:
 
 
 def startup_times(workdir: Path) -> pd.Series:
-    """Each cap job's start-up seconds, from the line `cap.cli.log_startup` writes to its log."""
+    """Each cap job's start-up seconds, from the line `log_startup` writes to its log."""
     seconds = {}
-    for _, _, path in layout.find_job_files("logs", workdir):
+    for _, _, path in registry.find_job_files("logs", workdir):
         found = re.search(r"start-up ([\d.]+) s", path.read_text())
         if found:
             job = str(path.relative_to(workdir / "results" / "logs").with_suffix(""))

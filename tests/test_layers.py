@@ -47,7 +47,7 @@ MODULES = sorted(p.relative_to(PACKAGE).as_posix() for p in PACKAGE.glob("*/**/*
 
 def test_a_module_importing_upwards_is_caught():
     assert LAYERS["detectors"] < LAYERS["evaluation"]
-    assert "evaluation" in imported_packages(PACKAGE / "cli" / "evaluate.py")
+    assert "evaluation" in imported_packages(PACKAGE / "workflow" / "steps" / "evaluate.py")
 
 
 @pytest.mark.parametrize("module", MODULES)

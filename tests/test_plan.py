@@ -7,6 +7,7 @@ import copy
 import dataclasses
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -15,7 +16,8 @@ from workflow_helpers import SCHEMA, validated
 from cap.evaluation import jobs
 from cap.reporting.tables import TABLE_SUFFIXES
 from cap.utils.errors import ConfigError
-from cap.workflow import Batch, ConfigReferenceError, Plan, Run, Steps, layout
+from cap.workflow import Batch, ConfigReferenceError, Plan, Run, Steps, layout, registry
+from cap.workflow.figures import FIGURE_KINDS
 from cap.workflow.variants import detector_defaults
 
 REPO = Path(__file__).resolve().parents[1]
@@ -34,6 +36,14 @@ def paper_config() -> dict:
 @pytest.fixture(scope="module")
 def paper_plan(paper_config) -> Plan:
     return Plan(paper_config)
+
+
+def figure_job(
+    plan: Plan, kind: str, wildcards: dict[str, str], what: str = "params"
+) -> dict[str, Any]:
+    """The params (or inputs) of the job of the ``kind`` figure behind ``wildcards``."""
+    planned = getattr(FIGURE_KINDS[kind], what)
+    return dict(planned(Steps(plan), plan.targets.find_figure(kind, wildcards)))
 
 
 def key(plan: Plan, dataset: str, variant: str) -> str:
@@ -131,10 +141,11 @@ def test_figures_need_every_seed_of_their_variants_on_their_class(paper_config):
     cap = run(plan, "cifar10", "1", "cap")
     assert plan.targets.runs("fig_attention") == [cap, dataclasses.replace(cap, seed=1)]
     attention = {"dataset": "cifar10", "backbone": "resnet152", "cls": "1", "variant": "cap"}
-    assert plan.targets.figure_run("attention", attention) == cap  # its first seed's model
-    curves = plan.targets.curve_specs(
-        "score_curves", {"dataset": "cifar10", "backbone": "resnet152", "cls": "2"}
-    )
+    inputs = figure_job(plan, "attention", attention, "inputs")
+    assert inputs["model"] == cap.path(layout.MODEL)  # its first seed's model
+    curves = figure_job(
+        plan, "score_curves", {"dataset": "cifar10", "backbone": "resnet152", "cls": "2"}
+    )["curves"]
     assert [c["label"] for c in curves] == ["0", "0.1", "1", "2", "10", "100"]
     names = ["lam0", "lam0.1", "lam1", "cap", "lam10", "lam100"]
     assert [c["settings"] for c in curves] == [[key(plan, "cifar10", n)] for n in names]
@@ -227,7 +238,7 @@ def test_bank_sizes_get_their_own_neighbours_batches_and_runs(paper_config):
     batch = plan.batch_of(run(plan, "cifar10", "3", "cap_n200"))
     assert batch == Batch("cifar10", "resnet152", "3", "200")
     assert {plan.setting_of(r).method for r in plan.batch_runs(batch)} == {"cap", "no_adaptation"}
-    job = Steps(plan).evaluate_job(batch)
+    job = Steps(plan).spec("evaluate", batch.wildcards())
     assert job.task.bank_size == 200 and job.neighbors.endswith("/3/200.h5")
     assert plan.k_max("cifar10", "200") == 32
     bad = copy.deepcopy(config)
@@ -256,7 +267,7 @@ def test_bank_curves_need_every_size_of_every_method_on_their_classes(paper_conf
         (c, key(plan, "cifar10", v)) for c in ("0", "8") for v in names
     }
     wildcards = {"dataset": "cifar10", "backbone": "resnet152", "name": "sizes"}
-    assert plan.targets.curve_specs("bank_curves", wildcards)[1] == {
+    assert figure_job(plan, "bank_curves", wildcards)["curves"][1] == {
         "label": "NA",
         "settings": [key(plan, "cifar10", "na_n200"), key(plan, "cifar10", "no_adaptation")],
         "seeds": [0],
@@ -315,7 +326,7 @@ def test_only_selects_datasets_and_methods_everywhere(paper_config):
 
 def test_an_evaluate_spec_carries_every_run_with_its_settings(paper_plan):
     steps = Steps(paper_plan)
-    job = steps.evaluate_job(Batch("mvtec", "wide_resnet50_2", "bottle", "all"))
+    job = steps.spec("evaluate", Batch("mvtec", "wide_resnet50_2", "bottle", "all").wildcards())
     assert job.task.normal_class is None and job.task.backbone == "wide_resnet50_2"
     assert job.identity == jobs.Identity("mvtec", "wide_resnet50_2", "bottle")
     assert job.clip_k and job.cache == layout.RUN_CACHE
@@ -325,18 +336,40 @@ def test_an_evaluate_spec_carries_every_run_with_its_settings(paper_plan):
     assert caps[0].settings["k"] == 4 and caps[0].settings["lr_decay"] == 0.9
     assert steps.task(Batch("cifar10", "resnet152", "3", "all")).normal_class == 3
     cifar = Batch("cifar10", "resnet152", "0", "all")
-    assert not steps.evaluate_job(cifar).clip_k and not steps.neighbors_job(cifar).clip_k
-    assert steps.neighbors_job(Batch("mvtec", "wide_resnet50_2", "toothbrush", "all")).clip_k
+    assert (
+        not steps.spec("evaluate", cifar.wildcards()).clip_k
+        and not steps.spec("neighbors", cifar.wildcards()).clip_k
+    )
+    assert steps.spec(
+        "neighbors", Batch("mvtec", "wide_resnet50_2", "toothbrush", "all").wildcards()
+    ).clip_k
 
 
 def test_specs_round_trip_through_their_files(paper_plan, tmp_path):
     steps = Steps(paper_plan)
     cases = [
-        (jobs.FetchJob, steps.fetch_job("cifar10")),
-        (jobs.EmbedJob, steps.embed_job("mvtec", "wide_resnet50_2", "bottle", "test")),
-        (jobs.NeighborsJob, steps.neighbors_job(Batch("cifar10", "resnet152", "0", "all"))),
-        (jobs.TrainJob, steps.train_job(run(paper_plan, "cifar10", "1", "cap"))),
-        (jobs.EvaluateJob, steps.evaluate_job(Batch("cifar10", "resnet152", "0", "all"))),
+        (jobs.FetchJob, steps.spec("fetch", {"resource": "cifar10"})),
+        (
+            jobs.EmbedJob,
+            steps.spec(
+                "embed",
+                {
+                    "dataset": "mvtec",
+                    "backbone": "wide_resnet50_2",
+                    "subset": "bottle",
+                    "split": "test",
+                },
+            ),
+        ),
+        (
+            jobs.NeighborsJob,
+            steps.spec("neighbors", Batch("cifar10", "resnet152", "0", "all").wildcards()),
+        ),
+        (jobs.TrainJob, steps.spec("train", run(paper_plan, "cifar10", "1", "cap").wildcards())),
+        (
+            jobs.EvaluateJob,
+            steps.spec("evaluate", Batch("cifar10", "resnet152", "0", "all").wildcards()),
+        ),
     ]
     for kind, spec in cases:
         jobs.write_spec(tmp_path / "spec.json", spec)
@@ -360,10 +393,23 @@ def test_embed_specs_follow_the_dataset_entry(paper_config):
     config = copy.deepcopy(paper_config)
     config["datasets"]["cifar10"]["preprocessing"] = "torchvision"
     steps = Steps(Plan(config))
-    job = steps.embed_job("cifar10", "resnet152", "all", "train")
+    job = steps.spec(
+        "embed", {"dataset": "cifar10", "backbone": "resnet152", "subset": "all", "split": "train"}
+    )
     assert job.preprocessing == "torchvision" and job.category is None
     assert job.out == "results/embeddings/cifar10/resnet152/all/train.h5"
-    assert steps.embed_job("mvtec", "wide_resnet50_2", "bottle", "test").category == "bottle"
+    assert (
+        steps.spec(
+            "embed",
+            {
+                "dataset": "mvtec",
+                "backbone": "wide_resnet50_2",
+                "subset": "bottle",
+                "split": "test",
+            },
+        ).category
+        == "bottle"
+    )
 
 
 # ------------------------------------------------------------------ cross-references
@@ -444,8 +490,8 @@ def test_a_table_may_not_take_the_name_of_an_output_or_a_rule(paper_config, name
 def test_the_reserved_names_follow_the_rules():
     """Derived from the registry: every rule (and its spec writer), and the files the
     once-rules write under results/tables/."""
-    reserved = layout.reserved_table_names()
-    assert {rule.name for rule in layout.RULES} <= reserved
+    reserved = registry.reserved_table_names()
+    assert {rule.name for rule in registry.RULES} <= reserved
     assert {"all", "runs", "claims", "leaderboard", "spec_evaluate"} <= reserved
 
 
@@ -549,19 +595,32 @@ def test_a_dataset_with_masks_is_localized_and_keeps_patches_only_where_read(
 ):
     plan, steps = Plan(industrial_config), Steps(Plan(industrial_config))
     batch = Batch("tire_mnv2", "mobilenet_v2", "tire", "all")
-    assert steps.evaluate_job(batch).maps == "results/maps/tire_mnv2/mobilenet_v2/tire/all.npz"
-    assert steps.embed_job("tire_mnv2", "mobilenet_v2", "tire", "train").patch_maps
+    assert (
+        steps.spec("evaluate", batch.wildcards()).maps
+        == "results/maps/tire_mnv2/mobilenet_v2/tire/all.npz"
+    )
+    assert steps.spec(
+        "embed",
+        {"dataset": "tire_mnv2", "backbone": "mobilenet_v2", "subset": "tire", "split": "train"},
+    ).patch_maps
     assert plan.localized_datasets_pattern() == "tire_lite0|tire_mnv2"
     without_patchcore = copy.deepcopy(industrial_config)
     without_patchcore["only"] = {"methods": ["cap", "dn2"]}
     assert (
         not Steps(Plan(without_patchcore))
-        .embed_job("tire_mnv2", "mobilenet_v2", "tire", "test")
+        .spec(
+            "embed",
+            {"dataset": "tire_mnv2", "backbone": "mobilenet_v2", "subset": "tire", "split": "test"},
+        )
         .patch_maps
     )
     cifar = Steps(Plan(paper_config))
-    assert cifar.evaluate_job(Batch("cifar10", "resnet152", "0", "all")).maps is None
-    assert not cifar.embed_job("cifar10", "resnet152", "all", "test").patch_maps
+    assert (
+        cifar.spec("evaluate", Batch("cifar10", "resnet152", "0", "all").wildcards()).maps is None
+    )
+    assert not cifar.spec(
+        "embed", {"dataset": "cifar10", "backbone": "resnet152", "subset": "all", "split": "test"}
+    ).patch_maps
     assert Plan(paper_config).localized_datasets_pattern() == "mvtec"
 
 
@@ -607,10 +666,13 @@ def test_only_narrows_every_target_to_what_it_runs(industrial_config, paper_conf
     claim or once-rule left without runs is dropped from ``all``, never failed."""
     config = copy.deepcopy(industrial_config)
     config["only"] = {"datasets": ["tire_lite0"], "methods": ["patchcore", "no_adaptation"]}
-    plan, steps = Plan(config), Steps(Plan(config))
+    plan = Plan(config)
     (figure,) = plan.targets.figures["localization"]
     wildcards = {"dataset": "tire_lite0", "backbone": "efficientnet_lite0", "cls": "tire"}
-    assert set(steps.localization_columns(wildcards)) == {"patchcore", "no_adaptation"}
+    assert set(figure_job(plan, "localization", wildcards)["columns"]) == {
+        "patchcore",
+        "no_adaptation",
+    }
     assert figure.dataset == "tire_lite0" and "cap" not in figure.variants
     config["only"] = {"datasets": ["tire_lite0"], "methods": ["dn2"]}  # draws no map
     plan = Plan(config)

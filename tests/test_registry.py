@@ -1,10 +1,9 @@
-"""The table of rules (cap.workflow.layout.RULES) and every list derived from it: the
+"""The table of rules (cap.workflow.registry.RULES) and every list derived from it: the
 workflow's rules with their placement and threads, the spec writers, the `cap` command's
 sub-commands, the SLURM profile, the job files' patterns."""
 
 from __future__ import annotations
 
-import importlib
 import re
 
 import pytest
@@ -12,7 +11,10 @@ import yaml
 from assets import REPO
 
 from cap.cli import COMMAND_MODULES, build_parser
-from cap.workflow import layout
+from cap.workflow import registry
+from cap.workflow.figures import FIGURE_KINDS
+from cap.workflow.rule import Rule
+from cap.workflow.steps import STEPS
 
 PROFILE = REPO / "workflow" / "profiles" / "slurm" / "config.yaml"
 
@@ -35,29 +37,30 @@ def workflow():
 
 def test_the_workflow_defines_each_rule_as_the_table_says(workflow):
     rules = {rule.name: rule for rule in workflow.rules}
-    spec_writers = {f"spec_{step}" for step in layout.SPEC_STEPS}
-    targets = {"all", "table1", "table3"} | {f"fig_{kind}" for kind in layout.FIGURES}
-    assert set(rules) == {rule.name for rule in layout.RULES} | spec_writers | targets
-    for rule in layout.RULES:
+    spec_writers = {f"spec_{step}" for step in registry.SPEC_STEPS}
+    targets = {"all", "table1", "table3"} | {f"fig_{kind}" for kind in FIGURE_KINDS}
+    assert set(rules) == {rule.name for rule in registry.RULES} | spec_writers | targets
+    for rule in registry.RULES:
         assert (rule.name in workflow._localrules) == rule.local, rule.name
         assert rules[rule.name].resources["_cores"] == rule.threads, rule.name
     assert spec_writers <= workflow._localrules
 
 
-def test_the_steps_commands_and_job_files_follow_the_table():
-    steps = [rule.name for rule in layout.RULES if rule.spec is not None]
-    assert list(layout.SPEC_STEPS) == steps == ["fetch", "embed", "neighbors", "train", "evaluate"]
-    assert (*steps, "verify") == COMMAND_MODULES
+def test_each_step_has_its_rule_its_command_and_its_spec_writer():
+    """From each step's one declaration: its rule, ``cap <step> SPEC`` describing its spec,
+    its spec writer, and its place in the pipeline."""
+    assert tuple(step.name for step in STEPS) == registry.SPEC_STEPS
+    assert len({step.stage for step in STEPS}) == len(STEPS)
+    assert [rule.name for rule in registry.RULES[: len(STEPS)]] == list(registry.SPEC_STEPS)
     commands = build_parser()._subparsers._group_actions[0].choices
-    for step in steps:
-        module = importlib.import_module(f"cap.cli.{step}")
-        assert module.SUMMARY and callable(module.run), step
-        help_text = commands[step].format_help()
-        assert layout.RULE[step].spec.__name__ in help_text, step
-    assert set(layout.JOB_IDS) == {rule.name for rule in layout.RULES} | {
-        f"spec_{step}" for step in steps
+    assert set(commands) == {*registry.SPEC_STEPS, *COMMAND_MODULES}
+    for step in STEPS:
+        assert registry.RULE[step.name] is step.rule
+        assert step.spec.__name__ in commands[step.name].format_help(), step.name
+    assert set(registry.JOB_IDS) == {rule.name for rule in registry.RULES} | {
+        f"spec_{step}" for step in registry.SPEC_STEPS
     }
-    assert layout.JOB_IDS["spec_evaluate"] == layout.RULE["evaluate"].job
+    assert registry.JOB_IDS["spec_evaluate"] == registry.RULE["evaluate"].job
 
 
 def test_the_slurm_profile_follows_the_table():
@@ -67,13 +70,13 @@ def test_the_slurm_profile_follows_the_table():
         line.lstrip("# ") for line in PROFILE.read_text().splitlines() if line.startswith("#")
     )
     named = set(re.findall(r"\b[a-z_]+\b", comment.split("The local rules run")[1].split(".")[0]))
-    local = {rule.name for rule in layout.RULES if rule.local}
+    local = {rule.name for rule in registry.RULES if rule.local}
     assert local <= named and "spec_" in comment
-    defaults = layout.Rule("default", None)
+    defaults = Rule("default", None)
     assert profile["default-resources"]["mem_mb"] == defaults.mem_mb
     assert profile["default-resources"]["runtime"] == defaults.runtime
-    assert profile["set-threads"] == {r.name: r.threads for r in layout.RULES if r.threads > 1}
-    for rule in layout.RULES:
+    assert profile["set-threads"] == {r.name: r.threads for r in registry.RULES if r.threads > 1}
+    for rule in registry.RULES:
         resources = profile["set-resources"].get(rule.name, {})
         assert resources.get("mem_mb", defaults.mem_mb) == rule.mem_mb, rule.name
         assert resources.get("runtime", defaults.runtime) == rule.runtime, rule.name

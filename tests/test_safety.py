@@ -20,7 +20,7 @@ from workflow_helpers import smoke_config, snakemake, validated, write_config
 from cap.evaluation import jobs
 from cap.utils.errors import ConfigError
 from cap.utils.io import DIGEST_FIELD
-from cap.workflow import Plan, Steps, layout
+from cap.workflow import Plan, Steps, registry
 from cap.workflow.names import UnsafeNameError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -232,7 +232,9 @@ def test_clip_k_lets_a_small_bank_run():
 def evaluate_spec(plan: Plan) -> tuple[str, dict]:
     """The path and planned data of the first evaluate job."""
     batch = plan.batches[0]
-    return batch.path(layout.spec_path("evaluate")), jobs.spec_data(Steps(plan).evaluate_job(batch))
+    return batch.path(registry.spec_path("evaluate")), jobs.spec_data(
+        Steps(plan).spec("evaluate", batch.wildcards())
+    )
 
 
 def edit_setting(path: Path, run: int, name: str, value: object) -> None:
@@ -316,7 +318,19 @@ def test_images_or_weights_changed_in_a_linked_copy_change_the_embed_spec(tmp_pa
 
     def inputs_version() -> str:
         plan = Plan(validated(copy.deepcopy(config)))
-        return Steps(plan).embed_job("cifar10", "mobilenet_v2", "all", "train").inputs_version
+        return (
+            Steps(plan)
+            .spec(
+                "embed",
+                {
+                    "dataset": "cifar10",
+                    "backbone": "mobilenet_v2",
+                    "subset": "all",
+                    "split": "train",
+                },
+            )
+            .inputs_version
+        )
 
     versions = [inputs_version()]
     assert versions[0] == inputs_version()  # the same files: the same spec, nothing re-embeds

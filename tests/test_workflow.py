@@ -26,7 +26,7 @@ from workflow_helpers import (
 
 from cap.evaluation.records import read_runs_table
 from cap.reporting.tables import read_table
-from cap.workflow import Plan, layout
+from cap.workflow import Plan, layout, registry
 
 
 def paper_config() -> dict:
@@ -48,7 +48,7 @@ def test_paper_config_plans_every_job_without_data(tmp_path):
     assert counts["evaluate"] == 10 + 20 + 10  # one per class
     assert counts["localize"] == 15  # MVTec's classes: evaluate with anomaly maps
     assert counts["table"] == 4 and counts["claims"] == 1 and counts["report"] == 1
-    for step in layout.SPEC_STEPS:  # every job of a `cap` step reads its spec file
+    for step in registry.SPEC_STEPS:  # every job of a `cap` step reads its spec file
         twins = counts.get("localize", 0) if step == "evaluate" else 0
         assert counts[f"spec_{step}"] == counts[step] + twins, step
 
@@ -165,7 +165,7 @@ def test_gpu_jobs_take_a_gpu_slot_only_where_a_gpu_is_visible(tmp_path):
 def test_smoke_run_executes_every_rule_and_writes_every_output(smoke_run):
     workdir, _, result = smoke_run
     log = result.stdout + result.stderr
-    for rule in (*LOGGED_RULES, *(f"spec_{step}" for step in layout.SPEC_STEPS)):
+    for rule in (*LOGGED_RULES, *(f"spec_{step}" for step in registry.SPEC_STEPS)):
         assert f"rule {rule}:" in log or f"localrule {rule}:" in log, rule
     records = auroc_records(workdir)
     # CIFAR-10: 2 classes × (cap × 2 seeds, no_adaptation, dn2, k4), lam0 on class 0 (the curves);
@@ -204,7 +204,7 @@ def test_smoke_run_executes_every_rule_and_writes_every_output(smoke_run):
 #: datasets with defect masks (tests/test_localizing_runs.py; CI runs config/industrial.yaml
 #: whole) and the concordance of one dataset's classes on several backbones.
 NOT_IN_SMOKE = {"figure_bank_curves", "localize", "bootstrap", "figure_localization", "concordance"}
-LOGGED_RULES: tuple[str, ...] = tuple(rule for rule in layout.JOB_IDS if rule not in NOT_IN_SMOKE)
+LOGGED_RULES: tuple[str, ...] = tuple(rule for rule in registry.JOB_IDS if rule not in NOT_IN_SMOKE)
 
 
 def assert_every_job_logged(workdir: Path, config: dict) -> None:
@@ -212,17 +212,17 @@ def assert_every_job_logged(workdir: Path, config: dict) -> None:
     batch of the plan; the `cap` steps wrote to their log."""
     validated(config)
     logs = {
-        (rule, tuple(w.items())): path for rule, w, path in layout.find_job_files("logs", workdir)
+        (rule, tuple(w.items())): path for rule, w, path in registry.find_job_files("logs", workdir)
     }
     benchmarks = {
-        (rule, tuple(w.items())) for rule, w, _ in layout.find_job_files("timings", workdir)
+        (rule, tuple(w.items())) for rule, w, _ in registry.find_job_files("timings", workdir)
     }
     assert {rule for rule, _ in logs} == set(LOGGED_RULES)
     assert {job for job in logs if not job[0].startswith("spec_")} == benchmarks
     batches = {tuple(vars(b).items()) for b in Plan(config).batches}
     assert {w for rule, w in logs if rule == "evaluate"} == batches
     for (rule, _), log in logs.items():
-        if rule in layout.SPEC_STEPS:
+        if rule in registry.SPEC_STEPS:
             assert log.stat().st_size > 0, log
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cap.data.base import ImageDataset
+from cap.data.base import SPLITS, ImageDataset
 from cap.data.cifar import CIFAR10_CLASSES, CIFAR100_COARSE_CLASSES, CifarDataset
 from cap.data.fmnist import FMNIST_CLASSES, FashionMNISTDataset
 from cap.data.imagefolder import ImageFolderDataset
@@ -25,7 +25,6 @@ from cap.utils.resources import TORCHVISION_DATASETS, fetch_resource
 
 __all__ = ["DATASETS", "SPLITS", "ImageDataset", "list_classes", "load_dataset"]
 
-SPLITS: tuple[str, ...] = ("train", "test")
 Root = str | os.PathLike[str]
 #: (root, split, category, **options) → one split of the dataset.
 Loader = Callable[..., ImageDataset]

@@ -16,6 +16,8 @@ from PIL import Image
 
 from cap.utils.errors import ConfigError, DataError
 
+#: The splits of every dataset: the normal bank comes from ``train``, scores from ``test``.
+SPLITS: tuple[str, ...] = ("train", "test")
 #: Errors Pillow raises for truncated, corrupt or unsupported image files.
 IMAGE_READ_ERRORS: tuple[type[BaseException], ...] = (
     OSError,

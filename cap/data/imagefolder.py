@@ -13,12 +13,11 @@ from pathlib import Path
 
 from PIL import Image
 
-from cap.data.base import ImageDataset
+from cap.data.base import SPLITS, ImageDataset
 from cap.data.tree import FileTree, ignored
 from cap.utils.errors import DataError
 
 IMAGE_SUFFIXES: frozenset[str] = frozenset({".png", ".jpg", ".jpeg"})
-SPLITS: tuple[str, ...] = ("train", "test")
 LAYOUT = "<root>/{train,test}/<class>/*.{png,jpg,jpeg} (a folder, or a .zip of that layout)"
 
 

@@ -133,6 +133,11 @@ class RunCache:
         return folder / f"{key}.json", folder / f"{key}.npy", folder / f"{key}.maps.npy"
 
 
+def open_cache(folder: str | os.PathLike[str] | None) -> RunCache | None:
+    """The run cache of a job's spec (None: no cache)."""
+    return None if folder is None else RunCache(folder)
+
+
 def _save(path: Path, array: np.ndarray) -> str:
     """Write ``array`` atomically; its :func:`fingerprint`."""
     with atomic_path(path) as temporary, temporary.open("wb") as handle:

@@ -12,12 +12,19 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from cap.data.transforms import DEFAULT_PREPROCESSING
-from cap.reporting.figures import AnomalyMapExample, AttentionExample, anomaly_map
+from cap.reporting.figures import (
+    AnomalyMapExample,
+    AttentionExample,
+    anomaly_map,
+    plot_anomaly_maps,
+    plot_attention,
+)
 from cap.utils.errors import DataError
 
 if TYPE_CHECKING:
@@ -60,15 +67,47 @@ def load_trained_run(
     )
 
 
-def load_figure_run(inputs: Any, params: Any) -> TrainedRun:
-    """The trained run a model figure's job draws, from the job's Snakemake ``inputs``
-    (:data:`RUN_INPUTS`) and its ``params.task`` (a :class:`TaskSpec` as plain data)."""
+def load_figure_run(inputs: Mapping[str, Any], params: Mapping[str, Any]) -> TrainedRun:
+    """The trained run a model figure's job draws, from the job's files (:data:`RUN_INPUTS`)
+    and its ``task`` parameter (a :class:`TaskSpec` as plain data)."""
     from cap.evaluation.jobs import TaskSpec, from_dict
 
     return load_trained_run(
-        **{key: getattr(inputs, key) for key in RUN_INPUTS},
-        task=from_dict(TaskSpec, params.task, where="params.task"),
+        **{key: inputs[key] for key in RUN_INPUTS},
+        task=from_dict(TaskSpec, params["task"], where="params.task"),
     )
+
+
+def draw_attention(inputs: Mapping[str, Any], params: Mapping[str, Any], out: Path) -> None:
+    """Figures 2/7 of a figure job (:mod:`cap.workflow.figures.attention`): nearest normal
+    images and their attention weights, to ``out``.png and .pdf."""
+    run = load_figure_run(inputs, params)
+    options = params["figure"]["options"]
+    examples = attention_examples(
+        run.detector,
+        run.task,
+        run.neighbors,
+        load_images(params["dataset"], "train"),
+        load_images(params["dataset"], "test"),
+        n_examples=options["n_examples"],
+        n_neighbors=options["n_neighbors"],
+    )
+    plot_attention(examples, out)
+
+
+def draw_anomaly_maps(inputs: Mapping[str, Any], params: Mapping[str, Any], out: Path) -> None:
+    """Figures 4/5 of a figure job (:mod:`cap.workflow.figures.anomaly_maps`): anomaly maps
+    over test images (and defect masks), to ``out``.png and .pdf."""
+    run = load_figure_run(inputs, params)
+    examples = anomaly_map_examples(
+        run.detector,
+        run.task,
+        run.neighbors,
+        run.test_embeddings,
+        load_images(params["dataset"], "test"),
+        n_examples=params["figure"]["options"]["n_examples"],
+    )
+    plot_anomaly_maps(examples, out)
 
 
 def load_images(dataset: Mapping[str, Any], split: str) -> ImageDataset:

@@ -16,6 +16,7 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -328,3 +329,32 @@ def save_figure(figure: Figure, out_prefix: str | os.PathLike[str]) -> list[Path
             figure.savefig(temporary, format=extension, dpi=DPI)
         paths.append(path)
     return paths
+
+
+def draw_score_curves(inputs: Mapping[str, Any], params: Mapping[str, Any], out: Path) -> None:
+    """Figures 3/6 of a figure job (:mod:`cap.workflow.figures.score_curves`) from its runs'
+    records: each curve's per-epoch test scores over its seeds, to ``out``.png and .pdf."""
+    from cap.evaluation.records import read_runs
+
+    runs = {(run["setting"], run["seed"]): run for run in read_runs(inputs["records"])}
+    plot_score_curves(
+        {
+            curve["label"]: [runs[curve["settings"][0], seed]["history"] for seed in curve["seeds"]]
+            for curve in params["curves"]
+        },
+        out,
+        title=params["figure"]["title"],
+    )
+
+
+def draw_bank_curves(inputs: Mapping[str, Any], params: Mapping[str, Any], out: Path) -> None:
+    """AUROC against the bank size of a figure job (:mod:`cap.workflow.figures.bank_curves`)
+    from its runs' records, to ``out``.png and .pdf."""
+    from cap.evaluation.records import summarize_records
+
+    plot_bank_curves(
+        summarize_records(inputs["records"]),
+        {curve["label"]: curve["settings"] for curve in params["curves"]},
+        out,
+        title=params["figure"]["title"],
+    )

@@ -154,3 +154,22 @@ def _contour(axes: Any, mask: np.ndarray, colour: str) -> None:
     """The defect's outline (none on a good image)."""
     if mask.any():
         axes.contour(mask, levels=[0.5], colors=colour, linewidths=0.7)
+
+
+def draw_localization(inputs: Mapping[str, Any], params: Mapping[str, Any], out: Path) -> None:
+    """The localization figure of a figure job (:mod:`cap.workflow.figures.localization`):
+    its maps checked against their runs' records, to ``out``.png and .pdf."""
+    from cap.evaluation.embeddings import load_embeddings
+    from cap.evaluation.records import checked_maps, read_maps, read_runs
+    from cap.reporting.figure_examples import load_images
+
+    test = load_embeddings(inputs["test_emb"], feature_maps=False)
+    runs = read_runs([inputs["records"]])
+    examples = localization_examples(
+        checked_maps(read_maps(inputs["maps"]), runs, test.masks, inputs["maps"]),
+        params["columns"],
+        test,
+        load_images(params["dataset"], "test"),
+        n_per_type=params["figure"]["options"]["n_per_type"],
+    )
+    plot_localization(examples, out, title=params["figure"]["title"])

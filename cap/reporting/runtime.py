@@ -13,7 +13,7 @@ import pandas as pd
 
 from cap.reporting.markdown import markdown
 
-#: A job's timing file and its rule, as :func:`cap.workflow.layout.find_job_files` finds it.
+#: A job's timing file and its rule, as :func:`cap.workflow.registry.find_job_files` finds it.
 Timing = tuple[str, str | os.PathLike[str]]
 
 

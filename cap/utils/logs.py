@@ -31,3 +31,16 @@ def _report(kind: type[BaseException], error: BaseException, trace: TracebackTyp
         return
     log.error("unexpected error", exc_info=(kind, error, trace))
     sys.__excepthook__(kind, error, trace)
+
+
+def log_startup() -> float:
+    """Log and return the seconds from the process's creation until now: a job calls it
+    once its imports are done and its inputs read, so that the measurements of the
+    workflow can tell start-up from work."""
+    import time
+
+    import psutil
+
+    seconds = time.time() - psutil.Process().create_time()
+    log.info("start-up %.2f s (imports and inputs)", seconds)
+    return seconds

@@ -5,10 +5,10 @@ decisions into the typed spec of each ``cap`` job. Both are pure functions of th
 validated config, without Snakemake.
 """
 
-from cap.workflow.plan import Batch, Plan
+from cap.workflow.plan import Plan
 from cap.workflow.references import ConfigReferenceError, check_references
 from cap.workflow.steps import Steps
-from cap.workflow.targets import Run
+from cap.workflow.targets import Batch, Run
 from cap.workflow.variants import Setting
 
 __all__ = ["Batch", "ConfigReferenceError", "Plan", "Run", "Setting", "Steps", "check_references"]

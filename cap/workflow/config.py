@@ -118,20 +118,19 @@ class Curve:
 
 @dataclass(frozen=True)
 class Figure:
-    """One configured figure of a kind (attention, score_curves, anomaly_maps,
-    bank_curves, localization); the fields a kind does not use stay at their defaults."""
+    """One configured figure of a kind (:mod:`cap.workflow.figures`): what it draws, which
+    planning reads; the fields its kind does not use stay at their defaults, and the
+    kind's own (how many images, ...) are its drawing's ``options``."""
 
     dataset: str
-    cls: ClassId | None = None  # the normal class drawn (all but bank_curves)
-    variant: str | None = None  # the trained variant drawn (model figures)
-    curves: tuple[Curve, ...] = ()  # the lines (curve figures)
-    classes: tuple[ClassId, ...] | None = None  # bank curves: the panels; None: all
-    name: str | None = None  # bank curves: the file name
+    cls: ClassId | None = None  # the normal class drawn (None: ``classes``)
+    variant: str | None = None  # the trained variant drawn (figures of a model)
+    variants: tuple[str, ...] = ()  # the variants drawn, one column each
+    curves: tuple[Curve, ...] = ()  # the lines, each over variants
+    classes: tuple[ClassId, ...] | None = None  # the panels' classes; None: all
+    name: str | None = None  # the file name, where the kind names its figures so
     title: str = ""
-    n_examples: int | None = None  # model figures: the test images shown
-    n_neighbors: int | None = None  # attention: the neighbours shown per image
-    variants: tuple[str, ...] = ()  # localization: the methods drawn, one column each
-    n_per_type: int | None = None  # localization: the test images shown of each defect type
+    options: Mapping[str, Any] = field(default_factory=dict)  # the kind's own settings
 
 
 @dataclass(frozen=True)
@@ -244,6 +243,12 @@ def _table(entry: Mapping[str, Any]) -> Table:
     )
 
 
+#: The fields of a figure entry that planning reads; the others are its kind's options.
+FIGURE_FIELDS: frozenset[str] = frozenset(
+    {"dataset", "cls", "variant", "variants", "curves", "classes", "name", "title"}
+)
+
+
 def _figure(entry: Mapping[str, Any]) -> Figure:
     curves = tuple(
         Curve(label=curve["label"], variants=tuple(curve.get("variants", [curve.get("variant")])))
@@ -252,13 +257,14 @@ def _figure(entry: Mapping[str, Any]) -> Figure:
     classes = entry.get("classes")
     return Figure(
         **{
-            key: value
-            for key, value in entry.items()
-            if key not in ("curves", "classes", "variants")
+            key: entry[key]
+            for key in ("dataset", "cls", "variant", "name", "title")
+            if key in entry
         },
+        variants=tuple(entry.get("variants", ())),
         curves=curves,
         classes=None if classes is None else tuple(classes),
-        variants=tuple(entry.get("variants", ())),
+        options={key: value for key, value in entry.items() if key not in FIGURE_FIELDS},
     )
 
 

@@ -14,7 +14,7 @@ import re
 from collections.abc import Iterator
 
 from cap.utils.errors import ConfigError
-from cap.workflow import layout
+from cap.workflow import registry
 from cap.workflow.config import Config
 
 #: Letters, digits, ``_``, ``-`` and ``.``; not starting with ``.``, no ``..``: one path
@@ -38,13 +38,13 @@ def check_names(config: Config) -> None:
                 f"{where}: {name!r} is not a safe name ({SAFE_NAME_RULE}): it becomes {use}. "
                 "Rename it in the config"
             )
-    reserved = layout.reserved_table_names()
+    reserved = registry.reserved_table_names()
     for name in config.tables:
-        if name in reserved or name.startswith(layout.FIGURE_TARGET_PREFIX):
+        if name in reserved or name.startswith(registry.FIGURE_TARGET_PREFIX):
             raise ConfigError(
                 f"tables.{name}: {name!r} is taken by the workflow (a rule, a target or a file "
                 f"of results/tables/: {', '.join(sorted(reserved))}, "
-                f"{layout.FIGURE_TARGET_PREFIX}<kind>): rename the table"
+                f"{registry.FIGURE_TARGET_PREFIX}<kind>): rename the table"
             )
 
 
@@ -64,5 +64,7 @@ def _names(config: Config) -> Iterator[tuple[str, object, str]]:
         yield f"variants.{name}", name, "the file name of the figures that draw it"
     for name in config.tables:
         yield f"tables.{name}", name, "the files results/tables/<name>.* and a target rule"
-    for index, figure in enumerate(config.figures.get("bank_curves", ())):
-        yield f"figures.bank_curves[{index}].name", figure.name, "the figure's file name"
+    for kind, figures in config.figures.items():
+        for index, figure in enumerate(figures):
+            if figure.name is not None:
+                yield f"figures.{kind}[{index}].name", figure.name, "the figure's file name"

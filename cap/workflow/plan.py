@@ -18,7 +18,6 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -27,29 +26,14 @@ from cap.data import DATASETS as DATASET_REGISTRY
 from cap.evaluation.jobs import KEY_PATTERN, ClaimsJob, ReportJob
 from cap.utils.errors import ConfigError
 from cap.utils.resources import first_existing, tree_version
-from cap.workflow import layout
+from cap.workflow import layout, registry
 from cap.workflow.config import Config
 from cap.workflow.config import Dataset as DatasetConfig
+from cap.workflow.figures import FIGURE_KINDS
 from cap.workflow.names import check_names
-from cap.workflow.references import MODEL_FIGURES, check_references
-from cap.workflow.targets import Run, Targets
+from cap.workflow.references import check_references
+from cap.workflow.targets import Batch, Run, Targets
 from cap.workflow.variants import Setting, Variants
-
-
-@dataclass(frozen=True, order=True)
-class Batch:
-    """Every run of one class and bank: one ``evaluate`` job."""
-
-    dataset: str
-    backbone: str
-    cls: str
-    bank: str  # "all", or the bank size N
-
-    def path(self, pattern: str) -> str:
-        """``pattern`` (a :mod:`cap.workflow.layout` path) filled with this batch."""
-        return pattern.format(
-            dataset=self.dataset, backbone=self.backbone, cls=self.cls, bank=self.bank
-        )
 
 
 class Plan:
@@ -190,17 +174,23 @@ class Plan:
             return {run for run in self.all_runs if self.setting_of(run).trainable}
         drawn = [
             self.targets.figure_runs(kind, figure)
-            for kind in MODEL_FIGURES
-            for figure in self.targets.figures.get(kind, ())
+            for kind, figures in self.targets.figures.items()
+            if FIGURE_KINDS[kind].needs == "model"
+            for figure in figures
         ]
         return {runs[0] for runs in drawn if runs}
 
     @cached_property
     def monitored_runs(self) -> set[Run]:
-        """Runs whose test scores are recorded after every epoch: those the score curves draw."""
-        if "score_curves" not in self.targets.figures:
-            return set()
-        return set(self.targets.runs("fig_score_curves"))
+        """Runs whose test scores are recorded after every epoch: those the figures of
+        training histories draw."""
+        return {
+            run
+            for kind, figures in self.targets.figures.items()
+            if FIGURE_KINDS[kind].needs == "history"
+            for figure in figures
+            for run in self.targets.figure_runs(kind, figure)
+        }
 
     def run_labels(self, runs: Iterable[Run] | None = None) -> dict[str, dict[str, str]]:
         """Dataset → setting key → the variant label its runs carry in tables."""
@@ -251,7 +241,7 @@ class Plan:
 
     def final_outputs(self) -> list[str]:
         """What ``snakemake all`` builds: the tables and figures, the outputs of the
-        once-rules that are targets (:data:`cap.workflow.layout.RULES`: the runs and
+        once-rules that are targets (:data:`cap.workflow.registry.RULES`: the runs and
         claims tables, the report, the leaderboard where the config ranks a table), and
         every batch's scores (no later step reads them, so that a deleted scores file is
         made again)."""
@@ -265,12 +255,12 @@ class Plan:
             *(batch.path(layout.SCORES) for batch in self.batches),
         ]
 
-    def final_rules(self) -> list[layout.Rule]:
+    def final_rules(self) -> list[registry.Rule]:
         """The once-rules whose outputs ``all`` builds with this config: those always
         built, and those whose config key (``report.leaderboard``) is set."""
         return [
             rule
-            for rule in layout.RULES
+            for rule in registry.RULES
             if rule.final == "always" or (rule.final is not None and self._set(rule.final))
         ]
 
@@ -353,7 +343,9 @@ class Plan:
             "table": _one_of(self.config.tables),
             "split": "train|test",
             "seed": r"\d+",
-            "name": _one_of(figure.name for figure in self.config.figures.get("bank_curves", ())),
+            "name": _one_of(
+                figure.name for figures in self.config.figures.values() for figure in figures
+            ),
             "bank": r"all|\d+",
         }
 

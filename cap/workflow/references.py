@@ -15,11 +15,7 @@ from cap.detectors import detector_class
 from cap.utils.errors import ConfigError
 from cap.utils.resources import check_package_file
 from cap.workflow.config import Backbone, Config, Dataset, Figure, Variant
-
-#: Figure kinds that draw a trained model (its first seed), not only histories.
-MODEL_FIGURES: tuple[str, ...] = ("attention", "anomaly_maps")
-#: Figure kinds whose every variant must train: they draw a model or a training history.
-TRAINED_FIGURES: tuple[str, ...] = (*MODEL_FIGURES, "score_curves")
+from cap.workflow.figures import FIGURE_KINDS
 
 
 class ConfigReferenceError(ConfigError):
@@ -121,15 +117,16 @@ def _check_figures(config: Config) -> None:
             named += [variant for curve in figure.curves for variant in curve.variants]
             named += figure.variants
             _require_each(named, config.variants, f"{where}.variant")
-            if kind in TRAINED_FIGURES:
-                _require_trainable(named, config.variants, where, kind)
-            if kind == "localization":
+            needs = FIGURE_KINDS[kind].needs
+            if needs in ("model", "history"):
+                _require_trainable(named, config.variants, where, needs)
+            if needs == "maps":
                 _require_localizing(figure, config, where)
 
 
 def _require_localizing(figure: Figure, config: Config, where: str) -> None:
-    """A localization figure draws anomaly maps: defect masks to draw them against, and
-    methods that score positions."""
+    """A figure of anomaly maps needs defect masks to draw them against, and methods that
+    score positions."""
     source = config.datasets[figure.dataset].source
     if not DATASET_REGISTRY[source].has_masks:
         raise ConfigReferenceError(
@@ -147,10 +144,10 @@ def _require_localizing(figure: Figure, config: Config, where: str) -> None:
 
 
 def _require_trainable(
-    names: Iterable[str], variants: Mapping[str, Variant], where: str, kind: str
+    names: Iterable[str], variants: Mapping[str, Variant], where: str, needs: str
 ) -> None:
-    """A model or score-curve figure draws what training leaves: a model, a history."""
-    drawn = "a trained model" if kind in MODEL_FIGURES else "a training history"
+    """A figure of a model or of a training history draws what training leaves."""
+    drawn = "a trained model" if needs == "model" else "a training history"
     for name in names:
         method = variants[name].method
         if not detector_class(method).trainable:

@@ -15,7 +15,8 @@ from typing import Any
 
 from cap.workflow import layout
 from cap.workflow.config import ClassId, Config, Figure, Table
-from cap.workflow.references import MODEL_FIGURES, ConfigReferenceError
+from cap.workflow.figures import FIGURE_FORMATS, FIGURE_KINDS
+from cap.workflow.references import ConfigReferenceError
 from cap.workflow.variants import Variants
 
 
@@ -33,6 +34,28 @@ class Run:
     def path(self, pattern: str) -> str:
         """``pattern`` (a :mod:`cap.workflow.layout` path) filled with this run."""
         return pattern.format(**asdict(self))
+
+    def wildcards(self) -> dict[str, str]:
+        """This run as the wildcards of its jobs (``train``)."""
+        return {key: str(value) for key, value in asdict(self).items()}
+
+
+@dataclass(frozen=True, order=True)
+class Batch:
+    """Every run of one class and bank: one ``evaluate`` job."""
+
+    dataset: str
+    backbone: str
+    cls: str
+    bank: str  # "all", or the bank size N
+
+    def path(self, pattern: str) -> str:
+        """``pattern`` (a :mod:`cap.workflow.layout` path) filled with this batch."""
+        return pattern.format(**self.wildcards())
+
+    def wildcards(self) -> dict[str, str]:
+        """This batch as the wildcards of its jobs (``neighbors``, ``evaluate``)."""
+        return asdict(self)
 
 
 class Targets:
@@ -151,28 +174,25 @@ class Targets:
     # ------------------------------------------------------------------ figures
 
     def figure_runs(self, kind: str, figure: Figure) -> list[Run]:
-        """Every seed of the variants a figure draws on its classes: a model figure shows
-        the first seed's model, the curves the mean over the seeds."""
-        if kind in MODEL_FIGURES:
-            variants = [figure.variant]
-        elif figure.variants:
-            variants = list(figure.variants)
-        else:
-            variants = [variant for curve in figure.curves for variant in curve.variants]
-        classes = figure.classes if kind == "bank_curves" else [figure.cls]
+        """Every seed of the variants a figure draws on its classes (one, or the panels'):
+        a model figure shows the first seed's model, the curves the mean over the seeds."""
+        variants = [figure.variant] if figure.variant is not None else []
+        variants += [*figure.variants, *(v for curve in figure.curves for v in curve.variants)]
+        classes = [figure.cls] if figure.cls is not None else figure.classes
         return [run for v in variants for run in self.variant_runs(figure.dataset, v, classes)]
 
     def figure_wildcards(self, kind: str, figure: Figure) -> dict[str, str]:
-        """The figure job's wildcards: its dataset and backbone, and its class and (model
-        figures) variant label, or (bank curves) its name."""
-        dataset = figure.dataset
-        wildcards = {"dataset": dataset, "backbone": self.config.datasets[dataset].backbone}
-        if kind == "bank_curves":
-            return {**wildcards, "name": figure.name}
-        wildcards["cls"] = str(figure.cls)
-        if kind in MODEL_FIGURES:
-            wildcards["variant"] = self.label(dataset, figure.variant)
-        return wildcards
+        """The figure job's wildcards, as its kind's path names them: its dataset and
+        backbone, and its class, variant label or name."""
+        values = {
+            "dataset": figure.dataset,
+            "backbone": self.config.datasets[figure.dataset].backbone,
+            "cls": str(figure.cls),
+            "name": figure.name,
+        }
+        if figure.variant is not None:
+            values["variant"] = self.label(figure.dataset, figure.variant)
+        return {field: values[field] for field in FIGURE_KINDS[kind].wildcards}
 
     def find_figure(self, kind: str, wildcards: Mapping[str, str]) -> Figure:
         """The ``figures.<kind>`` entry a figure job's wildcards draw."""
@@ -181,28 +201,13 @@ class Targets:
                 return figure
         raise ConfigReferenceError(f"no figures.{kind} entry for {dict(wildcards)}")
 
-    def figure_run(self, kind: str, wildcards: Mapping[str, str]) -> Run:
-        """The run whose trained model a model figure draws (its first seed)."""
-        return self.figure_runs(kind, self.find_figure(kind, wildcards))[0]
-
-    def curve_specs(self, kind: str, wildcards: Mapping[str, str]) -> list[dict[str, Any]]:
-        """Each curve of a score-curve or bank-curve figure as its script reads it from the
-        run records: its label, the settings of its variants and their seeds."""
-        figure = self.find_figure(kind, wildcards)
-        specs = []
-        for curve in figure.curves:
-            settings = [self.variants.setting(figure.dataset, name).key for name in curve.variants]
-            seeds = self.variants.seeds_of(figure.dataset, settings[0])
-            specs.append({"label": curve.label, "settings": settings, "seeds": seeds})
-        return specs
-
     def figure_paths(self, kind: str) -> list[str]:
         """PNG and PDF of every configured figure of ``kind`` that has runs to draw."""
+        path = FIGURE_KINDS[kind].path
         return [
-            f"{layout.FIGURES[kind].format(**self.figure_wildcards(kind, figure))}.{extension}"
+            f"{path.format(**self.figure_wildcards(kind, figure))}.{extension}"
             for figure in self.figures[kind]
-            if self.figure_runs(kind, figure)
-            for extension in layout.FIGURE_FORMATS
+            for extension in FIGURE_FORMATS
         ]
 
     def all_figures(self) -> list[str]:

@@ -16,9 +16,9 @@ rule bootstrap:
     output:
         **RULE["bootstrap"].outputs,
     log:
-        layout.log_path("bootstrap"),
+        registry.log_path("bootstrap"),
     benchmark:
-        layout.timing_path("bootstrap")
+        registry.timing_path("bootstrap")
     localrule: RULE["bootstrap"].local
     conda:
         CONDA_ENV

@@ -1,7 +1,7 @@
 # Config validation, wildcard constraints and the input functions of the workflow.
 # Every decision is made by cap.workflow (unit-tested) from the config typed
 # once (Plan(config)); every rule's placement, threads and GPU slot come from the table
-# of rules, cap.workflow.layout.RULES. These wrappers only hand the plan the wildcards.
+# of rules, cap.workflow.registry.RULES. These wrappers only hand the plan the wildcards.
 import dataclasses
 import os
 import shlex
@@ -11,11 +11,11 @@ import sys
 from snakemake.utils import validate
 from snakemake_interface_executor_plugins.settings import DeploymentMethod
 
-from cap.workflow import layout
 from cap.evaluation.jobs import check_unedited, spec_data
-from cap.workflow.layout import RULE
-from cap.workflow import Plan, Steps
 from cap.reporting.paper import check_paper_results
+from cap.workflow import Plan, Steps, layout, registry
+from cap.workflow.figures import FIGURE_KINDS
+from cap.workflow.registry import RULE
 
 validate(config, schema="../schemas/config.schema.yaml")
 PLAN = Plan(config)
@@ -45,14 +45,8 @@ wildcard_constraints:
 
 
 def gpu_slots(name):
-    """The GPU slots a job of rule ``name`` takes (layout.RULES says which may use one)."""
+    """The GPU slots a job of rule ``name`` takes (registry.RULES says which may use one)."""
     return GPU_SLOTS if RULE[name].gpu else 0
-
-
-def as_data(get_spec):
-    """An input function returning a spec as plain data: Snakemake's params trigger compares
-    only builtin values (a dataclass would never rerun its job)."""
-    return lambda wildcards: dataclasses.asdict(get_spec(wildcards))
 
 
 def planned_spec(step):
@@ -63,26 +57,15 @@ def planned_spec(step):
     def get(wildcards):
         fields = dict(wildcards.items())
         planned = spec_data(STEPS.spec(step, fields))
-        check_unedited(layout.spec_path(step).format(**fields), planned)
+        check_unedited(registry.spec_path(step).format(**fields), planned)
         return planned
 
     return get
 
 
-def get_embed_inputs(wildcards):
-    return STEPS.embed_inputs(wildcards.dataset, wildcards.backbone)
-
-
-def get_split_inputs(wildcards):
-    return STEPS.split_inputs(wildcards.dataset, wildcards.backbone, wildcards.cls)
-
-
-def get_train_inputs(wildcards):
-    return STEPS.class_inputs(PLAN.find_batch(wildcards))
-
-
-def get_evaluate_inputs(wildcards):
-    return STEPS.evaluate_inputs(PLAN.find_batch(wildcards))
+def step_inputs(step):
+    """The input function of a `cap` step's rule: what its job reads besides its spec."""
+    return lambda wildcards: STEPS.inputs(step, dict(wildcards.items()))
 
 
 def get_evaluate_gpu_slots(wildcards):
@@ -110,27 +93,15 @@ def get_report_sections():
     }
 
 
-def get_figure_inputs(kind):
-    return lambda wildcards: STEPS.figure_inputs(kind, wildcards)
-
-
-def get_figure(kind):
-    return lambda wildcards: dataclasses.asdict(PLAN.targets.find_figure(kind, wildcards))
-
-
-def get_figure_records(kind):
-    return lambda wildcards: PLAN.record_files(
-        PLAN.targets.figure_runs(kind, PLAN.targets.find_figure(kind, wildcards))
+def figure_inputs(kind):
+    """The input function of a figure kind's rule: the files its figure job reads."""
+    return lambda wildcards: FIGURE_KINDS[kind].inputs(
+        STEPS, PLAN.targets.find_figure(kind, wildcards)
     )
 
 
-def get_curves(kind):
-    return lambda wildcards: PLAN.targets.curve_specs(kind, wildcards)
-
-
-def get_figure_dataset(wildcards):
-    return STEPS.figure_dataset(wildcards.dataset, wildcards.cls)
-
-
-def get_figure_task(kind):
-    return as_data(lambda wildcards: STEPS.figure_task(kind, wildcards))
+def figure_params(kind):
+    """What a figure kind's drawing reads besides its files, as plain data."""
+    return lambda wildcards: FIGURE_KINDS[kind].params(
+        STEPS, PLAN.targets.find_figure(kind, wildcards)
+    )

@@ -2,14 +2,14 @@ rule embed:
     """Backbone features of one split, once per (dataset, backbone, split): every class,
     method and ablation reads this file (a dataset entry fixes its preprocessing)."""
     input:
-        unpack(get_embed_inputs),
-        spec=layout.spec_path("embed"),
+        unpack(step_inputs("embed")),
+        spec=registry.spec_path("embed"),
     output:
         layout.EMBEDDINGS,
     log:
-        layout.log_path("embed"),
+        registry.log_path("embed"),
     benchmark:
-        layout.timing_path("embed")
+        registry.timing_path("embed")
     localrule: RULE["embed"].local
     conda:
         CONDA_ENV

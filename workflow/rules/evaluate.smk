@@ -3,15 +3,15 @@ rule evaluate:
     cache, or fitted (its kept model loaded where there is one), scores the whole test
     split and gets its AUROC."""
     input:
-        unpack(get_evaluate_inputs),
-        spec=layout.spec_path("evaluate"),
+        unpack(step_inputs("evaluate")),
+        spec=registry.spec_path("evaluate"),
     output:
         records=layout.RECORDS,
         scores=layout.SCORES,
     log:
-        layout.log_path("evaluate"),
+        registry.log_path("evaluate"),
     benchmark:
-        layout.timing_path("evaluate")
+        registry.timing_path("evaluate")
     localrule: RULE["evaluate"].local
     conda:
         CONDA_ENV
@@ -28,9 +28,9 @@ use rule evaluate as localize with:
         scores=layout.SCORES,
         maps=layout.MAPS,
     log:
-        layout.log_path("localize"),
+        registry.log_path("localize"),
     benchmark:
-        layout.timing_path("localize")
+        registry.timing_path("localize")
     wildcard_constraints:
         dataset=PLAN.localized_datasets_pattern(),
     threads: RULE["localize"].threads
@@ -48,9 +48,9 @@ rule aggregate:
     output:
         **RULE["aggregate"].outputs,
     log:
-        layout.log_path("aggregate"),
+        registry.log_path("aggregate"),
     benchmark:
-        layout.timing_path("aggregate")
+        registry.timing_path("aggregate")
     localrule: RULE["aggregate"].local
     conda:
         CONDA_ENV

@@ -2,14 +2,14 @@ rule neighbors:
     """Top-k_max cosine neighbours of the normal bank (self excluded) and of the test
     split, searched once per class and bank; every K slices them."""
     input:
-        unpack(get_split_inputs),
-        spec=layout.spec_path("neighbors"),
+        unpack(step_inputs("neighbors")),
+        spec=registry.spec_path("neighbors"),
     output:
         layout.NEIGHBORS,
     log:
-        layout.log_path("neighbors"),
+        registry.log_path("neighbors"),
     benchmark:
-        layout.timing_path("neighbors")
+        registry.timing_path("neighbors")
     localrule: RULE["neighbors"].local
     conda:
         CONDA_ENV

@@ -8,9 +8,9 @@ rule claims:
     output:
         **RULE["claims"].outputs,
     log:
-        layout.log_path("claims"),
+        registry.log_path("claims"),
     benchmark:
-        layout.timing_path("claims")
+        registry.timing_path("claims")
     localrule: RULE["claims"].local
     conda:
         CONDA_ENV
@@ -28,9 +28,9 @@ rule leaderboard:
     output:
         **RULE["leaderboard"].outputs,
     log:
-        layout.log_path("leaderboard"),
+        registry.log_path("leaderboard"),
     benchmark:
-        layout.timing_path("leaderboard")
+        registry.timing_path("leaderboard")
     localrule: RULE["leaderboard"].local
     conda:
         CONDA_ENV
@@ -47,9 +47,9 @@ rule concordance:
     output:
         **RULE["concordance"].outputs,
     log:
-        layout.log_path("concordance"),
+        registry.log_path("concordance"),
     benchmark:
-        layout.timing_path("concordance")
+        registry.timing_path("concordance")
     localrule: RULE["concordance"].local
     conda:
         CONDA_ENV
@@ -78,9 +78,9 @@ rule report:
             category="Report",
         ),
     log:
-        layout.log_path("report"),
+        registry.log_path("report"),
     benchmark:
-        layout.timing_path("report")
+        registry.timing_path("report")
     localrule: RULE["report"].local
     conda:
         CONDA_ENV

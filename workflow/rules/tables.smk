@@ -14,9 +14,9 @@ rule table:
         tex=layout.table_files("{table}")["tex"],
         per_class=layout.table_files("{table}")["per_class"],
     log:
-        layout.log_path("table"),
+        registry.log_path("table"),
     benchmark:
-        layout.timing_path("table")
+        registry.timing_path("table")
     localrule: RULE["table"].local
     conda:
         CONDA_ENV

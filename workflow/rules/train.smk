@@ -2,14 +2,14 @@ rule train:
     """Fit one trainable run whose model is kept (the runs a figure draws, or every one
     with keep_models) from cached features; no backbone in the loop."""
     input:
-        unpack(get_train_inputs),
-        spec=layout.spec_path("train"),
+        unpack(step_inputs("train")),
+        spec=registry.spec_path("train"),
     output:
         model=layout.MODEL,
     log:
-        layout.log_path("train"),
+        registry.log_path("train"),
     benchmark:
-        layout.timing_path("train")
+        registry.timing_path("train")
     localrule: RULE["train"].local
     conda:
         CONDA_ENV

@@ -9,7 +9,7 @@ from cap.reporting.paper import load_paper_results
 from cap.reporting.provenance import backbone_weights
 from cap.reporting.report import ReportInputs, write_report
 from cap.utils.logs import log_to
-from cap.workflow import layout
+from cap.workflow import registry
 
 log_to(snakemake.log[0])
 
@@ -18,7 +18,7 @@ job = from_dict(ReportJob, params.job, where="params.job")
 # this config's jobs, found under results/ (a missing one is no input: nothing reruns)
 timings = [
     (rule, path)
-    for rule, wildcards, path in layout.find_job_files("timings")
+    for rule, wildcards, path in registry.find_job_files("timings")
     if rule != "report" and job.owns(wildcards)
 ]
 write_report(

@@ -1,0 +1,27 @@
+"""Figures 2 and 7: a test image, its nearest normal images, and their weights with and
+without the reformed self-attention (a trained run's first seed)."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from cap.workflow.figures.base import FigureKind, model_inputs, model_params
+
+
+def draw(inputs: Mapping[str, Any], params: Mapping[str, Any], out: Path) -> None:
+    from cap.reporting.figure_examples import draw_attention
+
+    draw_attention(inputs, params, out)
+
+
+KIND = FigureKind(
+    name="attention",
+    job="{dataset}/{backbone}/{cls}/{variant}",
+    needs="model",
+    inputs=functools.partial(model_inputs, kind="attention"),
+    params=functools.partial(model_params, kind="attention"),
+    draw=draw,
+)
