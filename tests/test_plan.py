@@ -688,3 +688,12 @@ def test_only_narrows_every_target_to_what_it_runs(industrial_config, paper_conf
     study = Plan({**load("config/study.yaml"), "only": {"methods": ["no_adaptation"]}})
     (figure,) = study.targets.figures["bank_curves"]
     assert [curve.label for curve in figure.curves] == ["no adaptation"]
+
+
+def test_an_unknown_backbone_model_is_refused_naming_its_key(paper_config):
+    config = copy.deepcopy(paper_config)
+    config["backbones"]["resnet152"]["model"] = "resnet9000"
+    with pytest.raises(
+        ConfigReferenceError, match=r"backbones\.resnet152\.model refers to 'resnet9000'"
+    ):
+        Plan(config)

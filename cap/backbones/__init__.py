@@ -1,4 +1,6 @@
-"""Backbone registry: adding a backbone is one entry in :data:`BACKBONES`.
+"""Backbone registry: adding a backbone is one entry in :data:`BACKBONES` (a torchvision
+ResNet: one in :data:`cap.backbones.torchvision_models.ARCHITECTURES`; any timm, ONNX or
+TFLite model: none, it is a config entry).
 
 >>> backbone = build_backbone("tflite", weights="mobilenet_v2_1.0_224_quant.tflite")
 >>> pooled, maps = backbone.embed(batch, return_maps=True)  # (B, D), (B, 7, 7, D)
@@ -16,15 +18,14 @@ from cap.backbones.base import Backbone
 from cap.backbones.onnx_models import OnnxBackbone
 from cap.backbones.tflite import TFLiteBackbone
 from cap.backbones.timm_models import TimmBackbone
-from cap.backbones.torchvision_models import TorchvisionBackbone
+from cap.backbones.torchvision_models import ARCHITECTURES, TorchvisionBackbone
 from cap.utils.errors import ConfigError
 
 __all__ = ["BACKBONES", "Backbone", "backbone_options", "build_backbone"]
 
 #: name → constructor taking ``weights``, ``device`` and backbone-specific options.
 BACKBONES: dict[str, Callable[..., Backbone]] = {
-    "resnet152": partial(TorchvisionBackbone, "resnet152"),
-    "wide_resnet50_2": partial(TorchvisionBackbone, "wide_resnet50_2"),
+    **{name: partial(TorchvisionBackbone, name) for name in ARCHITECTURES},
     "tflite": partial(TFLiteBackbone, "tflite"),
     "timm": partial(TimmBackbone, "timm"),
     "onnx": partial(OnnxBackbone, "onnx"),

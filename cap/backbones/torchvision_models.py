@@ -1,6 +1,8 @@
 """torchvision ResNets with pinned ImageNet weights; the feature is layer4's global average.
 
-``IMAGENET1K_V1`` is pinned on purpose: torchvision's ``DEFAULT`` is V2 for
+An architecture is one entry of :data:`ARCHITECTURES`: its name in torchvision's model
+registry and its pinned weights; the weights enum and the feature dimension come from
+torchvision. ``IMAGENET1K_V1`` is pinned on purpose: torchvision's ``DEFAULT`` is V2 for
 ResNet-152, which the paper did not use.
 """
 
@@ -9,7 +11,6 @@ from __future__ import annotations
 import os
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -32,24 +33,15 @@ if TYPE_CHECKING:
 RANDOM_WEIGHTS = "random"
 
 
-@dataclass(frozen=True)
-class Architecture:
-    """One torchvision classifier used as a feature extractor."""
-
-    builder: str  # function in torchvision.models
-    weights_enum: str  # its weights enum in torchvision.models
-    weights_tag: str = "IMAGENET1K_V1"  # the pinned weights
-    dim: int = 2048  # channels of layer4 = feature dimension D
-
-
-ARCHITECTURES: dict[str, Architecture] = {
-    "resnet152": Architecture("resnet152", "ResNet152_Weights"),
-    "wide_resnet50_2": Architecture("wide_resnet50_2", "Wide_ResNet50_2_Weights"),
+#: torchvision ResNet-family models (a layer4 and an fc head) → their pinned weights tag.
+ARCHITECTURES: dict[str, str] = {
+    "resnet152": "IMAGENET1K_V1",
+    "wide_resnet50_2": "IMAGENET1K_V1",
 }
 
 
 def load_state_dict(
-    architecture: Architecture, weights: str | os.PathLike[str] | None, offline: bool | None
+    architecture: str, weights: str | os.PathLike[str] | None, offline: bool | None
 ) -> tuple[dict[str, torch.Tensor] | None, str]:
     """The state dict to load and its weights id; None means random initialisation.
 
@@ -63,16 +55,17 @@ def load_state_dict(
         return None, "random-init"
     if weights is not None:
         return load_checkpoint(weights), file_sha256(Path(weights).expanduser())
-    enum = getattr(torchvision.models, architecture.weights_enum)[architecture.weights_tag]
+    tag = ARCHITECTURES[architecture]
+    enum = torchvision.models.get_model_weights(architecture)[tag]
     cached = Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(enum.url)
     if cached.is_file():
-        return load_checkpoint(cached), architecture.weights_tag
+        return load_checkpoint(cached), tag
     if is_offline(offline):
         raise MissingResourceError(
-            f"{architecture.builder} {architecture.weights_tag} weights not found and offline mode "
-            f"is on: expected {cached}. Download {enum.url} to that path (or pass --weights PATH)."
+            f"{architecture} {tag} weights not found and offline mode is on: expected "
+            f"{cached}. Download {enum.url} to that path (or pass --weights PATH)."
         )
-    return enum.get_state_dict(progress=True, check_hash=True), architecture.weights_tag
+    return enum.get_state_dict(progress=True, check_hash=True), tag
 
 
 class TorchvisionBackbone(TorchBackbone):
@@ -98,21 +91,20 @@ class TorchvisionBackbone(TorchBackbone):
             raise ConfigError(
                 f"unknown torchvision backbone {name!r}; valid: {', '.join(ARCHITECTURES)}"
             )
-        architecture = ARCHITECTURES[name]
-        state, self.weights_id = load_state_dict(architecture, weights, offline)
-        model = getattr(torchvision.models, architecture.builder)(weights=None)
+        state, self.weights_id = load_state_dict(name, weights, offline)
+        model = torchvision.models.get_model(name, weights=None)
         if state is not None:
             try:
                 model.load_state_dict(state)
             except RuntimeError as error:
                 raise ConfigError(
-                    f"weights {weights or architecture.weights_tag} do not fit {name}: "
+                    f"weights {weights or ARCHITECTURES[name]} do not fit {name}: "
                     f"{str(error).splitlines()[0]}"
                 ) from error
         self.classifier = model.fc.eval().requires_grad_(False)
         trunk = torch.nn.Sequential(OrderedDict(list(model.named_children())[:-2]))  # layer1…4
         self.name = name
-        self.dim = architecture.dim
+        self.dim = int(model.fc.in_features)  # layer4's channels
         self._place(
             trunk,
             device=device,

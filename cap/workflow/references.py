@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from cap.backbones import backbone_options
+from cap.backbones import BACKBONES, backbone_options
 from cap.data import DATASETS as DATASET_REGISTRY
 from cap.detectors import detector_class
 from cap.utils.errors import ConfigError
@@ -55,7 +55,8 @@ def _check_datasets(config: Config) -> None:
 
 
 def _check_backbone_options(name: str, backbone: Backbone) -> None:
-    """A backbone's options (and ``bf16``) must be ones its model takes."""
+    """A backbone's model must be registered, its options (and ``bf16``) ones it takes."""
+    _require(backbone.model, BACKBONES, f"backbones.{name}.model")
     accepted = backbone_options(backbone.model)
     given = [*backbone.options, *(["bf16"] if backbone.bf16 else [])]
     for option in given:
