@@ -9,14 +9,13 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from cap.metrics.image import METRICS, score_metrics
+from cap.metrics.image import METRICS, roc_metrics, score_metrics
 from cap.metrics.localization import PIXEL_METRICS, full_resolution, pixel_metrics
 from cap.reporting.bootstrap import (
     MethodRuns,
     bootstrap,
     pixel_histograms,
     resample_counts,
-    resample_image_metrics,
     resample_pixel_metrics,
     stratified_resamples,
 )
@@ -85,7 +84,7 @@ def test_each_resample_has_the_metrics_of_its_images_ties_and_duplicates_include
     is_anomaly, _ = split(30, 50, seed)
     scores = image_scores(is_anomaly, 1.0, seed)
     indices = stratified_resamples(is_anomaly, 20, seed)
-    values = resample_image_metrics(is_anomaly, scores, resample_counts(indices, 80))
+    values = roc_metrics(is_anomaly, scores, resample_counts(indices, 80))
     for b, drawn in enumerate(indices):
         direct = score_metrics(is_anomaly[drawn], scores[drawn])
         for metric in METRICS:

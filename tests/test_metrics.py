@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cap.metrics.image import METRICS, auroc, fpr_at_tpr, score_metrics
+from cap.metrics.image import METRICS, auroc, roc_metrics, score_metrics
 from cap.utils.errors import DataError
 
 
@@ -45,14 +45,25 @@ def test_every_metric_equals_its_direct_computation(seed):
     assert ours["auroc"] == auroc(is_anomaly, scores)
 
 
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_every_metric_equals_scikit_learns(seed):
+    """The field's reference implementation, to the last rounding."""
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
+    is_anomaly, scores = scored(seed)
+    ours = score_metrics(is_anomaly, scores)
+    assert ours["auroc"] == pytest.approx(roc_auc_score(is_anomaly, scores), abs=1e-14)
+    assert ours["aupr"] == pytest.approx(average_precision_score(is_anomaly, scores), abs=1e-14)
+
+
 def test_fpr_at_95_tpr_on_a_hand_made_ranking():
     # 20 anomalies: the 19th highest (95 %) sits below 3 of the 10 normal items
     anomalies = np.r_[np.arange(18) + 100.0, 5.0, 1.0]
     normal = np.array([50.0, 7.0, 6.0, 4.0, 3.0, 2.0, 0.5, 0.4, 0.3, 0.2])
     is_anomaly = np.r_[np.ones(20, int), np.zeros(10, int)]
     scores = np.r_[anomalies, normal]
-    assert fpr_at_tpr(is_anomaly, scores) == pytest.approx(0.3)  # 50, 7, 6 are ≥ 5
-    assert fpr_at_tpr(is_anomaly, scores, tpr=0.9) == 0.0  # the 18 highest are all ≥ 100
+    assert score_metrics(is_anomaly, scores)["fpr95"] == pytest.approx(0.3)  # 50, 7, 6 are ≥ 5
+    assert roc_metrics(is_anomaly, scores, tpr_target=0.9)["fpr95"] == 0.0  # the 18 highest
 
 
 def test_metrics_refuse_non_finite_scores_and_one_class():

@@ -697,3 +697,10 @@ def test_an_unknown_backbone_model_is_refused_naming_its_key(paper_config):
         ConfigReferenceError, match=r"backbones\.resnet152\.model refers to 'resnet9000'"
     ):
         Plan(config)
+
+
+def test_a_table_metric_that_no_run_measures_is_refused_naming_its_key(paper_config):
+    config = copy.deepcopy(paper_config)
+    config["tables"]["table1"]["metric"] = "accuracy"
+    with pytest.raises(ConfigReferenceError, match=r"tables\.table1\.metric refers to 'accuracy'"):
+        Plan(config)

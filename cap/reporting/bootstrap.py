@@ -36,7 +36,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from cap.metrics.image import METRICS, TPR_TARGET, score_metrics
+from cap.metrics.image import METRICS, roc_metrics, score_metrics
 from cap.metrics.localization import (
     PIXEL_METRICS,
     PRO_LIMIT,
@@ -46,6 +46,7 @@ from cap.metrics.localization import (
     pixel_auroc,
     region_labels,
 )
+from cap.reporting.claims import CONFIDENCE
 from cap.utils.errors import DataError
 
 #: Score thresholds of the binned pixel metrics: enough that the binned value on the whole
@@ -89,7 +90,7 @@ class Replicates:
     values: dict[tuple[str, str], np.ndarray]  # (method, metric) → (B,) per resample, same mean
     seeds: dict[str, int]  # method → its number of seeds
 
-    def table(self, level: float = 0.95) -> pd.DataFrame:
+    def table(self, level: float = CONFIDENCE) -> pd.DataFrame:
         """One row per (method, metric): the estimate and its percentile interval at
         ``level``; ``resamples`` counts the resamples with a value (a defect type that a
         resample did not draw gives none)."""
@@ -111,7 +112,7 @@ class Replicates:
         return pd.DataFrame.from_records(rows)
 
     def differences(
-        self, pairs: Sequence[tuple[str, str]] | None = None, level: float = 0.95
+        self, pairs: Sequence[tuple[str, str]] | None = None, level: float = CONFIDENCE
     ) -> pd.DataFrame:
         """One row per pair (a, b) and metric both have: the difference a − b of the
         estimates, its percentile interval over the same resamples, and a two-sided
@@ -187,39 +188,6 @@ def resample_counts(indices: np.ndarray, images: int) -> np.ndarray:
     return np.bincount((rows * images + indices).ravel(), minlength=len(indices) * images).reshape(
         len(indices), images
     )
-
-
-def resample_image_metrics(
-    is_anomaly: np.ndarray, scores: np.ndarray, counts: np.ndarray
-) -> dict[str, np.ndarray]:
-    """Every metric of :data:`~cap.metrics.image.METRICS` on each resample, each (B,):
-    :func:`~cap.metrics.image.score_metrics` of the images repeated by their ``counts``
-    (B, M), for all resamples at once; NaN where a resample has no anomaly or no normal
-    image (counts of zero).
-
-    The true and false positives at each distinct score (descending, ties together, as
-    scikit-learn counts them) are cumulative sums of the counts in score order."""
-    is_anomaly, scores = np.asarray(is_anomaly, dtype=bool), np.asarray(scores, dtype=np.float64)
-    order = np.argsort(-scores, kind="stable")
-    ranked = scores[order]
-    last = np.r_[ranked[1:] != ranked[:-1], True]  # the last image of each distinct score
-    weights = np.asarray(counts, dtype=np.float64)[:, order]  # (B, M)
-    anomalous = is_anomaly[order]
-    start = np.zeros((len(weights), 1))
-    tp = np.cumsum(weights * anomalous, axis=1)[:, last]  # (B, K), K distinct scores
-    fp = np.cumsum(weights * ~anomalous, axis=1)[:, last]
-    positives, negatives = tp[:, -1:], fp[:, -1:]
-    valid = (positives[:, 0] > 0) & (negatives[:, 0] > 0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        tpr = np.hstack([start, tp / positives])  # (B, K + 1), from the (0, 0) point
-        fpr = np.hstack([start, fp / negatives])
-        precision = np.where(tp + fp > 0, tp / (tp + fp), 0.0)
-    metrics = {
-        "auroc": np.sum(np.diff(fpr, axis=1) * (tpr[:, 1:] + tpr[:, :-1]) / 2, axis=1),
-        "aupr": np.sum(np.diff(tpr, axis=1) * precision, axis=1),
-        "fpr95": fpr[np.arange(len(fpr)), np.argmax(tpr >= TPR_TARGET, axis=1)],
-    }
-    return {name: np.where(valid, values, np.nan) for name, values in metrics.items()}
 
 
 def pixel_histograms(
@@ -349,13 +317,13 @@ def bootstrap(
         for index, scores in enumerate(runs.scores):
             scores = np.asarray(scores, dtype=np.float64)
             exact = score_metrics(is_anomaly, scores)
-            resampled = resample_image_metrics(is_anomaly, scores, counts)
+            resampled = roc_metrics(is_anomaly, scores, counts)
             for metric in METRICS:
                 per_seed.setdefault(metric, []).append((exact[metric], resampled[metric]))
             for label, name in defect_types.items():
                 kept = (labels == 0) | (labels == label)
                 exact = score_metrics(is_anomaly[kept], scores[kept])["auroc"]
-                restricted = resample_image_metrics(is_anomaly, scores, counts * kept)["auroc"]
+                restricted = roc_metrics(is_anomaly, scores, counts * kept)["auroc"]
                 per_seed.setdefault(f"auroc:{name}", []).append((exact, restricted))
             if runs.maps is not None and masks is not None:
                 full = full_resolution(np.asarray(runs.maps[index]), masks.shape[1:])

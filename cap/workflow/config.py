@@ -101,7 +101,7 @@ class Table:
     classes: Mapping[str, tuple[ClassId, ...]]  # dataset → the classes covered; default all
     paper: str | None  # the paper's table it reproduces (config/paper_results.yaml)
     reported_rows: bool  # append the paper's reported-only rows
-    metric: str  # auroc, aupr or fpr95
+    metric: str  # what the cells show: one of cap.metrics' METRICS or PIXEL_METRICS
 
     def entry_datasets(self, entry: TableEntry) -> tuple[str, ...]:
         """The datasets ``entry`` runs on."""

@@ -12,6 +12,8 @@ from collections.abc import Iterable, Mapping
 from cap.backbones import BACKBONES, backbone_options
 from cap.data import DATASETS as DATASET_REGISTRY
 from cap.detectors import detector_class
+from cap.metrics.image import METRICS
+from cap.metrics.localization import PIXEL_METRICS
 from cap.utils.errors import ConfigError
 from cap.utils.resources import check_package_file
 from cap.workflow.config import Backbone, Config, Dataset, Figure, Variant
@@ -73,6 +75,7 @@ def _check_tables(config: Config) -> None:
         for entry in table.entries:
             _require(entry.variant, config.variants, f"tables.{name}.entries")
             _require_each(entry.datasets or (), table.datasets, f"tables.{name}.entries")
+        _require(table.metric, (*METRICS, *PIXEL_METRICS), f"tables.{name}.metric")
         if table.paper is not None and table.metric != "auroc":
             raise ConfigReferenceError(
                 f"tables.{name}: the paper's {table.paper} reports AUROC, so a table tied "
