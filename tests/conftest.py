@@ -94,3 +94,13 @@ def smoke_run(
     result = snakemake(workdir, "--cores", "2", "all", "--configfile", str(config))
     assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-5000:]
     return workdir, config, result
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m selects by the marks
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test that reads a full run of the workflow is marked ``workflow`` (run by
+    ``.ci/run`` as a stage of its own, ``python -m pytest -m workflow``), the cluster runs
+    too; the default run stays within minutes."""
+    for item in items:
+        if "smoke_run" in getattr(item, "fixturenames", ()) or item.get_closest_marker("slurm"):
+            item.add_marker(pytest.mark.workflow)
