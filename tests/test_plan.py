@@ -703,3 +703,13 @@ def test_a_table_metric_that_no_run_measures_is_refused_naming_its_key(paper_con
     config["tables"]["table1"]["metric"] = "accuracy"
     with pytest.raises(ConfigReferenceError, match=r"tables\.table1\.metric refers to 'accuracy'"):
         Plan(config)
+
+
+def test_a_datasets_seeds_replace_the_configs_there_only(paper_config):
+    config = copy.deepcopy(paper_config)
+    config["datasets"]["cifar100"]["seeds"] = [3, 4]
+    plan = Plan(validated(config))
+    cap = key(plan, "cifar100", "cap")
+    assert plan.variants.seeds_of("cifar100", cap) == [3, 4]
+    assert plan.variants.seeds_of("cifar10", key(plan, "cifar10", "cap")) == config["seeds"]
+    assert plan.variants.seeds_of("cifar100", key(plan, "cifar100", "dn2")) == [0]  # untrained

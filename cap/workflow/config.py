@@ -69,6 +69,7 @@ class Dataset:
     validation_in_bank: bool  # MVTec 3D-AD: the validation images join the bank
     feature_maps_per_class: int  # test images per class whose last feature maps are kept
     settings: Mapping[str, Mapping[str, Any]]  # method → its settings on this dataset
+    seeds: tuple[int, ...] | None  # the trainable methods' seeds here; None: the config's
 
 
 @dataclass(frozen=True)
@@ -176,7 +177,13 @@ class Config:
             resources={name: _resource(entry) for name, entry in config["resources"].items()},
             backbones={name: Backbone(**entry) for name, entry in config["backbones"].items()},
             datasets={
-                name: Dataset(**{**entry, "classes": tuple(entry["classes"])})
+                name: Dataset(
+                    **{
+                        **entry,
+                        "classes": tuple(entry["classes"]),
+                        "seeds": None if entry["seeds"] is None else tuple(entry["seeds"]),
+                    }
+                )
                 for name, entry in config["datasets"].items()
             },
             methods=dict(config["methods"]),

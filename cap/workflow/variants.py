@@ -83,16 +83,17 @@ class Variants:
 
     def seeds_of(self, dataset: str, key: str) -> list[int]:
         """A setting's seeds: those of every variant resolving to it (its own ``seeds``,
-        else the config's), increasing. Deterministic methods run once, with the
-        config's smallest seed."""
+        else the dataset's, else the config's), increasing. Deterministic methods run once,
+        with the config's smallest seed."""
         if not self.of_key(dataset, key).trainable:
             return [min(self.seeds)]
+        default = self.config.datasets[dataset].seeds or self.seeds
         return sorted(
             {
                 seed
                 for name, variant in self.config.variants.items()
                 if self.setting(dataset, name).key == key
-                for seed in variant.seeds or self.seeds
+                for seed in variant.seeds or default
             }
         )
 
