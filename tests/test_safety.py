@@ -13,10 +13,12 @@ import shutil
 from pathlib import Path
 
 import pytest
+import yaml
 from assets import needs_offline_assets
 from data_fixtures import make_image_folder, write_image
 from workflow_helpers import smoke_config, snakemake, validated, write_config
 
+from cap.cli import main as cap_main
 from cap.evaluation import jobs
 from cap.utils.errors import ConfigError
 from cap.utils.io import DIGEST_FIELD
@@ -339,3 +341,37 @@ def test_images_or_weights_changed_in_a_linked_copy_change_the_embed_spec(tmp_pa
     weights.write_bytes(b"other weights")
     versions.append(inputs_version())
     assert len(set(versions)) == 3
+
+
+#: A YTE template: Snakemake evaluates its ?-expression as Python when it loads the file.
+TEMPLATE = "__use_yte__: true\nseeds: ?__import__('pathlib').Path('EVALUATED').touch() or [0]\n"
+
+
+def test_cap_check_reads_a_shared_config_as_data_and_refuses_a_template(tmp_path, monkeypatch):
+    """Snakemake loads --configfile files itself and evaluates a YTE template's
+    expressions before the workflow runs: `cap check` reads the file as data first,
+    evaluating nothing, and refuses the template; a plain config plans."""
+    monkeypatch.chdir(tmp_path)
+    template = tmp_path / "template.yaml"
+    template.write_text(TEMPLATE)
+    assert cap_main(["check", str(template)]) == 2
+    assert not (tmp_path / "EVALUATED").exists()
+    plain = write_config(tmp_path / "plain.yaml", smoke_config())
+    assert cap_main(["check", str(plain)]) == 0
+    bad = smoke_config()
+    bad["seeds"] = [-1]
+    assert cap_main(["check", str(write_config(tmp_path / "bad.yaml", bad))]) == 2
+
+
+def test_a_run_from_a_template_stops_at_planning(tmp_path):
+    """Once Snakemake has loaded (and evaluated) a template, the workflow refuses to go
+    on from it, naming the key."""
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    config = tmp_path / "template.yaml"
+    config.write_text(TEMPLATE.replace("EVALUATED", str(tmp_path / "EVALUATED")) + "\n")
+    with config.open("a") as handle:
+        handle.write(yaml.safe_dump({k: v for k, v in smoke_config().items() if k != "seeds"}))
+    result = snakemake(workdir, "-n", "all", "--configfile", str(config))
+    assert result.returncode != 0
+    assert "sets __use_yte__" in result.stdout + result.stderr

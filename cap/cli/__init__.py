@@ -18,7 +18,7 @@ from cap.utils.errors import CapError
 from cap.workflow.steps import STEPS, Step
 
 #: Modules under ``cap.cli`` that each contribute a sub-command besides the steps.
-COMMAND_MODULES: tuple[str, ...] = ("verify",)
+COMMAND_MODULES: tuple[str, ...] = ("check", "verify")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -16,7 +16,11 @@ from cap.reporting.paper import check_paper_results
 from cap.workflow import Plan, Steps, layout, registry
 from cap.workflow.figures import FIGURE_KINDS
 from cap.workflow.registry import RULE
+from cap.workflow.shared import read_config_file
 
+# A config file is data: one that Snakemake evaluated as a template stops the run here.
+for path in workflow.overwrite_configfiles:
+    read_config_file(path)
 validate(config, schema="../schemas/config.schema.yaml")
 PLAN = Plan(config)
 STEPS = Steps(PLAN)
