@@ -20,6 +20,7 @@ from cap.reporting.claims import (
     judge_claims,
     paired_test,
     paper_claim_specs,
+    pooled_test,
 )
 from cap.reporting.paper import load_paper_results
 
@@ -192,3 +193,49 @@ def test_a_claim_between_untrained_methods_has_no_training_steps():
     claim = ClaimSpec("DN2 > NA", ("t",), ("DN2",), ("NA",), ("cifar10",))
     (row,) = judge_claims(runs, {"t": cells}, [claim]).itertuples()
     assert row.verdict == HOLDS and row.scale == "ours 200 / 2,000 / –; paper –"
+
+
+def test_a_pooled_claim_averages_each_class_over_datasets_and_resamples_classes():
+    """The bootstrap against a direct one: per class the mean over datasets, classes drawn
+    with replacement (the same draws for every dataset), the mean's percentiles."""
+    differences = pd.DataFrame(
+        {"a": [1.0, 2.0, 0.5, 3.0, 1.5, 2.5], "b": [0.0, 1.0, 0.5, 1.0, -0.5, 0.5]},
+        index=list("012345"),
+    )
+    test = pooled_test(differences, resamples=2000, seed=7)
+    per_class = differences.mean(axis=1).to_numpy()
+    draws = np.random.default_rng(7).integers(6, size=(2000, 6))
+    direct = [per_class[row].mean() for row in draws]
+    assert test.mean == pytest.approx(per_class.mean())
+    assert (test.ci_low, test.ci_high) == pytest.approx(np.percentile(direct, [2.5, 97.5]))
+    assert test.verdict == HOLDS and test.n == 6
+    assert pooled_test(-differences).verdict == FAILS
+    assert pooled_test(differences - per_class.mean()).verdict == INCONCLUSIVE
+
+
+def test_a_pooled_claim_gets_a_row_over_its_datasets_when_every_one_ran():
+    values = {}
+    for dataset, gain in (("d1", 0.02), ("d2", 0.01)):
+        for cls in map(str, range(4)):
+            values[dataset, "na", cls] = 0.8 + 0.01 * int(cls)
+            values[dataset, "cap", cls] = 0.8 + 0.01 * int(cls) + gain + 0.001 * int(cls)
+    runs = pd.concat(
+        [
+            runs_frame({(v, c, 0): a for (d, v, c), a in values.items() if d == name}, name)
+            for name in ("d1", "d2")
+        ],
+        ignore_index=True,
+    )
+    cells = pd.DataFrame({
+        "entry": ["CAP", "NA"] * 2, "dataset": ["d1", "d1", "d2", "d2"],
+        "kind": ["computed"] * 4, "variant": ["cap", "na"] * 2,
+    })  # fmt: skip
+    spec = ClaimSpec("CAP above NA", ("t",), ("CAP",), ("NA",), ("d1", "d2"), pooled=True)
+    rows = judge_claims(runs, {"t": cells}, [spec]).set_index("dataset")
+    pooled = rows.loc["pooled over 2 datasets"]
+    assert pooled["verdict"] == HOLDS and pooled["n_classes"] == 4
+    assert pooled["difference"] == pytest.approx(
+        (rows.loc["d1", "difference"] + rows.loc["d2", "difference"]) / 2
+    )
+    lonely = judge_claims(runs[runs["dataset"] == "d1"], {"t": cells}, [spec])
+    assert lonely.set_index("dataset").loc["pooled over 2 datasets", "verdict"] == NOT_RUN

@@ -152,6 +152,7 @@ class ClaimSpec:
     lower: tuple[str, ...]
     datasets: tuple[str, ...]  # where it is made
     versus: tuple[str, ...] = ()  # per dataset, where the lower side is read (default: there)
+    pooled: bool = False  # also judged on the mean over its datasets, class by class
 
     def pairs(self) -> list[tuple[str, str]]:
         """(dataset of the higher side, dataset of the lower side), one per judgement."""

@@ -13,6 +13,12 @@ signed-rank test (``scipy.stats.wilcoxon``). The verdict follows the interval:
 - ``holds``: entirely above 0;
 - ``does not hold``: entirely below 0;
 - ``inconclusive``: it contains 0, or it cannot be computed (a single class).
+
+A claim made on several datasets that share their classes (one dataset's images on
+several backbones) may also be judged *pooled*: per class, the mean of its differences
+over the datasets; their mean, with a percentile bootstrap interval that resamples the
+classes (each drawn class keeps its differences on every dataset, which are not
+independent), and the Wilcoxon test of the per-class means.
 """
 
 from __future__ import annotations
@@ -32,6 +38,9 @@ from cap.utils.io import atomic_path
 
 HOLDS, FAILS, INCONCLUSIVE, NOT_RUN = "holds", "does not hold", "inconclusive", "not run"
 CONFIDENCE = 0.95
+#: Resamples of a pooled claim's bootstrap over classes, and their seed.
+POOLED_RESAMPLES = 10_000
+POOLED_SEED = 0
 #: Columns of :func:`judge_claims`' table.
 CLAIM_COLUMNS: tuple[str, ...] = (
     "claim", "dataset", "n_classes", "n_seeds", "difference", "ci_low", "ci_high",
@@ -54,14 +63,35 @@ class PairedTest:
 def paired_test(differences: np.ndarray, confidence: float = CONFIDENCE) -> PairedTest:
     """Judge per-class differences (n,): the t-interval decides, Wilcoxon is reported beside."""
     differences = np.asarray(differences, dtype=np.float64)
-    n, mean = len(differences), float(np.mean(differences))
-    if n < 2:
-        return PairedTest(n, mean, math.nan, math.nan, math.nan, INCONCLUSIVE)
-    low, high = t_interval(differences, confidence)
+    if len(differences) < 2:
+        return _judged(differences, math.nan, math.nan)
+    return _judged(differences, *t_interval(differences, confidence))
+
+
+def pooled_test(
+    differences: pd.DataFrame,
+    confidence: float = CONFIDENCE,
+    resamples: int = POOLED_RESAMPLES,
+    seed: int = POOLED_SEED,
+) -> PairedTest:
+    """Judge a claim pooled over datasets from its per-class differences (classes ×
+    datasets, only classes present on every dataset): the mean over the datasets of each
+    class, whose mean's percentile bootstrap interval over resampled classes decides."""
+    per_class = differences.dropna().mean(axis=1).to_numpy(dtype=np.float64)
+    if len(per_class) < 2:
+        return _judged(per_class, math.nan, math.nan)
+    drawn = np.random.default_rng(seed).integers(len(per_class), size=(resamples, len(per_class)))
+    tail = 100 * (1 - confidence) / 2
+    low, high = np.percentile(per_class[drawn].mean(axis=1), [tail, 100 - tail])
+    return _judged(per_class, float(low), float(high))
+
+
+def _judged(differences: np.ndarray, low: float, high: float) -> PairedTest:
+    """The mean difference, its interval, the Wilcoxon test and the verdict."""
     nonzero = differences[differences != 0]
-    p = float(stats.wilcoxon(nonzero).pvalue) if len(nonzero) else math.nan
+    p = float(stats.wilcoxon(nonzero).pvalue) if len(differences) > 1 and len(nonzero) else math.nan
     verdict = HOLDS if low > 0 else FAILS if high < 0 else INCONCLUSIVE
-    return PairedTest(n, mean, low, high, p, verdict)
+    return PairedTest(len(differences), float(np.mean(differences)), low, high, p, verdict)
 
 
 def t_interval(values: np.ndarray, confidence: float = CONFIDENCE) -> tuple[float, float]:
@@ -140,6 +170,7 @@ def judge_claims(
     rows = []
     for claim in claims:
         variants = _entry_variants(cells, claim.tables)
+        judged: dict[str, pd.Series] = {}  # where → its per-class differences
         for dataset, versus in claim.pairs():
             higher = tuple(variants.get((label, dataset)) for label in claim.higher)
             lower = tuple(variants.get((label, versus)) for label in claim.lower)
@@ -151,22 +182,41 @@ def judge_claims(
                     kept = _table_runs(kept, name, claim.tables, table_classes or {})
                 differences = class_differences(kept, (dataset, higher), (versus, lower))
                 if len(differences):
-                    test = paired_test(differences.to_numpy())
-                    row.update(
-                        n_classes=test.n,
-                        n_seeds=_seeds(kept, (dataset, higher[0]), (versus, lower[0])),
-                        difference=test.mean,
-                        ci_low=test.ci_low,
-                        ci_high=test.ci_high,
-                        wilcoxon_p=test.wilcoxon_p,
-                        verdict=test.verdict,
-                    )
+                    judged[where] = differences
+                    seeds = _seeds(kept, (dataset, higher[0]), (versus, lower[0]))
+                    row.update(_tested(paired_test(differences.to_numpy()), seeds))
                     sides = [(dataset, v) for v in higher] + [(versus, v) for v in lower]
                     ours = _scale(kept, sides)
                     theirs = _paper_scale((paper_scale or {}).get(dataset))
                     row["scale"] = f"ours {ours}; paper {theirs}"
             rows.append(row)
+        if claim.pooled:
+            rows.append(_pooled_row(claim, judged))
     return pd.DataFrame.from_records(rows, columns=list(CLAIM_COLUMNS))
+
+
+def _tested(test: PairedTest, seeds: str) -> dict[str, Any]:
+    """A claims row's statistics."""
+    return {
+        "n_classes": test.n,
+        "n_seeds": seeds,
+        "difference": test.mean,
+        "ci_low": test.ci_low,
+        "ci_high": test.ci_high,
+        "wilcoxon_p": test.wilcoxon_p,
+        "verdict": test.verdict,
+    }
+
+
+def _pooled_row(claim: ClaimSpec, judged: Mapping[str, pd.Series]) -> dict[str, Any]:
+    """A claim judged on the mean over its datasets (:func:`pooled_test`): a row of its
+    own, ``pooled over N datasets``, on the classes every judged dataset has."""
+    where = f"pooled over {len(claim.datasets)} datasets"
+    row = {"claim": claim.text, "dataset": where, "verdict": NOT_RUN, "scale": "–"}
+    if len(judged) == len(claim.datasets):  # every dataset ran: the pool is whole
+        test = pooled_test(pd.DataFrame(dict(judged)))
+        row.update(_tested(test, "–"))
+    return row
 
 
 def judge_report_claims(

@@ -286,4 +286,5 @@ def _claim(entry: Mapping[str, Any]) -> ClaimSpec:
         lower=side(entry["lower"]),
         datasets=tuple(entry["datasets"]),
         versus=tuple(entry.get("versus", ())),
+        pooled=entry.get("pooled", False),
     )
