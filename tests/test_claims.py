@@ -22,7 +22,9 @@ from cap.reporting.claims import (
     paper_claim_specs,
     pooled_test,
 )
+from cap.reporting.claims_figure import plot_claims
 from cap.reporting.paper import load_paper_results
+from cap.utils.errors import DataError
 
 PAPER_FILE = Path(__file__).resolve().parents[1] / "config" / "paper_results.yaml"
 
@@ -239,3 +241,19 @@ def test_a_pooled_claim_gets_a_row_over_its_datasets_when_every_one_ran():
     )
     lonely = judge_claims(runs[runs["dataset"] == "d1"], {"t": cells}, [spec])
     assert lonely.set_index("dataset").loc["pooled over 2 datasets", "verdict"] == NOT_RUN
+
+
+def test_the_claims_figure_draws_each_claim_with_its_interval(tmp_path):
+    claims = pd.DataFrame({
+        "claim": ["a above b"] * 3 + ["c above d"] * 2 + ["the paper's"],
+        "dataset": ["d1", "d2", "pooled over 2 datasets", "d1", "d2", "d1"],
+        "difference": [1.0, -0.5, 0.25, 2.0, np.nan, 3.0],
+        "ci_low": [0.2, -1.5, -0.4, 1.0, np.nan, 2.0],
+        "ci_high": [1.8, 0.5, 0.9, 3.0, np.nan, 4.0],
+        "verdict": [HOLDS, INCONCLUSIVE, INCONCLUSIVE, HOLDS, NOT_RUN, HOLDS],
+    })  # fmt: skip
+    written = plot_claims(claims, ["a above b", "c above d"], tmp_path / "claims")
+    assert sorted(path.suffix for path in written) == [".pdf", ".png"]
+    assert all(path.stat().st_size > 0 for path in written)
+    with pytest.raises(DataError, match="none of the config's claims"):
+        plot_claims(claims, ["nothing of the kind"], tmp_path / "none")

@@ -144,6 +144,7 @@ class Report:
     claims: tuple[ClaimSpec, ...]  # the config's own, each on one of its tables
     bootstrap: int  # resamples of the intervals over test images (datasets with masks); 0: none
     concordance: str | None  # the table whose methods' ranking is compared across backbones
+    claims_figure: bool  # draw the config's own claims' differences with their intervals
 
 
 @dataclass(frozen=True)
@@ -200,6 +201,7 @@ class Config:
                 claims=tuple(_claim(claim) for claim in config["report"]["claims"]),
                 bootstrap=config["report"]["bootstrap"],
                 concordance=config["report"]["concordance"],
+                claims_figure=config["report"]["claims_figure"],
             ),
             raw=config,
         )

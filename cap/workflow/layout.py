@@ -59,6 +59,8 @@ CONCORDANCE = {
     "png": f"{RESULTS}/tables/concordance.png",
     "pdf": f"{RESULTS}/tables/concordance.pdf",
 }
+#: Each of the config's own claims' paired difference per dataset (and pooled), a figure.
+CLAIMS_FIGURE = {kind: f"{RESULTS}/tables/claims.{kind}" for kind in ("png", "pdf")}
 REPORT = f"{RESULTS}/report/reproduction.md"
 
 #: A table's files: ``{TABLE}{suffix}`` for each kind (written by ``cap.reporting.tables``).

@@ -256,24 +256,9 @@ class Plan:
         ]
 
     def final_rules(self) -> list[registry.Rule]:
-        """The once-rules whose outputs ``all`` builds with this config: those always
-        built, and those whose config key (``report.leaderboard``) is set."""
-        return [
-            rule
-            for rule in registry.RULES
-            if rule.final == "always" or (rule.final is not None and self._set(rule.final))
-        ]
-
-    def _set(self, key: str) -> bool:
-        """Whether config ``key`` asks for its once-rule, and the rule has runs to read: a
-        table it names is one ``only`` left runs to; intervals over test images need a
-        dataset with masks."""
-        value: Any = self.config
-        for part in key.split("."):
-            value = getattr(value, part)
-        if key == "report.bootstrap":
-            return bool(value) and any(self.localizes(batch.dataset) for batch in self.batches)
-        return value in self.targets.tables if isinstance(value, str) else bool(value)
+        """The once-rules whose outputs ``all`` builds with this config (each rule's
+        ``final`` says: always, or where the config asks for it and it has runs to read)."""
+        return [rule for rule in registry.RULES if rule.final is not None and rule.final(self)]
 
     def embedding_files(self) -> list[str]:
         """The embedding files of this config's runs."""

@@ -10,12 +10,14 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cap.workflow.figures import FIGURE_KINDS
 from cap.workflow.layout import (
     BATCH,
     BOOTSTRAP,
     CLAIMS,
+    CLAIMS_FIGURE,
     CONCORDANCE,
     LEADERBOARD,
     REPORT,
@@ -26,18 +28,49 @@ from cap.workflow.layout import (
 from cap.workflow.rule import Rule
 from cap.workflow.steps import STEP, STEPS
 
+if TYPE_CHECKING:
+    from cap.workflow.plan import Plan
+
+def always(plan: Plan) -> bool:
+    """Every config's ``all`` builds it."""
+    return True
+
+
+def ranks(plan: Plan) -> bool:
+    """The config ranks a table's methods, and ``only`` left that table runs."""
+    return plan.config.report.leaderboard in plan.targets.tables
+
+
+def concords(plan: Plan) -> bool:
+    """The config compares a table's rankings across backbones, and it has runs."""
+    return plan.config.report.concordance in plan.targets.tables
+
+
+def bootstraps(plan: Plan) -> bool:
+    """The config asks for intervals over test images, and a dataset with masks has runs."""
+    return plan.config.report.bootstrap > 0 and any(
+        plan.localizes(batch.dataset) for batch in plan.batches
+    )
+
+
+def draws_claims(plan: Plan) -> bool:
+    """The config asks for its claims' figure, and has claims left to judge."""
+    return plan.config.report.claims_figure and bool(plan.claims_job().claims)
+
+
 #: The workflow's rules, in the order of its steps: the `cap` steps, then the script rules.
 RULES: tuple[Rule, ...] = (
     *(step.rule for step in STEPS),
     Rule("localize", BATCH, twin="evaluate", gpu=True, threads=2, mem_mb=8000),  # with masks
-    Rule("aggregate", None, local=True, outputs={"runs": RUNS_TABLE}, final="always"),
+    Rule("aggregate", None, local=True, outputs={"runs": RUNS_TABLE}, final=always),
     Rule("table", "{table}", local=True),
-    Rule("claims", None, local=True, outputs={"claims": CLAIMS}, final="always"),
-    Rule("leaderboard", None, local=True, outputs=LEADERBOARD, final="report.leaderboard"),
-    Rule("bootstrap", None, local=True, outputs=BOOTSTRAP, final="report.bootstrap"),
-    Rule("concordance", None, local=True, outputs=CONCORDANCE, final="report.concordance"),
+    Rule("claims", None, local=True, outputs={"claims": CLAIMS}, final=always),
+    Rule("leaderboard", None, local=True, outputs=LEADERBOARD, final=ranks),
+    Rule("bootstrap", None, local=True, outputs=BOOTSTRAP, final=bootstraps),
+    Rule("concordance", None, local=True, outputs=CONCORDANCE, final=concords),
+    Rule("claims_figure", None, local=True, outputs=CLAIMS_FIGURE, final=draws_claims),
     *(kind.rule for kind in FIGURE_KINDS.values()),
-    Rule("report", None, local=True, outputs={"md": REPORT}, final="always"),
+    Rule("report", None, local=True, outputs={"md": REPORT}, final=always),
 )
 #: Each rule by name.
 RULE: dict[str, Rule] = {rule.name: rule for rule in RULES}

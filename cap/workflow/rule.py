@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from cap.workflow.plan import Plan
 
 
 @dataclass(frozen=True)
@@ -19,5 +23,4 @@ class Rule:
     mem_mb: int = 4000  # memory a cluster job asks for
     runtime: int = 60  # minutes a cluster job asks for
     outputs: Mapping[str, str] = field(default_factory=dict)  # a once-rule's named outputs
-    final: str | None = None  # a once-rule's outputs are targets of `all`: "always", or
-    #  while this config key (dotted, of cap.workflow.config.Config) is set
+    final: Callable[[Plan], bool] | None = None  # whether a plan's `all` builds its outputs

@@ -59,6 +59,26 @@ rule concordance:
         "../scripts/concordance.py"
 
 
+rule claims_figure:
+    """The config's own claims: each one's paired difference per dataset (and pooled) with
+    its interval."""
+    input:
+        claims=layout.CLAIMS,
+    output:
+        **RULE["claims_figure"].outputs,
+    log:
+        registry.log_path("claims_figure"),
+    benchmark:
+        registry.timing_path("claims_figure")
+    localrule: RULE["claims_figure"].local
+    conda:
+        CONDA_ENV
+    params:
+        claims=[claim.text for claim in PLAN.claims_job().claims],
+    script:
+        "../scripts/claims_figure.py"
+
+
 rule report:
     """The reproduction report: our numbers beside the paper's, claims, the other
     once-rules' sections (the leaderboard), environment, runtimes and the config used."""
