@@ -31,6 +31,7 @@ from cap.workflow.steps import STEP, STEPS
 if TYPE_CHECKING:
     from cap.workflow.plan import Plan
 
+
 def always(plan: Plan) -> bool:
     """Every config's ``all`` builds it."""
     return True
