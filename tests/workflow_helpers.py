@@ -47,7 +47,9 @@ def validated(config: dict) -> dict:
     """``config`` validated as the workflow does it (defaults filled in)."""
     from snakemake.utils import validate
 
-    validate(config, str(SCHEMA))
+    from cap.planning.schema import config_schema_file
+
+    validate(config, config_schema_file(SNAKEFILE.parent, config))
     return config
 
 

@@ -15,9 +15,10 @@ from cap.planning import layout
 from cap.evaluation.jobs import check_unedited, spec_data
 from cap.planning.layout import RULE
 from cap.planning import Plan, Steps
+from cap.planning.schema import config_schema_file
 from cap.reporting.paper import check_paper_results
 
-validate(config, schema="../schemas/config.schema.yaml")
+validate(config, schema=config_schema_file(workflow.basedir, config))
 PLAN = Plan(config)
 STEPS = Steps(PLAN)
 # The paper's numbers: read from the working directory or this repository only.
