@@ -12,6 +12,8 @@ belongs to, and what JSON cannot state, planning checks (:mod:`cap.planning.vari
 
 from __future__ import annotations
 
+import hashlib
+import os
 import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -22,7 +24,7 @@ import yaml
 from cap.detectors import detector_class, detector_names
 from cap.detectors.settings import json_schema
 from cap.planning.variants import RUN_PARAMETERS
-from cap.utils.io import json_digest, write_text_atomic
+from cap.utils.io import write_text_atomic
 
 #: The static schema, in the workflow's folder (the Snakefile's).
 STATIC = "schemas/config.schema.yaml"
@@ -54,12 +56,14 @@ def config_schema(workflow: str | Path, config: Mapping[str, Any] | None = None)
 
 def config_schema_file(workflow: str | Path, config: Mapping[str, Any]) -> str:
     """:func:`config_schema` as a file, for Snakemake's ``validate`` (which reads one):
-    YAML (as the static schema, so that the defaults it fills in are plain dicts), named
-    by its content in the temporary folder, written once."""
-    schema = config_schema(workflow, config)
-    path = Path(tempfile.gettempdir()) / f"capbench-config-schema-{json_digest(schema)[:16]}.yaml"
-    if not path.is_file():
-        write_text_atomic(path, yaml.safe_dump(schema, sort_keys=False, allow_unicode=True))
+    YAML (as the static schema, so that the defaults it fills in are plain dicts) in the
+    temporary folder, named by its content; a file of that name is used only when it is
+    this user's and holds that content, else it is written again."""
+    text = yaml.safe_dump(config_schema(workflow, config), sort_keys=False, allow_unicode=True)
+    digest = hashlib.sha256(text.encode()).hexdigest()[:16]
+    path = Path(tempfile.gettempdir()) / f"capbench-config-schema-{os.getuid()}-{digest}.yaml"
+    if not (path.is_file() and path.stat().st_uid == os.getuid() and path.read_text() == text):
+        write_text_atomic(path, text)
     return str(path)
 
 
