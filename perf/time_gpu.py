@@ -63,11 +63,8 @@ from time_workflow import (
 
 from cap import CAPDetector
 from cap.backbones import build_backbone
-from cap.detectors.cap_training import (
-    MATMUL_PRECISIONS,
-    epoch_layout,
-    float32_matmul_precision,
-)
+from cap.detectors.cap_choices import MATMUL_PRECISIONS
+from cap.detectors.cap_training import epoch_layout, float32_matmul_precision
 from cap.evaluation.records import read_runs_table
 from cap.utils.torch_io import resolve_device
 from cap.workflow import Plan, layout

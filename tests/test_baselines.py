@@ -90,7 +90,7 @@ def test_normalized_dn2_scores_a_zero_query_as_an_orthogonal_item(blobs) -> None
 
 
 def test_normalize_must_be_a_bool(blobs) -> None:
-    with pytest.raises(ConfigError, match="normalize must be True or False; got 'yes'"):
+    with pytest.raises(ConfigError, match="DN2Detector.normalize must be an instance of 'bool'"):
         DN2Detector(normalize="yes").fit(blobs.bank)
 
 
@@ -157,10 +157,10 @@ def test_bad_pyod_models_and_options_raise_config_errors(blobs, settings, messag
 @pytest.mark.parametrize(
     ("settings", "message"),
     [
-        ({"model": None}, "model must be a PyOD class name"),
-        ({"options": ["n_neighbors", 3]}, "options must be a mapping"),
-        ({"seed": -1}, "seed must be >= 0"),
-        ({"seed": 1.5}, "seed must be an integer"),
+        ({"model": None}, "PyODDetector.model must be an instance of 'str'; got None"),
+        ({"options": ["n_neighbors", 3]}, "options must be an instance of 'dict' or None"),
+        ({"seed": -1}, r"seed must be an int in the range \[0, inf\); got -1"),
+        ({"seed": 1.5}, r"seed must be an int in the range \[0, inf\); got 1.5"),
         ({"model": "sod"}, "PyOD sod scores the queries against each other.*not a one-class"),
     ],
 )

@@ -306,7 +306,8 @@ def test_the_code_digest_covers_a_detectors_modules_and_their_imports():
     # the no-adaptation module draws CAP's anomaly maps too
     assert cap_modules == {
         "cap.detectors.cap_detector", "cap.detectors.cap_model", "cap.detectors.cap_training",
-        "cap.detectors.base", "cap.detectors.search", "cap.detectors.knn",
+        "cap.detectors.cap_choices", "cap.detectors.base", "cap.detectors.search",
+        "cap.detectors.knn", "cap.detectors.settings",
         "cap.utils.errors", "cap.utils.io", "cap.metrics.localization", "cap.metrics.image",
         "cap.utils.torch_io", "cap.utils.validation",
     }  # fmt: skip

@@ -1,7 +1,9 @@
 """scikit-learn's estimator checks on every registered detector, and a detector in a Pipeline.
 
 The checks call ``score_samples`` (= −``anomaly_score``), the one scikit-learn scoring
-method the detectors have; each check a detector fails is listed below with why.
+method the detectors have; each detector runs with its own settings for tiny data
+(``get_test_params``), and the checks it fails are declared on its class with why
+(``expected_failed_checks``).
 """
 
 from __future__ import annotations
@@ -18,50 +20,6 @@ from cap.utils.errors import DataError, NotFittedError
 
 pytestmark = pytest.mark.usefixtures("single_thread_math")
 
-#: Settings small enough for scikit-learn's check data (1 to 60 items, 1 to 10 features).
-CHECK_SETTINGS = {
-    "cap": {"k": 1, "epochs": 1, "batch_size": 8, "device": "cpu"},
-    "no_adaptation": {"k": 1},
-    "dn2": {"k": 1},
-    "mahalanobis": {},
-    "patchcore": {"coreset_ratio": 0.5, "pretrain_dim": 4, "target_dim": 4, "projection_dim": 2},
-    "pyod": {"model": "IForest", "options": {"n_estimators": 10}},
-}
-
-#: What every detector fails: the type of cap.utils.validation's error for a bad array.
-COMMON_FAILURES = {
-    "check_dtype_object": (
-        "an object array holding a dict raises DataError, a ValueError like every bad array "
-        "(the CLI reports it without a traceback), with numpy's message but not numpy's "
-        "TypeError"
-    ),
-}
-_ZERO_ROW = (
-    "the check's integer copy of its data truncates a row to all zeros, and kNN detectors "
-    "refuse all-zero bank rows with a DataError: their cosine similarity is undefined (a "
-    "broken backbone)"
-)
-_NO_SPREAD = (
-    "one item has no spread to model: refused as a bank of identical rows (DataError), "
-    "without the check's words ('1 sample')"
-)
-#: What one method fails besides, by method name.
-METHOD_FAILURES = {
-    "cap": {
-        "check_estimators_dtypes": _ZERO_ROW,
-        "check_fit2d_1sample": (
-            "training excludes each item from its own k >= 1 neighbours, so CAP needs "
-            "k + 1 >= 2 items: the DataError says so without the check's words ('1 sample')"
-        ),
-    },
-    "no_adaptation": {"check_estimators_dtypes": _ZERO_ROW},
-    "dn2": {"check_estimators_dtypes": _ZERO_ROW},
-    "mahalanobis": {"check_fit2d_1sample": _NO_SPREAD},
-    "patchcore": {"check_fit2d_1sample": _NO_SPREAD},
-    "pyod": {"check_fit2d_1sample": _NO_SPREAD},
-}
-
-
 #: Checks that hold only to float32 rounding, which a CPU's kernels break their own way
 #: (float32 matrix products take other paths for other batch sizes with AVX-512 than with
 #: AVX2: CAP's scores of 20 items differed by 1.19e-7, one float32 step, between scoring
@@ -72,26 +30,24 @@ ROUNDING_CHECKS = {"cap": {"check_methods_subset_invariance"}}
 SUBSET_STEPS = 8
 
 
-def expected_failures(detector: BaseDetector) -> dict[str, str]:
-    """The checks ``detector`` fails, each with its reason."""
-    return {**COMMON_FAILURES, **METHOD_FAILURES[detector.name]}
-
-
 def detectors(*, pyod: bool) -> list[BaseDetector]:
-    """An instance of every registered method but pyod, or of pyod alone (optional)."""
-    return [
-        make_detector(method, **CHECK_SETTINGS[method])
-        for method in sorted(DETECTORS)
-        if (method == "pyod") == pyod
-    ]
+    """An instance of every registered method but pyod, or of pyod alone (optional), with
+    its test settings."""
+    return [small_detector(method) for method in sorted(DETECTORS) if (method == "pyod") == pyod]
+
+
+def small_detector(method: str) -> BaseDetector:
+    """The detector of ``method`` with its own settings for tiny data."""
+    return make_detector(method, **DETECTORS[method].get_test_params())
+
+
+def expected_failures(detector: BaseDetector) -> dict[str, str]:
+    """The checks ``detector`` fails, each with its reason, as its class declares them."""
+    return detector.expected_failed_checks()
 
 
 #: Every registered method, as test parameters: fitting pyod needs the optional package.
 METHODS = [pytest.param(m, marks=[needs_pyod] if m == "pyod" else []) for m in sorted(DETECTORS)]
-
-
-def test_every_registered_detector_is_checked() -> None:
-    assert set(CHECK_SETTINGS) == set(METHOD_FAILURES) == set(DETECTORS)
 
 
 # Strict: a listed check that starts to pass fails the test, so that the list stays exact.
@@ -114,11 +70,11 @@ def test_scikit_learn_checks_on_pyod(estimator: BaseDetector, check) -> None:
 
 @pytest.mark.parametrize("method", METHODS)
 def test_a_detector_scores_in_a_pipeline_after_a_scaler(method: str, blobs) -> None:
-    pipeline = make_pipeline(StandardScaler(), make_detector(method, **CHECK_SETTINGS[method]))
+    pipeline = make_pipeline(StandardScaler(), small_detector(method))
     pipeline.fit(blobs.bank)
     scaler = StandardScaler().fit(blobs.bank)
     bank, test = scaler.transform(blobs.bank), scaler.transform(blobs.test)
-    expected = make_detector(method, **CHECK_SETTINGS[method]).fit(bank).anomaly_score(test)
+    expected = small_detector(method).fit(bank).anomaly_score(test)
     np.testing.assert_array_equal(pipeline[-1].anomaly_score(test), expected)
     np.testing.assert_array_equal(pipeline.score_samples(blobs.test), -expected)
 
@@ -156,7 +112,7 @@ def test_scores_do_not_depend_on_the_subset(method: str) -> None:
     """scikit-learn's subset invariance at a tolerance that holds on AVX2 and AVX-512 CPUs
     (:data:`ROUNDING_CHECKS`), on the check's own data."""
     X = 3 * np.random.default_rng(0).uniform(size=(20, 3))
-    detector = make_detector(method, **CHECK_SETTINGS[method]).fit(X)
+    detector = small_detector(method).fit(X)
     assert subset_gap(detector, X) <= SUBSET_STEPS
 
 

@@ -45,10 +45,9 @@ def write_config(path: Path, config: dict) -> Path:
 
 def validated(config: dict) -> dict:
     """``config`` validated as the workflow does it (defaults filled in)."""
-    from snakemake.utils import validate
+    from cap.workflow.schema import validated as validated_config
 
-    validate(config, str(SCHEMA))
-    return config
+    return validated_config(config)
 
 
 def step_argv(step: str, job: Any, folder: Path, *options: str) -> list[str]:

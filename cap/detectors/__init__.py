@@ -1,24 +1,23 @@
 """Anomaly detectors on pretrained features, registered by method name.
 
-Importing this package registers every detector in :data:`DETECTORS` without
-importing torch (CAP's model and training load when a CAP detector is fitted) or the
-optional PyOD (imported when a ``pyod`` detector is fitted).
+The registry (:mod:`cap.detectors.registry`) lists capbench's own detectors and those of
+installed plugins (entry-point group ``capbench.detectors``). A detector module not
+imported below (a plugin's, or one of this package's) loads when its method is first
+used; torch loads when CAP fits, PyOD when a ``pyod`` detector does.
 """
 
 from cap.detectors.base import (
-    DETECTORS,
     BaseDetector,
     KNNDetector,
     TrainableDetector,
     check_is_fitted,
-    detector_class,
-    make_detector,
 )
 from cap.detectors.cap_detector import CAPDetector
 from cap.detectors.gaussian import MahalanobisDetector
 from cap.detectors.knn import DN2Detector, NoAdaptationDetector
 from cap.detectors.patchcore import PatchCoreDetector
 from cap.detectors.pyod_adapter import PyODDetector
+from cap.detectors.registry import DETECTORS, detector_class, detector_names, make_detector
 
 __all__ = [
     "DETECTORS",
@@ -33,5 +32,6 @@ __all__ = [
     "TrainableDetector",
     "check_is_fitted",
     "detector_class",
+    "detector_names",
     "make_detector",
 ]

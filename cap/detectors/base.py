@@ -16,32 +16,47 @@ Three contracts, each a class here:
   ``history_`` and is saved and loaded (``save``/``load``); ``fit`` may monitor a
   test set after every epoch. The workflow keeps a model file only for these.
 
-Nothing here imports torch: the workflow plans with the registry alone.
+Each class declares its settings once, in ``declared_settings`` (:mod:`cap.detectors.settings`):
+``fit`` checks them with :meth:`BaseDetector._validate_params`, and the config schema, the
+docs' settings tables and the tests read the same declaration. Nothing here imports torch:
+the workflow plans with the registry (:mod:`cap.detectors.registry`) alone.
 """
 
 from __future__ import annotations
 
 import inspect
 import os
+import re
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import numpy as np
 from sklearn.base import BaseEstimator
 
 from cap.detectors.search import knn_search
+from cap.detectors.settings import Param, check_values
 from cap.utils.errors import ConfigError, NotFittedError
 from cap.utils.validation import (
     check_bank_size,
     check_features,
     check_neighbors,
     check_nonzero_rows,
-    check_number,
     check_same_dim,
 )
 
-#: Registered detectors by method name; filled by subclassing with ``name=...``.
-DETECTORS: dict[str, type[BaseDetector]] = {}
+#: A method name: it starts the content keys of its settings, which name files.
+METHOD_PATTERN = "[a-z0-9_]+"
+
+#: Every class registered so far, by method name (:mod:`cap.detectors.registry` lists them
+#: all, those not imported yet too).
+REGISTERED: dict[str, type[BaseDetector]] = {}
+
+#: Why a detector that models the bank's spread fails scikit-learn's one-item check.
+NO_SPREAD = (
+    "one item has no spread to model: refused as a bank of identical rows (DataError), "
+    "without the check's words ('1 sample')"
+)
 
 #: A test set scored after every epoch of training: ``(X_test, y_test)`` or
 #: ``(X_test, y_test, test_neighbors)``, y = 1 for anomalies.
@@ -52,8 +67,9 @@ class BaseDetector(BaseEstimator, ABC):
     """Anomaly detector on pretrained features; higher scores = more anomalous.
 
     Subclasses register under a method name with ``class X(BaseDetector, name="x")``,
-    implement :meth:`fit` and :meth:`_anomaly_score`, and take their settings
-    as keyword-only ``__init__`` arguments stored unchanged under the same names.
+    implement :meth:`fit` (which first calls :meth:`_validate_params`) and
+    :meth:`_anomaly_score`, take their settings as keyword-only ``__init__`` arguments
+    stored unchanged under the same names, and declare each in ``declared_settings``.
 
     A scikit-learn estimator with the default tags of ``BaseEstimator``: unsupervised
     (``fit`` ignores ``y``), dense 2-D input without NaN or inf, no estimator type. It is
@@ -63,8 +79,10 @@ class BaseDetector(BaseEstimator, ABC):
     A ``Pipeline`` scores through :meth:`score_samples`, the negated anomaly score.
     """
 
-    #: Method name in :data:`DETECTORS`.
+    #: Method name in the registry (:mod:`cap.detectors.registry`).
     name: ClassVar[str]
+    #: Each setting's constraints and one-line description (:mod:`cap.detectors.settings`).
+    declared_settings: ClassVar[Mapping[str, Param]] = {}
     #: Whether fitting learns parameters (see :class:`TrainableDetector`).
     trainable: ClassVar[bool] = False
     #: Whether it reads the patch layers' maps (N, h, w, C) instead of pooled features.
@@ -73,12 +91,19 @@ class BaseDetector(BaseEstimator, ABC):
     localizes: ClassVar[bool] = False
     #: Whether an image's score is the largest of its map's (then read off the maps, once).
     scores_are_map_maxima: ClassVar[bool] = False
+    #: scikit-learn checks it fails beyond its bases' (:meth:`expected_failed_checks`), with why.
+    failed_checks: ClassVar[Mapping[str, str]] = {
+        "check_dtype_object": (
+            "an object array holding a dict raises DataError, a ValueError like every bad "
+            "array (the CLI reports it without a traceback), with numpy's message but not "
+            "numpy's TypeError"
+        ),
+    }
 
     def __init_subclass__(cls, *, name: str | None = None, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         if name is not None:
-            cls.name = name
-            DETECTORS[name] = cls
+            register(name, cls)
 
     @classmethod
     def default_params(cls) -> dict[str, Any]:
@@ -92,6 +117,27 @@ class BaseDetector(BaseEstimator, ABC):
     @classmethod
     def _param_names(cls) -> list[str]:
         return list(cls.default_params())
+
+    @classmethod
+    def get_test_params(cls) -> dict[str, Any]:
+        """Settings for quick fits on tiny data, the tests' (a few dozen items, scikit-learn's
+        checks among them): each method's own, so that the tests run over the registry."""
+        return {}
+
+    @classmethod
+    def expected_failed_checks(cls) -> dict[str, str]:
+        """The scikit-learn estimator checks this method fails, each with why (scikit-learn's
+        ``expected_failed_checks``): the ``failed_checks`` of the class and its bases."""
+        return {
+            check: reason
+            for klass in reversed(cls.__mro__)
+            for check, reason in vars(klass).get("failed_checks", {}).items()
+        }
+
+    def _validate_params(self) -> None:
+        """Check every setting against its declaration, as scikit-learn's ``fit`` does, with
+        a :class:`ConfigError` naming it."""
+        check_values(self.declared_settings, self.get_params(), type(self).__name__)
 
     def get_params(self, deep: bool = True) -> dict[str, Any]:
         """The ``__init__`` settings, by name, in ``__init__`` order (scikit-learn's sorts
@@ -171,13 +217,20 @@ class KNNDetector(BaseDetector):
 
     k: int
 
+    failed_checks: ClassVar[Mapping[str, str]] = {
+        "check_estimators_dtypes": (
+            "the check's integer copy of its data truncates a row to all zeros, and kNN "
+            "detectors refuse all-zero bank rows with a DataError: their cosine similarity "
+            "is undefined (a broken backbone)"
+        ),
+    }
+
     def _check_bank(self, bank: object, *, exclude_self: bool) -> np.ndarray:
         """Validated float32 bank (N, D) big enough for ``k`` neighbours.
 
         Rows of norm zero are refused: their cosine similarity is undefined, and a
         bank of them (a broken backbone) would give every query the same score.
         """
-        check_number(self.k, "k", integer=True, minimum=1)
         bank = check_features(bank, "bank")
         check_nonzero_rows(bank, "bank")
         check_bank_size(len(bank), self.k, exclude_self=exclude_self)
@@ -254,20 +307,27 @@ def check_is_fitted(detector: BaseDetector) -> None:
         )
 
 
-def make_detector(method: str, **params: Any) -> BaseDetector:
-    """Build the detector registered as ``method`` with settings ``params``."""
-    cls = detector_class(method)
-    unknown = sorted(set(params) - set(cls._param_names()))
-    if unknown:
-        raise ConfigError(
-            f"method {method!r} has no setting(s) {', '.join(unknown)}; "
-            f"valid: {', '.join(cls._param_names())}"
+def register(name: str, cls: type[BaseDetector]) -> None:
+    """Register ``cls`` as method ``name``: its settings must each be declared once
+    (:mod:`cap.detectors.settings`), and the name must not be another class's."""
+    if not re.fullmatch(METHOD_PATTERN, name):
+        raise TypeError(f"method name {name!r} must match {METHOD_PATTERN}")
+    declared, taken = set(cls.declared_settings), set(cls.default_params())
+    if declared != taken:
+        raise TypeError(
+            f"{cls.__qualname__} must declare each __init__ setting in declared_settings: "
+            f"undeclared {sorted(taken - declared)}, declared but not taken "
+            f"{sorted(declared - taken)}"
         )
-    return cls(**params)
+    other = REGISTERED.get(name)
+    if other is not None and _qualified(other) != _qualified(cls):  # not a module reloaded
+        raise TypeError(f"method {name!r} is taken by {_qualified(other)}")
+    own = vars(cls).get("name")
+    if own is not None and own != name:
+        raise TypeError(f"{_qualified(cls)} is method {own!r}, not {name!r}")
+    cls.name = name
+    REGISTERED[name] = cls
 
 
-def detector_class(method: str) -> type[BaseDetector]:
-    """The class registered as ``method``."""
-    if method not in DETECTORS:
-        raise ConfigError(f"unknown method {method!r}; valid: {', '.join(sorted(DETECTORS))}")
-    return DETECTORS[method]
+def _qualified(cls: type) -> str:
+    return f"{cls.__module__}.{cls.__qualname__}"

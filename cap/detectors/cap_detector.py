@@ -10,24 +10,22 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Mapping
+from numbers import Real
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
+from sklearn.utils._param_validation import Interval, StrOptions
 
 from cap.detectors.base import KNNDetector, Monitor, TrainableDetector, check_is_fitted
+from cap.detectors.cap_choices import CONSTRAINTS, HEADS, INITS, MATMUL_PRECISIONS
 from cap.detectors.knn import cosine_gap_maps
+from cap.detectors.settings import COUNT, SEED_PARAM, Param
 from cap.utils.errors import ConfigError, DataError
 from cap.utils.io import atomic_path
 from cap.utils.torch_io import load_torch_file, resolve_device
-from cap.utils.validation import (
-    check_bool,
-    check_choice,
-    check_features,
-    check_neighbors,
-    check_number,
-    check_same_dim,
-)
+from cap.utils.validation import check_features, check_neighbors, check_same_dim
 
 if TYPE_CHECKING:
     from cap.detectors.cap_training import Readout
@@ -90,6 +88,44 @@ class CAPDetector(KNNDetector, TrainableDetector, name="cap"):
     """
 
     localizes: ClassVar[bool] = True
+    declared_settings: ClassVar[Mapping[str, Param]] = {
+        "k": Param("K, the number of nearest normal neighbours (§3.1)", COUNT),
+        "lam": Param(
+            "λ, weight of the constraint term Ω (eq. 7)", Interval(Real, 0, None, closed="left")
+        ),
+        "epochs": Param("training epochs (passes over the bank)", COUNT),
+        "lr": Param("Adam learning rate", Interval(Real, 0, None, closed="neither")),
+        "batch_size": Param("bank items per optimisation step", COUNT),
+        "lr_decay": Param(
+            "ExponentialLR γ per epoch (released code: 0.9); null: constant (the paper's text)",
+            Interval(Real, 0, 1, closed="right"),
+            None,
+        ),
+        "head": Param("projection head (Table 2)", StrOptions(set(HEADS))),
+        "attention": Param(
+            "reformed self-attention (eq. 3–4), or a plain mean of the neighbours", "boolean"
+        ),
+        "constraint": Param(
+            "distance in Ω: mse (released code) or sq_l2 (paper, eq. 6)",
+            StrOptions(set(CONSTRAINTS)),
+        ),
+        "init": Param("initialisation of the head", StrOptions(set(INITS))),
+        "seed": SEED_PARAM,
+        "device": Param(
+            "where to train and score: auto (CUDA when available), cpu, cuda, cuda:N", str
+        ),
+        "matmul_precision": Param(
+            "training matmuls: highest = IEEE float32 (exact); high = TF32 on CUDA (no effect "
+            "on a CPU); bf16 = bfloat16 autocast of the projections; scores stay float32",
+            StrOptions(set(MATMUL_PRECISIONS)),
+        ),
+    }
+    failed_checks: ClassVar[Mapping[str, str]] = {
+        "check_fit2d_1sample": (
+            "training excludes each item from its own k >= 1 neighbours, so CAP needs "
+            "k + 1 >= 2 items: the DataError says so without the check's words ('1 sample')"
+        ),
+    }
 
     def __init__(
         self,
@@ -121,6 +157,10 @@ class CAPDetector(KNNDetector, TrainableDetector, name="cap"):
         self.seed = seed
         self.device = device
         self.matmul_precision = matmul_precision
+
+    @classmethod
+    def get_test_params(cls) -> dict[str, Any]:
+        return {"k": 2, "epochs": 1, "batch_size": 8, "device": "cpu"}
 
     # ----------------------------------------------------------------- fitting
 
@@ -163,7 +203,7 @@ class CAPDetector(KNNDetector, TrainableDetector, name="cap"):
         from cap.detectors.cap_model import CAPModel
         from cap.detectors.search import knn_search
 
-        self._check_params()
+        self._validate_params()
         device = resolve_device(self.device)
         bank = self._check_bank(X, exclude_self=True)
         if neighbors is None:
@@ -189,24 +229,6 @@ class CAPDetector(KNNDetector, TrainableDetector, name="cap"):
         self.n_features_in_ = bank.shape[1]
         self.history_ = history
         return self
-
-    def _check_params(self) -> None:
-        from cap.detectors.cap_model import CONSTRAINTS, HEADS, INITS
-        from cap.detectors.cap_training import MATMUL_PRECISIONS
-
-        check_number(self.k, "k", integer=True, minimum=1)
-        check_number(self.lam, "lam", minimum=0)
-        check_number(self.epochs, "epochs", integer=True, minimum=1)
-        check_number(self.lr, "lr", minimum=0, exclusive_minimum=True)
-        check_number(self.batch_size, "batch_size", integer=True, minimum=1)
-        if self.lr_decay is not None:
-            check_number(self.lr_decay, "lr_decay", minimum=0, maximum=1, exclusive_minimum=True)
-        check_choice(self.head, "head", HEADS)
-        check_choice(self.constraint, "constraint", CONSTRAINTS)
-        check_choice(self.init, "init", INITS)
-        check_choice(self.matmul_precision, "matmul_precision", MATMUL_PRECISIONS)
-        check_bool(self.attention, "attention")
-        check_number(self.seed, "seed", integer=True, minimum=0)
 
     def _check_monitor(self, monitor: Monitor, bank: np.ndarray) -> Monitor:
         """The monitor completed and validated: test features (n, D), anomaly flags (n,)
@@ -346,6 +368,7 @@ class CAPDetector(KNNDetector, TrainableDetector, name="cap"):
             )
         detector = cls(**state["params"])
         detector.device = _loadable_device(detector.device) if device is None else device
+        detector._validate_params()
         if bank is None:
             if state["bank"] is None:
                 raise DataError(

@@ -17,14 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from cap.detectors.cap_choices import CONSTRAINTS, HEADS, INITS
 from cap.utils.validation import check_choice
-
-#: Projection heads of Table 2: L, L+ReLU, L+ReLU+L.
-HEADS = ("linear", "linear_relu", "linear_relu_linear")
-#: Initialisations of the head's matrices; the released code uses Xavier-uniform.
-INITS = ("xavier", "identity")
-#: Distance term of the constraint Ω (eq. 6): released code ("mse") or paper text ("sq_l2").
-CONSTRAINTS = ("mse", "sq_l2")
 
 
 def make_head(dim: int, name: str = "linear", init: str = "xavier") -> nn.Module:

@@ -43,8 +43,6 @@ logger = logging.getLogger(__name__)
 Readout = Callable[[CAPModel, torch.Tensor, ProjectedNeighbors], tuple[torch.Tensor, ...]]
 #: Loss terms of :func:`cap.detectors.cap_model.cap_objective`, in history order.
 LOSS_TERMS: tuple[str, ...] = ("total", "similarity", "constraint")
-#: Training matmul precisions (see the module docstring); "highest" is exact float32.
-MATMUL_PRECISIONS: tuple[str, ...] = ("highest", "high", "bf16")
 
 
 @dataclass(frozen=True)
@@ -58,7 +56,7 @@ class TrainingSettings:
     lam: float  # λ, weight of the constraint Ω (eq. 7)
     constraint: str  # distance term of Ω: "mse" or "sq_l2"
     seed: int  # seeds the batch order (the model's init is seeded by the caller)
-    matmul_precision: str = "highest"  # a MATMUL_PRECISIONS entry
+    matmul_precision: str = "highest"  # a cap_choices.MATMUL_PRECISIONS entry
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> TrainingSettings:

@@ -10,9 +10,12 @@ Shapes: N = bank items, n = queries, D = feature dimension.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import ClassVar
+
 import numpy as np
 
-from cap.detectors.base import BaseDetector
+from cap.detectors.base import NO_SPREAD, BaseDetector
 from cap.detectors.search import chunk_slices
 from cap.utils.validation import check_features, check_not_constant
 
@@ -40,6 +43,8 @@ class MahalanobisDetector(BaseDetector, name="mahalanobis"):
     n_features_in_ : int
         D.
     """
+
+    failed_checks: ClassVar[Mapping[str, str]] = {"check_fit2d_1sample": NO_SPREAD}
 
     def __init__(self) -> None:
         pass

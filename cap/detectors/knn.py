@@ -5,14 +5,15 @@ Shapes: N = bank items, n = queries, D = feature dimension, K = neighbours.
 
 from __future__ import annotations
 
-from typing import ClassVar
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
 import numpy as np
 
 from cap.detectors.base import KNNDetector, check_is_fitted
 from cap.detectors.search import chunk_slices, l2_knn_search, l2_normalize
+from cap.detectors.settings import COUNT, Param
 from cap.utils.errors import DataError
-from cap.utils.validation import check_bool
 
 
 class _MemoryBankDetector(KNNDetector):
@@ -22,6 +23,7 @@ class _MemoryBankDetector(KNNDetector):
         self, X: np.ndarray, y: object = None, *, neighbors: np.ndarray | None = None
     ) -> _MemoryBankDetector:
         """Store the bank ``X`` (N, D); ``y`` and training ``neighbors`` are ignored."""
+        self._validate_params()
         self.bank_ = self._check_bank(X, exclude_self=False)
         self.n_features_in_ = self.bank_.shape[1]
         return self
@@ -72,9 +74,16 @@ class NoAdaptationDetector(_MemoryBankDetector, name="no_adaptation"):
     """
 
     localizes: ClassVar[bool] = True
+    declared_settings: ClassVar[Mapping[str, Param]] = {
+        "k": Param("K, the number of nearest normal features averaged", COUNT),
+    }
 
     def __init__(self, *, k: int = 32) -> None:
         self.k = k
+
+    @classmethod
+    def get_test_params(cls) -> dict[str, Any]:
+        return {"k": 1}
 
     def anomaly_maps(
         self, X: np.ndarray, *, feature_maps: np.ndarray, neighbors: np.ndarray | None = None
@@ -125,16 +134,27 @@ class DN2Detector(_MemoryBankDetector, name="dn2"):
         D.
     """
 
+    declared_settings: ClassVar[Mapping[str, Param]] = {
+        "k": Param("K, the number of nearest normal features", COUNT),
+        "normalize": Param(
+            "scale features to unit L2 norm first (cosine kNN, MSC's zero-training score)",
+            "boolean",
+        ),
+    }
+
     def __init__(self, *, k: int = 2, normalize: bool = False) -> None:
         self.k = k
         self.normalize = normalize
+
+    @classmethod
+    def get_test_params(cls) -> dict[str, Any]:
+        return {"k": 1}
 
     def fit(
         self, X: np.ndarray, y: object = None, *, neighbors: np.ndarray | None = None
     ) -> DN2Detector:
         """Store the bank ``X`` (N, D), normalised once when ``normalize``; ``y`` and
         ``neighbors`` are ignored."""
-        check_bool(self.normalize, "normalize")
         super().fit(X)
         self.search_bank_ = l2_normalize(self.bank_) if self.normalize else self.bank_
         return self

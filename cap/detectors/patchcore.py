@@ -27,21 +27,19 @@ features of any other source).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from numbers import Real
 from typing import Any, ClassVar
 
 import numpy as np
+from sklearn.utils._param_validation import Interval
 
-from cap.detectors.base import BaseDetector, check_is_fitted
+from cap.detectors.base import NO_SPREAD, BaseDetector, check_is_fitted
 from cap.detectors.search import l2_knn_search
+from cap.detectors.settings import COUNT, SEED_PARAM, Param
 from cap.metrics.localization import map_maxima
 from cap.utils.errors import ConfigError, DataError
-from cap.utils.validation import (
-    check_features,
-    check_not_constant,
-    check_number,
-    check_same_dim,
-)
+from cap.utils.validation import check_features, check_not_constant, check_same_dim
 
 #: The patch layers' maps of N images: one (N, h_l, w_l, C_l) array per layer.
 Layers = Sequence[np.ndarray]
@@ -72,6 +70,21 @@ class PatchCoreDetector(BaseDetector, name="patchcore"):
     reads_patches: ClassVar[bool] = True
     localizes: ClassVar[bool] = True
     scores_are_map_maxima: ClassVar[bool] = True
+    declared_settings: ClassVar[Mapping[str, Param]] = {
+        "coreset_ratio": Param(
+            "share of the bank's patches kept in memory (greedy coreset)",
+            Interval(Real, 0, 1, closed="right"),
+        ),
+        "patch_size": Param("side of the neighbourhood each patch aggregates (odd)", COUNT),
+        "pretrain_dim": Param("values each layer's patch vector is averaged down to", COUNT),
+        "target_dim": Param("values of the final patch feature", COUNT),
+        "projection_dim": Param(
+            "dimensions of the random projection the coreset is chosen in", COUNT
+        ),
+        "starting_points": Param("random patches the coreset's distances start from", COUNT),
+        "seed": SEED_PARAM,
+    }
+    failed_checks: ClassVar[Mapping[str, str]] = {"check_fit2d_1sample": NO_SPREAD}
 
     def __init__(
         self,
@@ -92,9 +105,15 @@ class PatchCoreDetector(BaseDetector, name="patchcore"):
         self.starting_points = starting_points
         self.seed = seed
 
+    @classmethod
+    def get_test_params(cls) -> dict[str, Any]:
+        return {"coreset_ratio": 0.5, "pretrain_dim": 16, "target_dim": 16, "projection_dim": 2}
+
     def fit(self, X: Layers | np.ndarray, y: object = None) -> PatchCoreDetector:
         """Keep the coreset of the bank's patch features; returns ``self``."""
-        self._check_params()
+        self._validate_params()
+        if self.patch_size % 2 == 0:
+            raise ConfigError(f"patch_size must be odd (a centred square); got {self.patch_size}")
         layers = _check_layers(X, "bank")
         patches = self._patch_features(layers)  # (P, E)
         check_not_constant(patches, "bank")
@@ -131,17 +150,6 @@ class PatchCoreDetector(BaseDetector, name="patchcore"):
                 f"{self.layer_channels_}: embed both with the same backbone and patch_layers"
             )
         return layers
-
-    def _check_params(self) -> None:
-        check_number(
-            self.coreset_ratio, "coreset_ratio", minimum=0, maximum=1, exclusive_minimum=True
-        )
-        check_number(self.patch_size, "patch_size", integer=True, minimum=1)
-        if self.patch_size % 2 == 0:
-            raise ConfigError(f"patch_size must be odd (a centred square); got {self.patch_size}")
-        for name in ("pretrain_dim", "target_dim", "projection_dim", "starting_points"):
-            check_number(getattr(self, name), name, integer=True, minimum=1)
-        check_number(self.seed, "seed", integer=True, minimum=0)
 
     def _patch_features(self, layers: list[np.ndarray]) -> np.ndarray:
         """Steps 1–3 of the module docstring: (P, E) float32, image by image in blocks so

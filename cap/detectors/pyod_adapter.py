@@ -13,13 +13,15 @@ from __future__ import annotations
 import importlib
 import inspect
 import pkgutil
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
 import numpy as np
 
-from cap.detectors.base import BaseDetector
+from cap.detectors.base import NO_SPREAD, BaseDetector
+from cap.detectors.settings import SEED_PARAM, Param
 from cap.utils.errors import ConfigError
-from cap.utils.validation import check_features, check_not_constant, check_number
+from cap.utils.validation import check_features, check_not_constant
 
 #: Unsupervised PyOD detectors on feature vectors, by class name → module of ``pyod.models``.
 #: Other classes of ``pyod.models`` are found by a search of its modules.
@@ -92,6 +94,17 @@ class PyODDetector(BaseDetector, name="pyod"):
         D.
     """
 
+    declared_settings: ClassVar[Mapping[str, Param]] = {
+        "model": Param("PyOD detector class name (ECOD, IForest, KNN, LOF, ...)", str),
+        "options": Param(
+            "keyword arguments of the PyOD class (random_state comes from the run's seed)",
+            dict,
+            None,
+        ),
+        "seed": SEED_PARAM,
+    }
+    failed_checks: ClassVar[Mapping[str, str]] = {"check_fit2d_1sample": NO_SPREAD}
+
     def __init__(
         self, *, model: str = "ECOD", options: dict[str, Any] | None = None, seed: int = 0
     ) -> None:
@@ -99,19 +112,21 @@ class PyODDetector(BaseDetector, name="pyod"):
         self.options = options
         self.seed = seed
 
+    @classmethod
+    def get_test_params(cls) -> dict[str, Any]:
+        return {"model": "IForest", "options": {"n_estimators": 10}}
+
     def fit(
         self, X: np.ndarray, y: object = None, *, neighbors: np.ndarray | None = None
     ) -> PyODDetector:
         """Fit the PyOD detector on the bank ``X`` (N, D); ``y`` and ``neighbors`` are
         ignored."""
-        if not isinstance(self.model, str):
-            raise ConfigError(f"model must be a PyOD class name; got {self.model!r}")
+        self._validate_params()
         options = {} if self.options is None else self.options
-        if not isinstance(options, dict) or not all(isinstance(key, str) for key in options):
+        if not all(isinstance(key, str) for key in options):
             raise ConfigError(f"options must be a mapping of keyword arguments; got {options!r}")
         if "random_state" in options:
             raise ConfigError("set PyOD's random_state with the seed setting, not in options")
-        check_number(self.seed, "seed", integer=True, minimum=0)
         if self.model.lower() in (name.lower() for name in QUERY_ONLY_MODELS):
             raise ConfigError(
                 f"PyOD {self.model} scores the queries against each other, never against the "

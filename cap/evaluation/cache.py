@@ -10,7 +10,8 @@ adding a variant fits only that variant's runs, a killed job resumes after its l
 finished run, and editing a detector's code, or its inputs, makes new keys. The code
 hashed is what turns the fingerprinted inputs into scores: the detector's modules and
 the ``cap.detectors`` and ``cap.utils`` modules they import (each name resolved to the
-module that defines it), the metrics (image and pixel), and the module that fits and scores runs
+module that defines it; a plugin's detector, its modules and those of its own package
+they import), the metrics (image and pixel), and the module that fits and scores runs
 (:data:`RUN_MODULES`); how the inputs were read is covered by their fingerprints.
 
 An entry is ``<key>.npy`` (the test scores), ``<key>.maps.npy`` (a localizing run's
@@ -41,6 +42,7 @@ from typing import Any
 
 import numpy as np
 
+from cap.detectors.base import BaseDetector
 from cap.metrics.image import score_metrics
 from cap.metrics.localization import pixel_metrics
 from cap.utils.io import atomic_path, seal, unseal, write_json_atomic
@@ -212,12 +214,16 @@ def fingerprint(*arrays: np.ndarray) -> str:
 
 
 @cache
-def code_digest(detector: type) -> str:
+def code_digest(detector: type[BaseDetector]) -> str:
     """sha256 of the source of the code that scores with ``detector`` (module docstring);
-    once per process and detector, as every run of a batch asks for it."""
-    roots = {cls.__module__ for cls in detector.__mro__ if cls.__module__.startswith("cap.")}
-    roots.update(METRIC_MODULES)
-    return _digest(_import_closure(roots) | set(RUN_MODULES))
+    once per process and detector, as every run of a batch asks for it. A plugin's
+    detector (or the estimator it adapts) is a class of its own package: its module is
+    hashed too, with the modules of that package it imports, so that editing a plugin
+    makes its runs again."""
+    roots = {cls.__module__ for cls in detector.__mro__ if issubclass(cls, BaseDetector)}
+    plugins = {f"{root.partition('.')[0]}." for root in roots if not root.startswith("cap.")}
+    packages = (*DIGEST_PACKAGES, *sorted(plugins))
+    return _digest(_import_closure(roots | set(METRIC_MODULES), packages) | set(RUN_MODULES))
 
 
 def _digest(modules: set[str]) -> str:
@@ -228,9 +234,9 @@ def _digest(modules: set[str]) -> str:
     return digest.hexdigest()
 
 
-def _import_closure(roots: Iterable[str]) -> set[str]:
-    """``roots`` and the :data:`DIGEST_PACKAGES` modules they import, transitively (lazy
-    imports inside functions included)."""
+def _import_closure(roots: Iterable[str], packages: tuple[str, ...] = DIGEST_PACKAGES) -> set[str]:
+    """``roots`` and the modules of ``packages`` they import, transitively (lazy imports
+    inside functions included)."""
     seen: set[str] = set()
     pending = list(roots)
     while pending:
@@ -238,30 +244,34 @@ def _import_closure(roots: Iterable[str]) -> set[str]:
         if name in seen:
             continue
         seen.add(name)
-        pending.extend(m for m in _cap_imports(name) if m.startswith(DIGEST_PACKAGES))
+        pending.extend(m for m in _imports(name, packages) if m.startswith(packages))
     return seen
 
 
-def _cap_imports(name: str) -> set[str]:
-    """The ``cap`` modules that module ``name`` imports, each imported name resolved to the
-    module that defines it (``from cap.detectors import KNNDetector`` is
-    ``cap.detectors.base``, not the package's ``__init__``)."""
-    tree = ast.parse(Path(_origin(name)).read_text())
+def _imports(name: str, packages: tuple[str, ...]) -> set[str]:
+    """The modules of ``packages`` that module ``name`` imports (relative imports
+    resolved), each imported name resolved to the module that defines it (``from
+    cap.detectors import KNNDetector`` is ``cap.detectors.base``, not the package's
+    ``__init__``)."""
+    origin = _origin(name)
+    package = name if origin.endswith("__init__.py") else name.rpartition(".")[0]
     found: set[str] = set()
-    for node in ast.walk(tree):
+    for node in ast.walk(ast.parse(Path(origin).read_text())):
         if isinstance(node, ast.Import):
-            found.update(alias.name for alias in node.names if alias.name.startswith("cap."))
-        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("cap"):
-            found.update(_defining_module(node.module, alias.name) for alias in node.names)
+            found.update(alias.name for alias in node.names if alias.name.startswith(packages))
+        elif isinstance(node, ast.ImportFrom):
+            module = importlib.util.resolve_name("." * node.level + (node.module or ""), package)
+            if module.startswith(packages):
+                found.update(_defining_module(module, alias.name, packages) for alias in node.names)
     return found
 
 
-def _defining_module(package: str, name: str) -> str:
+def _defining_module(package: str, name: str, packages: tuple[str, ...]) -> str:
     submodule = f"{package}.{name}"
     if _is_module(submodule):
         return submodule
     defined = getattr(getattr(importlib.import_module(package), name, None), "__module__", None)
-    return defined if isinstance(defined, str) and defined.startswith("cap") else package
+    return defined if isinstance(defined, str) and defined.startswith(packages) else package
 
 
 def _is_module(name: str) -> bool:

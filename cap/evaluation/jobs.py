@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from cap.data.transforms import DEFAULT_PREPROCESSING
+from cap.detectors.base import METHOD_PATTERN
 from cap.utils.errors import ConfigError
 from cap.utils.io import seal, unseal, write_json_atomic
 from cap.utils.resources import PackageFile
@@ -200,7 +201,7 @@ class ReportJob:
 
 #: Hex digits of a setting key's digest, and the key's pattern (the workflow's wildcard).
 KEY_DIGITS = 10
-KEY_PATTERN = rf"[a-z0-9_]+-[0-9a-f]{{{KEY_DIGITS}}}"
+KEY_PATTERN = rf"{METHOD_PATTERN}-[0-9a-f]{{{KEY_DIGITS}}}"
 
 
 def setting_key(method: str, settings: dict[str, Any], bank: str) -> str:

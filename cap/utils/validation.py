@@ -111,13 +111,6 @@ def check_choice(value: object, name: str, choices: Sequence[str]) -> str:
     return value
 
 
-def check_bool(value: object, name: str) -> bool:
-    """Reject ``value`` unless it is True or False (not 0, 1 or "yes")."""
-    if not isinstance(value, bool):
-        raise ConfigError(f"{name} must be True or False; got {value!r}")
-    return value
-
-
 def check_number(
     value: object,
     name: str,

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cap.detectors import detector_class
+from cap.detectors.settings import check_values
 from cap.evaluation.jobs import setting_key
 from cap.utils.errors import ConfigError
 from cap.workflow.config import Config
@@ -120,9 +121,9 @@ def check_setting_layers(config: Config) -> None:
 
 
 def check_settings(method: str, settings: Mapping[str, Any], where: str) -> None:
-    """Each of ``settings`` must be a setting of ``method``'s detector, and every number in
-    it finite: the schema checks types and bounds, but not which method a setting belongs
-    to, and NaN passes its bounds (YAML's ``.nan``, ``.inf``)."""
+    """Each of ``settings`` must be a setting of ``method``'s detector, every number in it
+    finite (NaN passes bounds: YAML's ``.nan``, ``.inf``), and each value one its detector
+    declares (scikit-learn's validation: the schema states what JSON can of it)."""
     own = detector_defaults(method)
     for name, value in settings.items():
         if name not in own:
@@ -132,6 +133,7 @@ def check_settings(method: str, settings: Mapping[str, Any], where: str) -> None
             )
         if not _finite(value):
             raise ConfigError(f"{where}.{name} is {value!r}: settings must be finite numbers")
+    check_values(detector_class(method).declared_settings, settings, where)
 
 
 def _finite(value: Any) -> bool:

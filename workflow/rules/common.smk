@@ -8,7 +8,6 @@ import shlex
 import shutil
 import sys
 
-from snakemake.utils import validate
 from snakemake_interface_executor_plugins.settings import DeploymentMethod
 
 from cap.evaluation.jobs import check_unedited, spec_data
@@ -16,12 +15,14 @@ from cap.reporting.paper import check_paper_results
 from cap.workflow import Plan, Steps, layout, registry
 from cap.workflow.figures import FIGURE_KINDS
 from cap.workflow.registry import RULE
+from cap.workflow.schema import validated
 from cap.workflow.shared import read_config_file
 
 # A config file is data: one that Snakemake evaluated as a template stops the run here.
 for path in workflow.overwrite_configfiles:
     read_config_file(path)
-validate(config, schema="../schemas/config.schema.yaml")
+# The schema, its detector parts from the declarations of the methods the config names.
+validated(config)
 PLAN = Plan(config)
 STEPS = Steps(PLAN)
 # The paper's numbers: read from the working directory or this repository only.
