@@ -3,7 +3,8 @@ detector parts generated, when a config is validated, from each detector's decla
 its settings (:mod:`cap.detectors.settings`), so that a plugin's method validates as
 capbench's own do; and validation against it, as the workflow does it (defaults filled in).
 
-Generated: the method names (every registered one, nothing imported), every setting's
+Generated: the dataset loaders and preprocessings (their registries' names), the method
+names (every registered one, nothing imported), every setting's
 name, and each named method's settings' types and bounds: in ``methods.<method>``,
 ``datasets.<name>.settings.<method>`` and, by the variant's ``method``, in
 ``variants.<name>``. Only the methods a config names are loaded. Which method a setting
@@ -18,6 +19,8 @@ from typing import Any
 
 import yaml
 
+from cap.data import DATASETS
+from cap.data.transforms import PREPROCESSINGS
 from cap.detectors import detector_class, detector_names
 from cap.detectors.settings import json_schema
 from cap.utils.errors import ConfigError
@@ -54,8 +57,9 @@ def validated(config: dict[str, Any]) -> dict[str, Any]:
 
 
 def config_schema(config: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """The static schema (:data:`SCHEMA`) with its detector parts filled in for the
-    methods ``config`` names (every registered method when None)."""
+    """The static schema (:data:`SCHEMA`) with its registries' names filled in (datasets,
+    preprocessings, methods) and its detector parts for the methods ``config`` names
+    (every registered method when None)."""
     schema = yaml.safe_load(SCHEMA.read_text())
     names = detector_names()
     methods = names if config is None else sorted(set(named_methods(config)) & set(names))
@@ -68,6 +72,9 @@ def config_schema(config: Mapping[str, Any] | None = None) -> dict[str, Any]:
         method: {"$ref": "#/definitions/settings", "properties": properties}
         for method, properties in settings.items()
     }
+    dataset = schema["properties"]["datasets"]["additionalProperties"]["properties"]
+    dataset["source"]["enum"] = list(DATASETS)
+    dataset["preprocessing"]["enum"] = list(PREPROCESSINGS)
     variant = schema["properties"]["variants"]["additionalProperties"]
     variant["properties"]["method"]["enum"] = names
     variant["allOf"] = [
