@@ -375,11 +375,9 @@ class PaperWork:
 
 def paper_work(config: Path) -> PaperWork:
     """CAP fits, evaluate jobs and embedding files planned for ``config``; their images."""
-    from snakemake.utils import validate
+    from cap.workflow.schema import validated
 
-    loaded = yaml.safe_load(config.read_text())
-    validate(loaded, str(REPO / "workflow" / "schemas" / "config.schema.yaml"))
-    plan = Plan(loaded)
+    plan = Plan(validated(yaml.safe_load(config.read_text())))
     fits = sum(plan.setting_of(run).trainable for run in plan.all_runs)
     files = plan.embedding_files()
     images = 0
