@@ -196,6 +196,7 @@ def test_smoke_run_executes_every_rule_and_writes_every_output(smoke_run):
     assert not re.search(r"\bnan\b", report, flags=re.IGNORECASE)
     pngs = list((workdir / "results" / "figures").rglob("*.png"))
     assert len(pngs) == 3
+    assert (workdir / layout.CLAIMS_FIGURE["png"]).stat().st_size > 0
     assert_every_job_logged(workdir, smoke_config())
 
 
