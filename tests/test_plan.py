@@ -698,3 +698,10 @@ def test_a_datasets_seeds_replace_the_configs_there_only(paper_config):
     assert plan.variants.seeds_of("cifar100", cap) == [3, 4]
     assert plan.variants.seeds_of("cifar10", key(plan, "cifar10", "cap")) == config["seeds"]
     assert plan.variants.seeds_of("cifar100", key(plan, "cifar100", "dn2")) == [0]  # untrained
+
+
+def test_a_dataset_on_an_unknown_backbone_is_refused_naming_its_key(paper_config):
+    config = copy.deepcopy(paper_config)
+    config["datasets"]["fmnist"]["backbone"] = "vit"
+    with pytest.raises(ConfigReferenceError, match=r"datasets\.fmnist\.backbone refers to 'vit'"):
+        Plan(config)

@@ -74,8 +74,21 @@ def test_scikit_learns_constraints_become_json_schema(param, expected):
         ),
         (lambda c: c["variants"]["dn2"].update(neighbours=3), r"'neighbours' was unexpected"),
         (lambda c: c["variants"]["dn2"].update(method="panda"), r"'panda' is not one of"),
+        (
+            lambda c: c["datasets"]["cifar10"].update(source="imagenet"),
+            r"^datasets\.cifar10\.source",
+        ),
+        (lambda c: c["variants"]["k4"].update(lam="two"), r"^variants\.k4\.lam: 'two'"),
     ],
-    ids=["variant-bound", "method-option", "dataset-type", "unknown-setting", "unknown-method"],
+    ids=[
+        "variant-bound",
+        "method-option",
+        "dataset-type",
+        "unknown-setting",
+        "unknown-method",
+        "unknown-source",
+        "setting-type",
+    ],
 )
 def test_the_schema_refuses_a_bad_setting_naming_it(edit, where):
     config = smoke_config()
