@@ -59,6 +59,10 @@ OPSET = 17
 TOLERANCE = 1e-4
 #: Images in the check batch (and the batch the export is traced with).
 CHECK_IMAGES = 4
+#: Images per onnxruntime call, whatever the DataLoader's batch: on 2 cores Lite0 ran
+#: 1.4x as fast in calls of 4 as of 64 (268 against 192 images/s; its activations stay in
+#: the caches), ResNet-152 alike at any size from 2 to 32.
+CHUNK = 4
 #: What the exported graph needs installed, for the error where ``runtime: onnx`` lacks it.
 ONNXRUNTIME_INSTALL = "pip install onnxruntime"
 #: Packages whose versions shape the exported graph (the exporter, the models' code).
@@ -147,7 +151,11 @@ class OnnxForward:
             )
         wanted = self.names[:2] if maps else self.names[:1]
         wanted += self.names[2:] if patches else []
-        values = self.session.run(wanted, {"images": images})
+        chunks = [
+            self.session.run(wanted, {"images": images[start : start + CHUNK]})
+            for start in range(0, len(images), CHUNK)
+        ]
+        values = [np.concatenate(outputs) for outputs in zip(*chunks, strict=True)]
         return Encoded(
             pooled=values[0],  # (B, C)
             maps=values[1] if maps else None,  # (B, h, w, C)
