@@ -22,6 +22,7 @@ from cap.backbones.torch_onnx import TOLERANCE, difference, resolve_runtime
 from cap.data import load_dataset
 from cap.evaluation.embeddings import Embeddings, extract_embeddings, load_embeddings
 from cap.evaluation.protocol import one_class_task
+from cap.reporting.provenance import backbone_weights
 from cap.utils.errors import ConfigError, DataError
 from cap.utils.resources import package_file
 
@@ -227,6 +228,7 @@ def test_the_embedding_file_records_the_runtime_that_ran(small_weights, tmp_path
             images, backbone, tmp_path / f"{runtime}.h5", num_workers=0, progress=False
         )
         assert load_embeddings(out).attrs["runtime"] == recorded
+        assert backbone_weights([out])["timm runtime"] == recorded  # the report's provenance
 
 
 def test_an_embed_spec_records_a_torch_backbones_runtime_and_leaves_the_others_as_they_were():
