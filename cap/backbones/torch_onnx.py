@@ -116,8 +116,8 @@ def difference(reference: Encoded, candidate: Encoded) -> float:
     pairs += [(reference.maps, candidate.maps)] if reference.maps is not None else []
     pairs += list(zip(reference.patches, candidate.patches, strict=True))
     return max(
-        float(np.abs(theirs - ours).max() / max(float(np.abs(ours).max()), 1e-30))
-        for ours, theirs in pairs
+        float(np.abs(found - expected).max() / max(float(np.abs(expected).max()), 1e-30))
+        for expected, found in pairs
     )
 
 
