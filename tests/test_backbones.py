@@ -102,7 +102,9 @@ def random_resnet152(tmp_path_factory):
 
 def test_local_checkpoint_is_loaded_not_reinitialised(random_resnet152):
     batch = torch.randint(0, 256, (2, 224, 224, 3), dtype=torch.uint8)  # the transform's output
-    first = build_backbone("resnet152", weights=random_resnet152, device="cpu")
+    first = build_backbone(  # torch's: its bfloat16 autocast is tried below, on small images
+        "resnet152", weights=random_resnet152, device="cpu", runtime="torch"
+    )
     assert first.dim == 2048 and first.weights_id == file_sha256(random_resnet152)
     assert "resize 256x256" in first.input_description
     assert "ImageNet mean/std" in first.input_description
@@ -217,6 +219,14 @@ CLASSIFIERS = [
         id="shufflenet_v2",
     ),
     pytest.param("timm", lite0, 1, 0.0, marks=[needs_timm, needs_lite0], id="efficientnet_lite0"),
+    pytest.param(  # the default runtime on a CPU is the ONNX export's (test_torch_onnx.py)
+        "timm",
+        lambda: {**lite0(), "runtime": "torch"},
+        1,
+        0.0,
+        marks=[needs_timm, needs_lite0],
+        id="efficientnet_lite0-torch",
+    ),
     pytest.param("timm", lite2, 1, 0.0, marks=[needs_timm, needs_lite2], id="efficientnet_lite2"),
 ]
 
@@ -377,8 +387,15 @@ def random_resnet18(tmp_path_factory):
 
 
 def resnet18(weights, *patch_layers: str):
+    """On torch, whose hooks catch the patch layers on small images (the ONNX export's
+    patch maps: tests/test_torch_onnx.py)."""
     return build_backbone(
-        "timm", weights=weights, architecture="resnet18", device="cpu", patch_layers=patch_layers
+        "timm",
+        weights=weights,
+        architecture="resnet18",
+        device="cpu",
+        patch_layers=patch_layers,
+        runtime="torch",
     )
 
 

@@ -61,13 +61,15 @@ def test_no_module_imports_from_a_higher_layer(module):
 
 def test_planning_imports_no_torch():
     """Snakemake builds the plan at every invocation (and in each local job's process):
-    its imports, the backbone and dataset registries included, stay without torch."""
+    its imports, the backbone and dataset registries included, stay without torch (and
+    without onnxruntime, which the torch backbones' runtime option names)."""
     import subprocess
     import sys
 
     code = (
         "import sys, cap.workflow, cap.backbones, cap.data; "
-        "print(sorted(m for m in ('torch', 'torchvision', 'timm') if m in sys.modules))"
+        "print(sorted(m for m in ('torch', 'torchvision', 'timm', 'onnx', 'onnxruntime') "
+        "if m in sys.modules))"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr

@@ -504,9 +504,10 @@ def test_the_schema_takes_its_names_from_the_registries():
     properties = config_schema()["properties"]  # detectors: test_settings
     backbone = properties["backbones"]["additionalProperties"]["properties"]
     # every backbone option the schema allows is one some model takes, and vice versa (but
-    # those the workflow sets itself: from the dataset, the backbone's own keys, the cores)
+    # those the workflow sets itself: from the dataset, the backbone's own keys, the cores,
+    # where the ONNX exports are kept)
     taken = {option for model in BACKBONES for option in backbone_options(model)}
-    own = {"offline", "bf16", "preprocessing", "num_threads"}
+    own = {"offline", "bf16", "preprocessing", "num_threads", "export_cache"}
     assert set(backbone["options"]["properties"]) == taken - own
     dataset = properties["datasets"]["additionalProperties"]["properties"]
     assert set(dataset["source"]["enum"]) == set(DATASETS)

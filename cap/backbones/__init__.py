@@ -54,7 +54,9 @@ def build_backbone(
     **options
         ``preprocessing`` (every backbone): a key of
         :data:`cap.data.transforms.PREPROCESSINGS`, default ``"paper"``.
-        Backbone-specific: ``offline``, ``bf16`` (torchvision, timm); ``architecture``,
+        Backbone-specific: ``offline``, ``bf16``, ``compile``, ``runtime`` (``auto``,
+        ``torch``, ``onnx``) and ``export_cache`` (the ONNX exports' folder) (torchvision,
+        timm: :mod:`cap.backbones.torch_onnx`); ``architecture``,
         ``input_size``, ``mean``, ``std`` (timm); ``pooled_tensor``, ``map_tensor``,
         ``num_threads`` (tflite, onnx); ``input_layout``, ``mean``, ``std`` (onnx).
     """

@@ -52,6 +52,9 @@ class Backbone(abc.ABC):
         PIL RGB image → one input of :meth:`embed` (picklable, for DataLoader workers).
     device : str
         Where :meth:`embed` runs (``"cpu"``, ``"cuda"``).
+    runtime : str or None
+        What ran the network where there was a choice (torch backbones: ``"torch"`` or
+        ``"onnxruntime"``), stored in the embedding file; None for the others.
     """
 
     name: str
@@ -61,6 +64,7 @@ class Backbone(abc.ABC):
     input_description: str
     transform: Callable[[Image.Image], Any]
     device: str
+    runtime: str | None = None
     patch_layers: tuple[str, ...] = ()  # mid-level layers whose maps patch methods read
 
     @abc.abstractmethod

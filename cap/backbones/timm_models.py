@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from cap.backbones.base import file_sha256
 from cap.backbones.torch_module import TorchBackbone, load_checkpoint
+from cap.backbones.torch_onnx import DEFAULT_RUNTIME
 from cap.data.transforms import DEFAULT_PREPROCESSING, get_preprocessing
 from cap.utils.errors import ConfigError, MissingResourceError
 from cap.utils.offline import is_offline
@@ -79,6 +80,8 @@ class TimmBackbone(TorchBackbone):
         bf16: bool = False,
         compile: bool = False,
         patch_layers: Sequence[str] = (),
+        runtime: str = DEFAULT_RUNTIME,
+        export_cache: str | os.PathLike[str] | None = None,
         offline: bool | None = None,
         preprocessing: str = DEFAULT_PREPROCESSING,
         input_size: int | None = None,
@@ -112,6 +115,8 @@ class TimmBackbone(TorchBackbone):
             bf16=bf16,
             compile=compile,
             patch_layers=patch_layers,
+            runtime=runtime,
+            export_cache=export_cache,
             side=int(input_size or config["input_size"][-1]),
             preprocessing=preprocessing,
             mean=config["mean"] if mean is None else mean,

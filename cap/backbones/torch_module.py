@@ -1,5 +1,7 @@
 """What every PyTorch backbone shares: a frozen module on a device, uint8 images normalised
-there, a state dict read safely, and features taken from the last feature map.
+there, a state dict read safely, features taken from the last feature map, and the
+choice of runtime on a CPU (torch, or its ONNX export through onnxruntime:
+:mod:`cap.backbones.torch_onnx`).
 
 Shapes: B = batch, C = channels of the last feature map (= D, the pooled feature's
 dimension), h × w its grid, S the square input side.
@@ -15,6 +17,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from cap.backbones.base import Backbone, Encoded
+from cap.backbones.torch_onnx import (
+    DEFAULT_RUNTIME,
+    RECORDED,
+    OnnxForward,
+    onnx_forward,
+    resolve_runtime,
+)
 from cap.data.transforms import (
     IMAGENET_MEAN,
     IMAGENET_STD,
@@ -44,14 +53,18 @@ class TorchBackbone(Backbone):
     """A frozen ``torch.nn.Module``: eval mode, no gradients; on CUDA channels-last and,
     with ``bf16``, bfloat16 autocast (features are float32 either way).
 
-    Subclasses set :attr:`module`, the input side and normalisation through
-    :meth:`_place`, and implement :meth:`_feature_map` and :meth:`_pool`
+    Subclasses set :attr:`module`, :attr:`architecture`, the input side and normalisation
+    through :meth:`_place`, and implement :meth:`_feature_map` and :meth:`_pool`
     (and :meth:`_classify` where the module has its classifier). With ``compile``, the
-    feature map is computed by ``torch.compile`` (about a minute of compiling per
-    process; on a 2-core CPU EfficientNet-Lite0 ran 1.9× as fast).
+    feature map is computed by ``torch.compile`` where torch runs (about a minute of
+    compiling per process; on a 2-core CPU EfficientNet-Lite0 ran 1.9× as fast). With
+    ``runtime`` ``onnx`` (``auto``: on a CPU without ``bf16``), :meth:`encode` runs the
+    network's ONNX export through onnxruntime, where the export matches torch's outputs
+    (:func:`cap.backbones.torch_onnx.onnx_forward`); :attr:`runtime` says which ran.
     """
 
     module: torch.nn.Module
+    architecture: str  # the model's name in its library (timm's, torchvision's)
     bf16: bool = False
     mean: tuple[float, ...] = IMAGENET_MEAN
     std: tuple[float, ...] = IMAGENET_STD
@@ -68,11 +81,15 @@ class TorchBackbone(Backbone):
         mean: Sequence[float],
         std: Sequence[float],
         patch_layers: Sequence[str] = (),
+        runtime: str = DEFAULT_RUNTIME,
+        export_cache: str | os.PathLike[str] | None = None,
     ) -> None:
         """Freeze ``module`` on ``device`` (channels-last: on CPUs too, where oneDNN's
         depthwise and grouped convolutions run about twice as fast so), optionally
         compiled, and set the transform to ``side`` × ``side``; the outputs of the modules
-        named in ``patch_layers`` are caught as the network runs (:meth:`encode`)."""
+        named in ``patch_layers`` are caught as the network runs (:meth:`encode`). Then
+        pick the runtime (:func:`~cap.backbones.torch_onnx.resolve_runtime`); an export
+        is kept in ``export_cache`` (None: made in memory at each build)."""
         import torch
 
         self.device = str(resolve_device(device))
@@ -91,12 +108,21 @@ class TorchBackbone(Backbone):
         for layer in self.patch_layers:
             modules[layer].register_forward_hook(self._catch(layer))
         self.bf16 = bf16
-        self._forward = torch.compile(self._feature_map) if compile else self._feature_map
+        self._forward = self._feature_map  # compiled below, where torch runs
         self.mean, self.std = tuple(mean), tuple(std)
         self.transform = Uint8Transform(side, preprocessing)
         self.preprocessing = preprocessing
         normalisation = describe_normalisation(mean, std)
         self.input_description = f"{self.transform.describe()}, {normalisation} on the device"
+        chosen = resolve_runtime(
+            runtime, device=self.device, bf16=bf16, compile=compile, model=self.architecture
+        )
+        self._onnx: OnnxForward | None = None
+        if chosen == "onnx":
+            self._onnx = onnx_forward(self, export_cache)
+        if self._onnx is None and compile:
+            self._forward = torch.compile(self._feature_map)
+        self.runtime = RECORDED["torch" if self._onnx is None else "onnx"]
 
     @abc.abstractmethod
     def _feature_map(self, images: torch.Tensor) -> torch.Tensor:
@@ -141,27 +167,33 @@ class TorchBackbone(Backbone):
     def encode(
         self, batch: torch.Tensor | np.ndarray, *, maps: bool = False, patches: bool = False
     ) -> Encoded:
-        """Encode (B, S, S, 3) uint8 images (normalised here, on the device); see
-        :meth:`Backbone.encode`."""
+        """Encode (B, S, S, 3) uint8 images (normalised here, on the device; or through the
+        ONNX export, see the class); see :meth:`Backbone.encode`."""
         import torch
 
         self._check_patches(patches)
+        if self._onnx is not None:
+            return self._onnx(batch, maps=maps, patches=patches)
+        with torch.inference_mode():
+            pooled, *hwc = [value.cpu().numpy() for value in self._outputs(batch, patches)]
+        return Encoded(
+            pooled=pooled,  # (B, C)
+            maps=hwc[0] if maps else None,  # (B, h, w, C)
+            patches=tuple(hwc[1:]),  # each (B, h_l, w_l, C_l)
+        )
+
+    def _outputs(self, batch: torch.Tensor | np.ndarray, patches: bool) -> list[torch.Tensor]:
+        """Float32 pooled features (B, C), last feature maps (B, h, w, C) and, with
+        ``patches``, each patch layer's maps (B, h_l, w_l, C_l) of (B, S, S, 3) uint8
+        images: what :meth:`encode` returns, and the graph an ONNX export traces."""
         self._catching, self._caught = patches, {}
         try:
-            with torch.inference_mode():
-                last = self._maps(batch)  # (B, C, h, w)
-                pooled = self._pool(last)  # (B, C)
-                caught = [self._caught_map(layer, batch) for layer in self.patch_layers if patches]
-                hwc = [
-                    m.permute(0, 2, 3, 1).cpu().numpy() for m in ([last] if maps else []) + caught
-                ]
+            last = self._maps(batch)  # (B, C, h, w)
+            pooled = self._pool(last)  # (B, C)
+            caught = [self._caught_map(layer, batch) for layer in self.patch_layers if patches]
         finally:
             self._catching, self._caught = False, {}
-        return Encoded(
-            pooled=pooled.cpu().numpy(),
-            maps=hwc[0] if maps else None,  # (B, h, w, C)
-            patches=tuple(hwc[1 if maps else 0 :]),  # each (B, h_l, w_l, C_l)
-        )
+        return [pooled, *(m.permute(0, 2, 3, 1) for m in [last, *caught])]
 
     def _caught_map(self, layer: str, batch: torch.Tensor | np.ndarray) -> torch.Tensor:
         """``layer``'s float32 map (B, C_l, h_l, w_l) caught in the forward of ``batch``
@@ -200,11 +232,13 @@ class TorchBackbone(Backbone):
         return [name for name, found in is_map.items() if found]
 
     def logits(self, batch: torch.Tensor | np.ndarray) -> np.ndarray:
-        """Class logits (B, n_classes) of (B, S, S, 3) uint8 images; see :meth:`Backbone.logits`."""
+        """Class logits (B, n_classes) of (B, S, S, 3) uint8 images: the classifier on the
+        pooled features of :meth:`encode` (of either runtime); see :meth:`Backbone.logits`."""
         import torch
 
+        pooled = torch.from_numpy(self.encode(batch).pooled).to(self.device)  # (B, C)
         with torch.inference_mode():
-            return self._classify(self._pool(self._maps(batch))).float().cpu().numpy()
+            return self._classify(pooled).float().cpu().numpy()
 
 
 def _outer(modules: Iterable[str]) -> list[str]:

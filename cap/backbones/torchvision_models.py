@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from cap.backbones.base import file_sha256
 from cap.backbones.torch_module import TorchBackbone, load_checkpoint
+from cap.backbones.torch_onnx import DEFAULT_RUNTIME
 from cap.data.transforms import (
     CROP,
     DEFAULT_PREPROCESSING,
@@ -80,6 +81,8 @@ class TorchvisionBackbone(TorchBackbone):
         bf16: bool = False,
         compile: bool = False,
         patch_layers: Sequence[str] = (),
+        runtime: str = DEFAULT_RUNTIME,
+        export_cache: str | os.PathLike[str] | None = None,
         offline: bool | None = None,
         preprocessing: str = DEFAULT_PREPROCESSING,
     ) -> None:
@@ -103,7 +106,7 @@ class TorchvisionBackbone(TorchBackbone):
                 ) from error
         self.classifier = model.fc.eval().requires_grad_(False)
         trunk = torch.nn.Sequential(OrderedDict(list(model.named_children())[:-2]))  # layer1…4
-        self.name = name
+        self.name = self.architecture = name
         self.dim = int(model.fc.in_features)  # layer4's channels
         self._place(
             trunk,
@@ -111,6 +114,8 @@ class TorchvisionBackbone(TorchBackbone):
             bf16=bf16,
             compile=compile,
             patch_layers=patch_layers,
+            runtime=runtime,
+            export_cache=export_cache,
             side=CROP,
             preprocessing=preprocessing,
             mean=IMAGENET_MEAN,

@@ -18,10 +18,12 @@ Extracted once and shared by every normal class and every ablation. Layout:
 Attributes: ``dataset``, ``split``, ``category``, ``backbone``, ``weights``,
 ``preprocessing`` (a key of ``cap.data.transforms.PREPROCESSINGS``: ``paper``,
 ``torchvision``, ``direct``), ``input_description`` (the backbone's transform and input
-normalisation in words), ``image_count``, ``dim``, ``package_version``, ``class_names``
-(JSON list), ``limit_per_class`` (0 = all), ``skipped_count``, ``inputs_version`` (of the
-images and weights, where the workflow embedded them). This provenance, not the config,
-is what every later step reads about how the features were made.
+normalisation in words), ``runtime`` (torch backbones: ``torch`` or ``onnxruntime``, what
+ran the network; absent for the others and in files of earlier versions), ``image_count``,
+``dim``, ``package_version``, ``class_names`` (JSON list), ``limit_per_class`` (0 = all),
+``skipped_count``, ``inputs_version`` (of the images and weights, where the workflow
+embedded them). This provenance, not the config, is what every later step reads about how
+the features were made.
 """
 
 from __future__ import annotations
@@ -314,6 +316,7 @@ def provenance(
 ) -> dict[str, Any]:
     """What an embedding file records of how its features were made (module docstring)."""
     return {
+        **({} if backbone.runtime is None else {"runtime": backbone.runtime}),
         "dataset": dataset.name,
         "split": dataset.split,
         "category": dataset.category or "",

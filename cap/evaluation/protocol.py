@@ -56,6 +56,12 @@ def one_class_task(
             f"train and test embeddings differ in dimension: "
             f"{train.features.shape[1]} vs {test.features.shape[1]}"
         )
+    runtimes = [split.attrs.get("runtime", "none recorded") for split in (train, test)]
+    if runtimes[0] != runtimes[1]:  # features alike to ~1e-5, but not one network's
+        raise DataError(
+            f"train and test embeddings were made by different runtimes ({runtimes[0]} vs "
+            f"{runtimes[1]}): embed both alike (the backbone's options.runtime)"
+        )
     if normal_class is None:
         in_bank = np.ones(len(train.labels), dtype=bool)
         is_anomaly = (test.labels != 0).astype(np.int64)

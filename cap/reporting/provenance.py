@@ -1,5 +1,5 @@
-"""Where a report's numbers come from: commit, config, date, package versions, device and
-backbone weights."""
+"""Where a report's numbers come from: commit, config, date, package versions, device,
+backbone weights and runtimes."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ PACKAGES: dict[str, tuple[str, ...]] = {
     "numpy": ("numpy",),
     "scikit-learn": ("scikit-learn",),
     "ai-edge-litert (TFLite)": ("ai-edge-litert",),
+    "onnxruntime": ("onnxruntime",),
     "pyod": ("pyod",),
     "snakemake": ("snakemake",),
     "cap (capbench)": ("capbench",),
@@ -68,14 +69,17 @@ def detect_environment() -> dict[str, str]:
 
 
 def backbone_weights(embedding_files: Sequence[str | os.PathLike[str]]) -> dict[str, str]:
-    """Which weights each backbone used (torchvision tag or checkpoint sha256), from the
-    attributes of the embedding files."""
+    """Which weights each backbone used (torchvision tag or checkpoint sha256) and, where it
+    had a choice, which runtime ran it (torch or onnxruntime), from the attributes of the
+    embedding files."""
     import h5py
 
     weights = {}
     for path in embedding_files:
         with h5py.File(path, "r") as store:
             weights[f"{store.attrs['backbone']} weights"] = str(store.attrs["weights"])
+            if "runtime" in store.attrs:
+                weights[f"{store.attrs['backbone']} runtime"] = str(store.attrs["runtime"])
     return weights
 
 

@@ -23,6 +23,10 @@ BATCH = "{dataset}/{backbone}/{cls}/{bank}"
 #: nowhere else.
 RESOURCES = "resources"
 RESOURCE = f"{RESOURCES}/{{resource}}"
+#: The torch backbones' ONNX exports, by content key (:mod:`cap.backbones.torch_onnx`):
+#: made from the weights by the embed jobs, kept beside them under a name that no
+#: resource can take (resource names do not start with a dot).
+EXPORTS = f"{RESOURCES}/.onnx"
 EMBEDDINGS = f"{RESULTS}/embeddings/{{dataset}}/{{backbone}}/{{subset}}/{{split}}.h5"
 #: Neighbours of a class's bank: ``bank`` is ``all`` or the bank size N of its runs.
 NEIGHBORS = f"{RESULTS}/neighbors/{{dataset}}/{{backbone}}/{{cls}}/{{bank}}.h5"

@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 from collections.abc import Mapping
 
+from cap.backbones import backbone_options
+from cap.backbones.torch_onnx import DEFAULT_RUNTIME
 from cap.evaluation.jobs import EmbedJob
 from cap.workflow import layout
 from cap.workflow.rule import Rule
@@ -18,6 +20,9 @@ def build(steps: Steps, wildcards: Mapping[str, str]) -> EmbedJob:
     plan = steps.plan
     entry = plan.datasets[dataset]
     model = steps.config.backbones[backbone]
+    options = dict(model.options)
+    if "runtime" in backbone_options(model.model):  # recorded, so that a new default re-embeds
+        options.setdefault("runtime", DEFAULT_RUNTIME)
     return EmbedJob(
         dataset=entry.source,
         data_root=plan.resource_path(entry.resource),
@@ -34,7 +39,7 @@ def build(steps: Steps, wildcards: Mapping[str, str]) -> EmbedJob:
         patch_maps=plan.reads_patches(dataset),
         batch_size=model.batch_size,
         bf16=model.bf16,
-        options=dict(model.options),
+        options=options,
         skip_corrupt=entry.skip_corrupt,
         validation_in_bank=entry.validation_in_bank and split == "train",
         inputs_version=plan.inputs_version(entry.resource, model.resource),
@@ -59,7 +64,7 @@ def options(parser: argparse.ArgumentParser) -> None:
 
 
 def run(job: EmbedJob, args: argparse.Namespace) -> None:
-    from cap.backbones import backbone_options, build_backbone
+    from cap.backbones import build_backbone
     from cap.data import load_dataset
     from cap.evaluation.embeddings import extract_embeddings
     from cap.utils.logs import log_startup
@@ -75,6 +80,8 @@ def run(job: EmbedJob, args: argparse.Namespace) -> None:
     backbone_settings = dict(job.options)
     if "offline" in backbone_options(job.backbone):
         backbone_settings["offline"] = job.offline or None
+    if "export_cache" in backbone_options(job.backbone):
+        backbone_settings["export_cache"] = layout.EXPORTS
     if job.bf16:
         backbone_settings["bf16"] = True
     backbone = build_backbone(
