@@ -133,7 +133,7 @@ class OnnxForward:
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
         # no busy-waiting between calls: on a shared CPU (the DataLoader's workers, other
-        # jobs) Lite0's pipeline ran 1.2x as fast without it (docs/performance.md, "Torch backbones through onnxruntime")
+        # jobs) Lite0's pipeline ran 1.2x as fast without it (docs/performance.md)
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = onnxruntime.InferenceSession(
             model, options, providers=["CPUExecutionProvider"]
