@@ -706,3 +706,10 @@ def test_a_dataset_on_an_unknown_backbone_is_refused_naming_its_key(paper_config
     config["datasets"]["fmnist"]["backbone"] = "vit"
     with pytest.raises(ConfigReferenceError, match=r"datasets\.fmnist\.backbone refers to 'vit'"):
         Plan(config)
+
+
+def test_a_concordance_needs_two_backbones_left_by_only():
+    config = load("config/backbones.yaml")
+    assert "concordance" in {rule.name for rule in Plan(config).final_rules()}
+    config["only"] = {"datasets": ["cifar10_mnv1"], "methods": ["dn2", "no_adaptation"]}
+    assert "concordance" not in {rule.name for rule in Plan(config).final_rules()}

@@ -43,8 +43,12 @@ def ranks(plan: Plan) -> bool:
 
 
 def concords(plan: Plan) -> bool:
-    """The config compares a table's rankings across backbones, and it has runs."""
-    return plan.config.report.concordance in plan.targets.tables
+    """The config compares a table's rankings across backbones, and ``only`` left that
+    table runs on two datasets or more (one backbone has no other to agree with)."""
+    table = plan.config.report.concordance
+    if table not in plan.targets.tables:
+        return False
+    return len({run.dataset for run in plan.targets.table_runs(table)}) >= 2
 
 
 def bootstraps(plan: Plan) -> bool:
