@@ -38,6 +38,15 @@ def paper_plan(paper_config) -> Plan:
     return Plan(paper_config)
 
 
+#: The wildcards of the paper config's embedding of MVTec AD bottle's test split.
+MVTEC_BOTTLE_TEST = {
+    "dataset": "mvtec",
+    "backbone": "wide_resnet50_2",
+    "subset": "bottle",
+    "split": "test",
+}
+
+
 def figure_job(
     plan: Plan, kind: str, wildcards: dict[str, str], what: str = "params"
 ) -> dict[str, Any]:
@@ -353,12 +362,7 @@ def test_specs_round_trip_through_their_files(paper_plan, tmp_path):
             jobs.EmbedJob,
             steps.spec(
                 "embed",
-                {
-                    "dataset": "mvtec",
-                    "backbone": "wide_resnet50_2",
-                    "subset": "bottle",
-                    "split": "test",
-                },
+                MVTEC_BOTTLE_TEST,
             ),
         ),
         (
@@ -401,12 +405,7 @@ def test_embed_specs_follow_the_dataset_entry(paper_config):
     assert (
         steps.spec(
             "embed",
-            {
-                "dataset": "mvtec",
-                "backbone": "wide_resnet50_2",
-                "subset": "bottle",
-                "split": "test",
-            },
+            MVTEC_BOTTLE_TEST,
         ).category
         == "bottle"
     )

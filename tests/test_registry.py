@@ -81,3 +81,9 @@ def test_the_slurm_profile_follows_the_table():
         assert resources.get("mem_mb", defaults.mem_mb) == rule.mem_mb, rule.name
         assert resources.get("runtime", defaults.runtime) == rule.runtime, rule.name
         assert ("gpu" in resources) == rule.gpu, rule.name
+
+
+def test_each_figure_kind_draws_with_a_function_of_cap_and_has_its_caption():
+    for kind in FIGURE_KINDS.values():
+        assert kind.draw.startswith("cap.") and callable(kind.drawing()), kind.name
+        assert (REPO / "workflow" / "report" / f"{kind.name}.rst").is_file(), kind.name

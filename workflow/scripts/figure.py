@@ -7,7 +7,7 @@ from cap.workflow.figures import FIGURE_KINDS
 
 log_to(snakemake.log[0])
 
-FIGURE_KINDS[snakemake.params.kind].draw(
+FIGURE_KINDS[snakemake.params.kind].drawing()(
     dict(snakemake.input.items()),
     snakemake.params.spec,
     Path(snakemake.output.png).with_suffix(""),

@@ -4,18 +4,8 @@ without the reformed self-attention (a trained run's first seed)."""
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
-from pathlib import Path
-from typing import Any
 
 from cap.workflow.figures.base import FigureKind, model_inputs, model_params
-
-
-def draw(inputs: Mapping[str, Any], params: Mapping[str, Any], out: Path) -> None:
-    from cap.reporting.figure_examples import draw_attention
-
-    draw_attention(inputs, params, out)
-
 
 KIND = FigureKind(
     name="attention",
@@ -23,5 +13,5 @@ KIND = FigureKind(
     needs="model",
     inputs=functools.partial(model_inputs, kind="attention"),
     params=functools.partial(model_params, kind="attention"),
-    draw=draw,
+    draw="cap.reporting.figure_examples:draw_attention",
 )

@@ -4,18 +4,8 @@ per method (a variant per bank size), ± the std over seeds."""
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
-from pathlib import Path
-from typing import Any
 
 from cap.workflow.figures.base import FigureKind, curves_params, records_inputs
-
-
-def draw(inputs: Mapping[str, Any], params: Mapping[str, Any], out: Path) -> None:
-    from cap.reporting.figures import draw_bank_curves
-
-    draw_bank_curves(inputs, params, out)
-
 
 KIND = FigureKind(
     name="bank_curves",
@@ -23,6 +13,6 @@ KIND = FigureKind(
     needs="scores",
     inputs=functools.partial(records_inputs, kind="bank_curves"),
     params=curves_params,
-    draw=draw,
+    draw="cap.reporting.figures:draw_bank_curves",
     local=True,
 )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import string
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
@@ -37,7 +38,7 @@ class FigureKind:
     needs: str  # what its variants must leave (one of NEEDS)
     inputs: Planned  # the files its job reads
     params: Planned  # what its drawing reads besides the files (plain data)
-    draw: Draw  # run in the figure's job (imports what it draws with)
+    draw: str  # "<cap module>:<function>", a Draw: imported in the figure's job only
     local: bool = False  # a quick job: run where Snakemake runs
 
     def __post_init__(self) -> None:
@@ -52,6 +53,12 @@ class FigureKind:
     def path(self) -> str:
         """The stem of each figure's files (``.png`` for the report, ``.pdf`` for papers)."""
         return f"{RESULTS}/figures/{self.name}/{self.job}"
+
+    def drawing(self) -> Draw:
+        """The function that draws this kind's figures (importing it, with matplotlib:
+        planning never does)."""
+        module, _, function = self.draw.partition(":")
+        return getattr(importlib.import_module(module), function)
 
     @property
     def wildcards(self) -> tuple[str, ...]:

@@ -3,9 +3,7 @@ map over them, as the pixel metrics score them (datasets with defect masks)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import asdict
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cap.evaluation.records import map_name
@@ -43,18 +41,12 @@ def params(steps: Steps, figure: Figure) -> dict[str, Any]:
     }
 
 
-def draw(inputs: Mapping[str, Any], params: Mapping[str, Any], out: Path) -> None:
-    from cap.reporting.localization_figure import draw_localization
-
-    draw_localization(inputs, params, out)
-
-
 KIND = FigureKind(
     name="localization",
     job="{dataset}/{backbone}/{cls}",
     needs="maps",
     inputs=inputs,
     params=params,
-    draw=draw,
+    draw="cap.reporting.localization_figure:draw_localization",
     local=True,
 )

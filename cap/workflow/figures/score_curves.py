@@ -4,18 +4,8 @@ epoch, one pair of curves per variant (its runs record their test scores per epo
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
-from pathlib import Path
-from typing import Any
 
 from cap.workflow.figures.base import FigureKind, curves_params, records_inputs
-
-
-def draw(inputs: Mapping[str, Any], params: Mapping[str, Any], out: Path) -> None:
-    from cap.reporting.figures import draw_score_curves
-
-    draw_score_curves(inputs, params, out)
-
 
 KIND = FigureKind(
     name="score_curves",
@@ -23,6 +13,6 @@ KIND = FigureKind(
     needs="history",
     inputs=functools.partial(records_inputs, kind="score_curves"),
     params=curves_params,
-    draw=draw,
+    draw="cap.reporting.figures:draw_score_curves",
     local=True,
 )
