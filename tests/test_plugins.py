@@ -131,7 +131,7 @@ def plugin_config(variant: dict) -> dict:
         }
     }
     config["figures"] = {}
-    config["report"]["leaderboard"] = "plugin"
+    config["report"].update(leaderboard="plugin", claims=[], claims_figure=False)
     return config
 
 
